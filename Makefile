@@ -1,0 +1,53 @@
+# crmsync — the one entry point for developers, CI and the README.
+SHELL        := /bin/bash
+PYTHON       ?= python3
+VENV         ?= .venv
+BIN          := $(VENV)/bin
+STAMP        := $(VENV)/.installed
+HOST         ?= 127.0.0.1
+PORT         ?= 8765
+LIMITS       ?= real
+FAULTS       ?=
+SANDBOX_DB   ?= .run/sandbox.db
+PYTEST_ARGS  ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint bench run sandbox seed clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@echo "installing crmsync and its dev tools into $(VENV) (log: $(VENV)/install.log)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@{ $(BIN)/python -m pip install --upgrade pip && $(BIN)/python -m pip install -e '.[dev]'; } \
+		> $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; echo "install failed: see $(VENV)/install.log"; exit 1; }
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install crmsync with its dev tools
+
+test: install  ## run the whole test suite (installs what it needs first)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+lint: install  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: install  ## run the benchmarks in bench/ (not part of make test)
+	$(BIN)/python -m bench
+
+run: install  ## start the sandbox, seed it, run the nightly job on sample_data/, print where the reports are
+	$(BIN)/python scripts/demo.py
+
+sandbox: install  ## run helcim-sandbox in the foreground (PORT, LIMITS, FAULTS, SANDBOX_DB)
+	@mkdir -p $(dir $(SANDBOX_DB))
+	$(BIN)/helcim-sandbox serve --host $(HOST) --port $(PORT) --db $(SANDBOX_DB) --limits $(LIMITS) $(if $(FAULTS),--faults $(FAULTS))
+
+seed: install  ## seed the sandbox database SANDBOX_DB with N customers (default 200)
+	@mkdir -p $(dir $(SANDBOX_DB))
+	$(BIN)/helcim-sandbox seed --db $(SANDBOX_DB) --customers $(or $(N),200)
+
+clean:  ## remove generated outputs, caches and the virtual environment
+	rm -rf $(VENV) .run out .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/results
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,3 @@
+from helcim_sandbox.cli import main
+
+main()

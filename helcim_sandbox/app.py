@@ -1,0 +1,599 @@
+"""The sandbox's HTTP application: Helcim's Customer API under ``/v2``.
+
+Every ``/v2`` request passes through :class:`Gate`, a raw ASGI layer that does
+what Helcim's edge does, in this order: authenticate the ``api-token`` header
+(401), admit the request against the merchant's rate limits (429), draw an
+injected fault, run the endpoint, add ``minute-limit-remaining`` and
+``hour-limit-remaining`` to the answer, and count the request by operation
+and status for ``/_sandbox/stats``.
+
+``/_sandbox/...`` endpoints are **not part of Helcim**: they let tests and
+demos add cards, bank accounts and PADs (which the real API cannot create),
+change PAD states, reset data, seed, change limits and faults at run time,
+and read request counts. They need no token and are never rate limited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from helcim_sandbox.faults import FaultConfig, FaultInjector
+from helcim_sandbox.limits import LimitConfig, RateLimiter
+from helcim_sandbox.store import Store, StoreError
+from helcim_sandbox.validation import (
+    ValidationFailed,
+    clean_bank_account,
+    clean_customer,
+    clean_pad_update,
+)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# (method, path pattern under /v2, Helcim operationId) — request-new before {bankId}.
+_ID = r"[^/]+"
+OPERATIONS: list[tuple[str, re.Pattern[str], str]] = [
+    (m, re.compile(f"^/v2{p}/?$"), op)
+    for m, p, op in [
+        ("GET", "/connection-test", "connection-test"),
+        ("GET", "/customers", "get-customers"),
+        ("POST", "/customers", "create-customer"),
+        ("GET", f"/customers/{_ID}", "get-customer"),
+        ("PUT", f"/customers/{_ID}", "update-customer"),
+        ("GET", f"/customers/{_ID}/cards", "get-customer-cards"),
+        ("GET", f"/customers/{_ID}/cards/{_ID}", "get-customer-card"),
+        ("DELETE", f"/customers/{_ID}/cards/{_ID}", "delete-customer-card"),
+        ("PATCH", f"/customers/{_ID}/cards/{_ID}/default", "set-customer-card-default"),
+        ("GET", f"/customers/{_ID}/bank-accounts", "get-customer-bank-accounts"),
+        ("POST", f"/customers/{_ID}/bank-accounts", "create-bank-account"),
+        ("GET", f"/customers/{_ID}/bank-accounts/request-new", "request-new-bank-account"),
+        ("GET", f"/customers/{_ID}/bank-accounts/{_ID}", "get-customer-bank-account"),
+        ("DELETE", f"/customers/{_ID}/bank-accounts/{_ID}", "delete-customer-bank-account"),
+        ("PATCH", f"/customers/{_ID}/bank-accounts/{_ID}/default", "set-customer-bank-account-default"),
+        ("GET", f"/customers/{_ID}/pads", "get-pads"),
+        ("GET", f"/customers/{_ID}/bank-accounts/{_ID}/pads/{_ID}", "get-pad"),
+        ("PUT", f"/customers/{_ID}/bank-accounts/{_ID}/pads/{_ID}", "update-pad"),
+    ]
+]
+
+
+def operation_for(method: str, path: str) -> str:
+    for op_method, pattern, name in OPERATIONS:
+        if op_method == method and pattern.match(path):
+            return name
+    return "unknown"
+
+
+class Stats:
+    """Request counts by operation and status, for tests that count calls."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[str, int]] = {}
+
+    def record(self, op: str, status: int | str) -> None:
+        by_status = self.counts.setdefault(op, {})
+        key = str(status)
+        by_status[key] = by_status.get(key, 0) + 1
+
+    def reset(self) -> None:
+        self.counts.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        by_status: dict[str, int] = {}
+        for statuses in self.counts.values():
+            for status, n in statuses.items():
+                by_status[status] = by_status.get(status, 0) + n
+        return {
+            "total": sum(by_status.values()),
+            "by_status": by_status,
+            "by_operation": {op: dict(s) for op, s in sorted(self.counts.items())},
+        }
+
+
+@dataclass
+class SandboxState:
+    store: Store
+    tokens: frozenset[str]
+    limiter: RateLimiter
+    faults: FaultInjector
+    stats: Stats = field(default_factory=Stats)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _json_bytes(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(content=_json_bytes(body), status_code=status, media_type="application/json")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def abort_connection(send: Send) -> None:
+    """Close the client's connection without a byte of answer.
+
+    ASGI has no verb for "hang up", so this reaches the server's transport
+    through the ``send`` callable uvicorn hands to the application (a bound
+    method of its request cycle). The cycle is marked disconnected so uvicorn
+    does not try to send its own 500 afterwards.
+    """
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise RuntimeError("this ASGI server does not expose its transport; cannot drop the connection")
+    transport.close()
+    cycle.disconnected = True  # type: ignore[union-attr]
+
+
+class Gate:
+    """Authentication, rate limits, fault injection and counting for ``/v2``."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
+        self.app = app
+        self.state = state
+
+    async def _answer(self, send: Send, status: int, body: Any, minute: int, hour: int) -> None:
+        payload = _json_bytes(body)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"minute-limit-remaining", str(minute).encode()),
+                    (b"hour-limit-remaining", str(hour).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == "/v2" or path.startswith("/v2/")):
+            await self.app(scope, receive, send)
+            return
+        st = self.state
+        method = scope["method"]
+        op = operation_for(method, path)
+        token = _header(scope, b"api-token")
+        if token is None or token not in st.tokens:
+            minute, hour = st.limiter.remaining()
+            await self._answer(send, 401, {"errors": "Unauthorized"}, minute, hour)
+            st.stats.record(op, 401)
+            return
+        admission = st.limiter.acquire()
+        minute, hour = admission.minute_remaining, admission.hour_remaining
+        if not admission.admitted:
+            await self._answer(send, 429, {"errors": "Too Many Requests"}, minute, hour)
+            st.stats.record(op, 429)
+            return
+        try:
+            draw = st.faults.draw(method)
+            if draw.latency_s:
+                await asyncio.sleep(draw.latency_s)
+            kind = draw.kind
+            if kind in ("error500", "error503", "error429"):
+                status = int(kind[-3:])
+                message = {500: "Internal Server Error", 503: "Service Unavailable", 429: "Too Many Requests"}
+                await self._answer(send, status, {"errors": message[status]}, minute, hour)
+                st.stats.record(op, status)
+                return
+            if kind == "reset":
+                abort_connection(send)
+                st.stats.record(op, "reset")
+                return
+            if kind == "timeout":
+                # Read the body first: the client will have hung up by the time
+                # the stalled request is performed, and the write must still land.
+                receive = await _buffered(receive)
+                await asyncio.sleep(st.faults.config.timeout_s)
+            if kind == "drop_after_commit":
+                captured: dict[str, int] = {}
+
+                async def swallow(message: Message) -> None:
+                    if message["type"] == "http.response.start":
+                        captured["status"] = message["status"]
+
+                await self.app(scope, receive, swallow)
+                abort_connection(send)
+                st.stats.record(op, f"dropped:{captured.get('status', 0)}")
+                return
+            status_seen: dict[str, int] = {}
+
+            async def send_with_limits(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status_seen["status"] = message["status"]
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        (b"minute-limit-remaining", str(minute).encode()),
+                        (b"hour-limit-remaining", str(hour).encode()),
+                    ]
+                await send(message)
+
+            await self.app(scope, receive, send_with_limits)
+            st.stats.record(op, status_seen.get("status", 0) if kind != "timeout" else "timeout")
+        finally:
+            st.limiter.release()
+
+
+async def _buffered(receive: Receive) -> Receive:
+    """Read the whole request body now; return a receive() that replays it."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    replay: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+    sent = False
+
+    async def receive_again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return replay
+        await asyncio.Event().wait()  # no more messages until the server gives up
+        return {"type": "http.disconnect"}
+
+    return receive_again
+
+
+def _int_id(raw: str, error: StoreError) -> int:
+    if not raw.isdigit():
+        raise error
+    return int(raw)
+
+
+def _customer_id(raw: str) -> int:
+    return _int_id(raw, StoreError(404, {"errors": "Invalid customerId"}))
+
+
+async def _json_body(request: Request, *, required: bool = True) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        if required:
+            raise ValidationFailed({"errors": "Request body must be a JSON object"})
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ValidationFailed({"errors": "Request body is not valid JSON"}) from None
+
+
+def _query_int(request: Request, name: str, default: int, low: int, high: int | None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ValidationFailed({"errors": f"{name} must be an integer {bound}"})
+    return value
+
+
+def _flag(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw not in ("0", "1"):
+        raise ValidationFailed({"errors": f"{name} must be 0 or 1"})
+    return int(raw)
+
+
+def create_app(state: SandboxState) -> ASGIApp:
+    """Build the ASGI application around one sandbox state."""
+    api = FastAPI(
+        title="helcim-sandbox",
+        description="A local emulator of Helcim's Customer API v2 (under /v2). /_sandbox/* is not part of Helcim.",
+        version="2.2.0-sandbox",
+    )
+    store = state.store
+
+    @api.exception_handler(StoreError)
+    async def _store_error(_: Request, exc: StoreError) -> Response:
+        return json_response(exc.body, exc.status)
+
+    @api.exception_handler(ValidationFailed)
+    async def _validation_error(_: Request, exc: ValidationFailed) -> Response:
+        return json_response(exc.body, 400)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        return json_response({"errors": str(exc.detail)}, exc.status_code)
+
+    # -- Helcim Customer API ----------------------------------------------------
+
+    @api.get("/v2/connection-test")
+    async def connection_test() -> Response:
+        return json_response({"message": "Connected Successfully"})
+
+    @api.get("/v2/customers")
+    async def get_customers(request: Request) -> Response:
+        limit = _query_int(request, "limit", 100, 1, 100)
+        page = _query_int(request, "page", 1, 1, None)
+        include = request.query_params.get("includeCards", "").lower() in ("yes", "true", "1")
+        code = request.query_params.get("customerCode")
+        search = request.query_params.get("search", "").strip()
+        return json_response(store.list_customers(search, code or None, limit, page, include))
+
+    @api.post("/v2/customers")
+    async def create_customer(request: Request) -> Response:
+        fields = clean_customer(await _json_body(request))
+        return json_response(store.create_customer(fields))  # LIVE: 200, not 201
+
+    @api.get("/v2/customers/{customer_id}")
+    async def get_customer(customer_id: str) -> Response:
+        return json_response(store.get_customer(_customer_id(customer_id)))
+
+    @api.put("/v2/customers/{customer_id}")
+    async def update_customer(customer_id: str, request: Request) -> Response:
+        cid = _customer_id(customer_id)
+        current = store.get_customer(cid, include_cards=False)
+        fields = clean_customer(await _json_body(request), current)
+        return json_response(store.update_customer(cid, fields))
+
+    @api.get("/v2/customers/{customer_id}/cards")
+    async def get_cards(customer_id: str, request: Request) -> Response:
+        cid = _customer_id(customer_id)
+        store.require_customer(cid)
+        return json_response(store.list_cards(cid, request.query_params.get("cardToken") or None))
+
+    @api.get("/v2/customers/{customer_id}/cards/{card_id}")
+    async def get_card(customer_id: str, card_id: str) -> Response:
+        cid = _customer_id(customer_id)
+        return json_response(
+            store.get_card(cid, _int_id(card_id, StoreError(404, {"errors": "Invalid cardId"})))
+        )
+
+    @api.delete("/v2/customers/{customer_id}/cards/{card_id}")
+    async def delete_card(customer_id: str, card_id: str) -> Response:
+        cid = _customer_id(customer_id)
+        store.delete_card(cid, _int_id(card_id, StoreError(404, [])))
+        return Response(status_code=204)
+
+    @api.patch("/v2/customers/{customer_id}/cards/{card_id}/default")
+    async def set_default_card(customer_id: str, card_id: str) -> Response:
+        cid = _customer_id(customer_id)
+        card = _int_id(card_id, StoreError(400, {"errors": "Invalid card id."}))
+        return json_response(store.set_default_card(cid, card))
+
+    @api.get("/v2/customers/{customer_id}/bank-accounts")
+    async def get_banks(customer_id: str, request: Request) -> Response:
+        cid = _customer_id(customer_id)
+        return json_response(
+            store.list_banks(
+                cid,
+                request.query_params.get("bankToken") or None,
+                _flag(request, "verified"),
+                _flag(request, "ready"),
+            )
+        )
+
+    @api.post("/v2/customers/{customer_id}/bank-accounts")
+    async def create_bank(customer_id: str, request: Request) -> Response:
+        cid = _customer_id(customer_id)
+        customer = store.get_customer(cid, include_cards=False)
+        cleaned = clean_bank_account(await _json_body(request))
+        bank_id = store.add_bank(cid, cleaned)
+        email = (customer["billingAddress"] or {}).get("email") or "the customer"
+        state.outbox.append({"customerId": cid, "kind": "bank-authorization", "bankAccountId": bank_id})
+        message = (
+            f"Successfully created new bank account with ID #{bank_id}. "
+            f"A bank authorization email was also emailed to {email}."
+        )
+        return json_response({"data": {"message": message, "bankAccount": {"id": bank_id}}}, 201)
+
+    @api.get("/v2/customers/{customer_id}/bank-accounts/request-new")
+    async def request_new_bank(customer_id: str) -> Response:
+        cid = _customer_id(customer_id)
+        store.require_customer(cid)
+        state.outbox.append({"customerId": cid, "kind": "bank-request"})  # a GET with a side effect (sic)
+        return json_response({"message": "Successfully sent bank account request email to customer."})
+
+    def _bank_id(raw: str) -> int:
+        return _int_id(raw, StoreError(404, {"message": "Bank account not found."}))
+
+    @api.get("/v2/customers/{customer_id}/bank-accounts/{bank_id}")
+    async def get_bank(customer_id: str, bank_id: str) -> Response:
+        return json_response(store.get_bank(_customer_id(customer_id), _bank_id(bank_id)))
+
+    @api.delete("/v2/customers/{customer_id}/bank-accounts/{bank_id}")
+    async def delete_bank(customer_id: str, bank_id: str) -> Response:
+        store.delete_bank(_customer_id(customer_id), _bank_id(bank_id))
+        return Response(status_code=204)
+
+    @api.patch("/v2/customers/{customer_id}/bank-accounts/{bank_id}/default")
+    async def set_default_bank(customer_id: str, bank_id: str) -> Response:
+        return json_response(store.set_default_bank(_customer_id(customer_id), _bank_id(bank_id)))
+
+    @api.get("/v2/customers/{customer_id}/pads")
+    async def get_pads(customer_id: str) -> Response:
+        pads = store.list_pads(_customer_id(customer_id))
+        if not pads:
+            return Response(status_code=204)
+        return json_response({"pads": pads})
+
+    def _pad_ids(customer_id: str, bank_id: str, pad_id: str) -> tuple[int, int, int]:
+        missing = StoreError(404, {"message": "PAD not found."})
+        return _customer_id(customer_id), _int_id(bank_id, missing), _int_id(pad_id, missing)
+
+    @api.get("/v2/customers/{customer_id}/bank-accounts/{bank_id}/pads/{pad_id}")
+    async def get_pad(customer_id: str, bank_id: str, pad_id: str) -> Response:
+        return json_response({"pad": store.get_pad(*_pad_ids(customer_id, bank_id, pad_id))})
+
+    @api.put("/v2/customers/{customer_id}/bank-accounts/{bank_id}/pads/{pad_id}")
+    async def update_pad(customer_id: str, bank_id: str, pad_id: str, request: Request) -> Response:
+        ids = _pad_ids(customer_id, bank_id, pad_id)
+        store.get_pad(*ids)
+        changes = clean_pad_update(await _json_body(request, required=False))
+        return json_response({"pad": store.update_pad(*ids, changes)})
+
+    # -- sandbox-only control endpoints (not part of Helcim) ---------------------
+
+    @api.get("/_sandbox/stats", tags=["sandbox only"])
+    async def sandbox_stats() -> Response:
+        snapshot = state.stats.snapshot()
+        snapshot["faults_injected"] = dict(state.faults.injected)
+        snapshot["in_flight"] = state.limiter.in_flight
+        minute, hour = state.limiter.remaining()
+        snapshot["limits"] = {
+            "spec": state.limiter.config.spec(),
+            "minute_remaining": minute,
+            "hour_remaining": hour,
+        }
+        snapshot["data"] = store.counts()
+        return json_response(snapshot)
+
+    @api.post("/_sandbox/stats/reset", tags=["sandbox only"])
+    async def sandbox_stats_reset() -> Response:
+        state.stats.reset()
+        state.faults.injected.clear()
+        return json_response({"ok": True})
+
+    @api.post("/_sandbox/reset", tags=["sandbox only"])
+    async def sandbox_reset() -> Response:
+        store.reset()
+        state.stats.reset()
+        state.faults.injected.clear()
+        state.limiter.reset()
+        state.outbox.clear()
+        return json_response({"ok": True})
+
+    @api.get("/_sandbox/config", tags=["sandbox only"])
+    async def sandbox_config() -> Response:
+        return json_response({"limits": state.limiter.config.spec(), "faults": state.faults.config.spec()})
+
+    @api.put("/_sandbox/config", tags=["sandbox only"])
+    async def sandbox_set_config(request: Request) -> Response:
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise ValidationFailed({"errors": 'expected {"limits": SPEC, "faults": SPEC}'})
+        try:
+            limits = LimitConfig.parse(body["limits"]) if "limits" in body else None
+            faults = FaultConfig.parse(body["faults"]) if "faults" in body else None
+        except ValueError as exc:
+            raise ValidationFailed({"errors": str(exc)}) from None
+        if limits is not None:
+            state.limiter.reconfigure(limits)
+        if faults is not None:
+            state.faults.reconfigure(faults)
+        return json_response({"limits": state.limiter.config.spec(), "faults": state.faults.config.spec()})
+
+    @api.get("/_sandbox/outbox", tags=["sandbox only"])
+    async def sandbox_outbox() -> Response:
+        return json_response(state.outbox)
+
+    @api.post("/_sandbox/seed", tags=["sandbox only"])
+    async def sandbox_seed(request: Request) -> Response:
+        from helcim_sandbox.seed import SeedOptions, seed_store
+
+        body = await _json_body(request, required=False) or {}
+        try:
+            options = SeedOptions.from_mapping(body)
+        except (TypeError, ValueError) as exc:
+            raise ValidationFailed({"errors": str(exc)}) from None
+        return json_response(seed_store(store, options))
+
+    @api.post("/_sandbox/customers/{customer_id}/cards", tags=["sandbox only"])
+    async def sandbox_add_card(customer_id: str, request: Request) -> Response:
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise ValidationFailed({"errors": "expected a JSON object"})
+        number = str(body.get("cardNumber", "")).replace(" ", "")
+        f6l4 = str(body.get("cardF6L4", "")) or (number[:6] + number[-4:] if len(number) >= 12 else "")
+        expiry = str(body.get("cardExpiry", ""))
+        if not (f6l4.isdigit() and len(f6l4) == 10):
+            raise ValidationFailed({"errors": "give cardNumber (12-19 digits) or cardF6L4 (10 digits)"})
+        if not (expiry.isdigit() and len(expiry) == 4 and 1 <= int(expiry[:2]) <= 12):
+            raise ValidationFailed({"errors": "cardExpiry must be MMYY"})
+        card = store.add_card(
+            _customer_id(customer_id),
+            holder=str(body.get("cardHolderName", "")),
+            f6l4=f6l4,
+            expiry=expiry,
+            default=bool(body.get("default", False)),
+            date_created=body.get("dateCreated"),
+        )
+        return json_response(card, 201)
+
+    @api.post("/_sandbox/customers/{customer_id}/bank-accounts", tags=["sandbox only"])
+    async def sandbox_add_bank(customer_id: str, request: Request) -> Response:
+        """Body: the create-bank fields, plus ``verified`` (bool) and ``pad`` (pending|accepted|revoked|none)."""
+        body = await _json_body(request)
+        cleaned = clean_bank_account(body)
+        cid = _customer_id(customer_id)
+        pad = str(body.get("pad", "none"))
+        if pad not in ("none", "pending", "accepted", "revoked"):
+            raise ValidationFailed({"errors": "pad must be none, pending, accepted or revoked"})
+        bank_id = store.add_bank(
+            cid,
+            cleaned,
+            verified=bool(body.get("verified", False)),
+            with_pad=False,
+            date_created=body.get("dateCreated"),
+        )
+        if pad != "none":
+            store.add_pad(cid, bank_id, pad, date_created=body.get("dateCreated"))
+        return json_response(store.get_bank(cid, bank_id), 201)
+
+    @api.put("/_sandbox/customers/{customer_id}/bank-accounts/{bank_id}", tags=["sandbox only"])
+    async def sandbox_set_bank(customer_id: str, bank_id: str, request: Request) -> Response:
+        body = await _json_body(request)
+        verified = bool(body.get("verified")) if isinstance(body, dict) else False
+        return json_response(store.set_bank_flags(_customer_id(customer_id), _bank_id(bank_id), verified))
+
+    @api.post("/_sandbox/customers/{customer_id}/bank-accounts/{bank_id}/pads", tags=["sandbox only"])
+    async def sandbox_add_pad(customer_id: str, bank_id: str, request: Request) -> Response:
+        body = await _json_body(request, required=False) or {}
+        pad = store.add_pad(
+            _customer_id(customer_id),
+            _bank_id(bank_id),
+            str(body.get("state", "pending")),
+            date_created=body.get("dateCreated"),
+        )
+        return json_response(pad, 201)
+
+    @api.put("/_sandbox/pads/{pad_id}", tags=["sandbox only"])
+    async def sandbox_set_pad(pad_id: str, request: Request) -> Response:
+        body = await _json_body(request)
+        state_name = str(body.get("state", "")) if isinstance(body, dict) else ""
+        return json_response(
+            store.set_pad_state(_int_id(pad_id, StoreError(404, {"message": "PAD not found."})), state_name)
+        )
+
+    return Gate(api, state)
+
+
+def build_state(
+    db: str | None,
+    tokens: list[str],
+    limits: LimitConfig,
+    faults: FaultConfig,
+    timezone: str | None = None,
+) -> SandboxState:
+    store = Store(db, timezone) if timezone else Store(db)
+    return SandboxState(store, frozenset(tokens), RateLimiter(limits), FaultInjector(faults))
