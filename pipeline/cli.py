@@ -1,15 +1,91 @@
-"""``crmsync``: the command line. Each command is a thin shell over one library call."""
+"""``crmsync``: the command line. Each command is a thin shell over one library call.
+
+A command parses its options, calls one function of the library, renders the
+result, and lets :func:`main` turn our exceptions into exit codes:
+0 success, 1 partial (some rows rejected or failed), 2 bad usage or bad input
+file, 3 could not reach or authenticate to the API.
+"""
 
 from __future__ import annotations
 
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
 
+from pipeline.errors import EXIT_USAGE, CrmsyncError
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(func: F) -> F:
+    """Turn a CrmsyncError raised by the library into one clear line and its exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CrmsyncError as error:
+            click.echo(f"crmsync: error: {error}", err=True)
+            raise click.exceptions.Exit(error.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# -- shared option sets -----------------------------------------------------------
+
+
+def crm_options(func: F) -> F:
+    """--crm FILE and --profile NAME."""
+    func = click.option(
+        "--profile",
+        default="generic",
+        show_default=True,
+        help="Column mapping of the CRM export: generic, hubspot, salesforce, or a profile file's name.",
+    )(func)
+    func = click.option(
+        "--crm",
+        "crm_path",
+        required=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The CRM's customer export (CSV).",
+    )(func)
+    return func
+
+
+def out_option(func: F) -> F:
+    """--out DIR."""
+    return click.option(
+        "--out",
+        "out_dir",
+        required=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Folder for the outputs (created if missing).",
+    )(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="crmsync", prog_name="crmsync")
-def main() -> None:
+def cli() -> None:
     """Keep a CRM's customers and a Helcim account in sync, and report on payment methods.
 
-    Exit codes: 0 success, 1 partial (some rows rejected or failed), 2 bad usage
-    or bad input file, 3 could not reach or authenticate to the API.
+    \b
+    Exit codes: 0 success
+                1 partial: some rows rejected or failed
+                2 bad usage or bad input file
+                3 could not reach or authenticate to the API
+    The API location and token come from HELCIM_API_URL (default
+    https://api.helcim.com/v2) and HELCIM_API_TOKEN.
     """
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(standalone_mode=True)
+    except KeyboardInterrupt:  # pragma: no cover - interactive only
+        click.echo("crmsync: interrupted", err=True)
+        sys.exit(EXIT_USAGE)
