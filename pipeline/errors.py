@@ -67,7 +67,9 @@ class AccountMismatchError(StateError):
 class HelcimError(CrmsyncError):
     """An API call failed. ``status`` is the HTTP status (None without an answer)."""
 
-    def __init__(self, message: str, *, operation: str = "", status: int | None = None, detail: str = "") -> None:
+    def __init__(
+        self, message: str, *, operation: str = "", status: int | None = None, detail: str = ""
+    ) -> None:
         super().__init__(message)
         self.operation = operation
         self.status = status
