@@ -26,6 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from helcim_sandbox import __version__
 from helcim_sandbox.faults import FaultConfig, FaultInjector
 from helcim_sandbox.limits import LimitConfig, RateLimiter
 from helcim_sandbox.store import Store, StoreError
@@ -67,6 +68,10 @@ OPERATIONS: list[tuple[str, re.Pattern[str], str]] = [
         ("PUT", f"/customers/{_ID}/bank-accounts/{_ID}/pads/{_ID}", "update-pad"),
     ]
 ]
+
+
+# The one header Helcim does not send: it lets a client tell it reached the sandbox.
+SANDBOX_HEADER = (b"x-helcim-sandbox", __version__.encode())
 
 
 def operation_for(method: str, path: str) -> str:
@@ -161,6 +166,7 @@ class Gate:
                     (b"content-length", str(len(payload)).encode()),
                     (b"minute-limit-remaining", str(minute).encode()),
                     (b"hour-limit-remaining", str(hour).encode()),
+                    SANDBOX_HEADER,
                 ],
             }
         )
@@ -226,6 +232,7 @@ class Gate:
                         *message.get("headers", []),
                         (b"minute-limit-remaining", str(minute).encode()),
                         (b"hour-limit-remaining", str(hour).encode()),
+                        SANDBOX_HEADER,
                     ]
                 await send(message)
 
@@ -483,25 +490,39 @@ def create_app(state: SandboxState) -> ASGIApp:
         state.outbox.clear()
         return json_response({"ok": True})
 
+    def config_view() -> dict[str, str]:
+        return {
+            "limits": state.limiter.config.spec(),
+            "faults": state.faults.config.spec(),
+            "duplicate_codes": "allow" if store.allow_duplicate_codes else "refuse",
+        }
+
     @api.get("/_sandbox/config", tags=["sandbox only"])
     async def sandbox_config() -> Response:
-        return json_response({"limits": state.limiter.config.spec(), "faults": state.faults.config.spec()})
+        return json_response(config_view())
 
     @api.put("/_sandbox/config", tags=["sandbox only"])
     async def sandbox_set_config(request: Request) -> Response:
         body = await _json_body(request)
         if not isinstance(body, dict):
-            raise ValidationFailed({"errors": 'expected {"limits": SPEC, "faults": SPEC}'})
+            raise ValidationFailed(
+                {"errors": 'expected {"limits": SPEC, "faults": SPEC, "duplicate_codes": ...}'}
+            )
         try:
             limits = LimitConfig.parse(body["limits"]) if "limits" in body else None
             faults = FaultConfig.parse(body["faults"]) if "faults" in body else None
         except ValueError as exc:
             raise ValidationFailed({"errors": str(exc)}) from None
+        duplicates = body.get("duplicate_codes")
+        if duplicates not in (None, "allow", "refuse"):
+            raise ValidationFailed({"errors": "duplicate_codes must be allow or refuse"})
         if limits is not None:
             state.limiter.reconfigure(limits)
         if faults is not None:
             state.faults.reconfigure(faults)
-        return json_response({"limits": state.limiter.config.spec(), "faults": state.faults.config.spec()})
+        if duplicates is not None:
+            store.allow_duplicate_codes = duplicates == "allow"
+        return json_response(config_view())
 
     @api.get("/_sandbox/outbox", tags=["sandbox only"])
     async def sandbox_outbox() -> Response:
@@ -594,6 +615,8 @@ def build_state(
     limits: LimitConfig,
     faults: FaultConfig,
     timezone: str | None = None,
+    allow_duplicate_codes: bool = False,
 ) -> SandboxState:
     store = Store(db, timezone) if timezone else Store(db)
+    store.allow_duplicate_codes = allow_duplicate_codes
     return SandboxState(store, frozenset(tokens), RateLimiter(limits), FaultInjector(faults))

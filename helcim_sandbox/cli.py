@@ -74,6 +74,14 @@ def main() -> None:
     help="Fault injection, e.g. 'error500=0.05,drop_after_commit=0.02,timeout=0.01,latency_ms=20-200,seed=7'.",
 )
 @click.option(
+    "--duplicate-codes",
+    type=click.Choice(["refuse", "allow"]),
+    default="refuse",
+    show_default=True,
+    help="What a create with an existing customerCode gets: a 400, or a second customer (Helcim's real "
+    "behaviour is undocumented; 'allow' is the worst case for duplicate-safe clients).",
+)
+@click.option(
     "--timezone", default="America/Edmonton", show_default=True, help="Merchant time zone of dates."
 )
 @click.option(
@@ -91,6 +99,7 @@ def serve(
     tokens: tuple[str, ...],
     limits: LimitConfig,
     faults: FaultConfig,
+    duplicate_codes: str,
     timezone: str,
     url_file: Path | None,
     log_level: str,
@@ -107,7 +116,9 @@ def serve(
         accepted, source = ([env_token], "HELCIM_API_TOKEN") if env_token else ([DEFAULT_TOKEN], "default")
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
-    state = build_state(str(db) if db else None, accepted, limits, faults, timezone)
+    state = build_state(
+        str(db) if db else None, accepted, limits, faults, timezone, duplicate_codes == "allow"
+    )
     app = create_app(state)
 
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
@@ -123,7 +134,8 @@ def serve(
     token_note = "sandbox-token" if source == "default" else f"{len(accepted)} token(s) from {source}"
     click.echo(
         f"helcim-sandbox listening on {base_url}  (tokens: {token_note}; limits: {limits.spec()}; "
-        f"faults: {faults.spec() if faults.active else 'none'}; db: {db or 'in memory'})",
+        f"faults: {faults.spec() if faults.active else 'none'}; duplicate codes: {duplicate_codes}; "
+        f"db: {db or 'in memory'})",
     )
     sys.stdout.flush()
     if url_file is not None:

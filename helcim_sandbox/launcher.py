@@ -58,8 +58,11 @@ class SandboxProcess:
     def reset(self) -> None:
         self._control("POST", "reset")
 
-    def configure(self, *, limits: str | None = None, faults: str | None = None) -> dict[str, Any]:
-        body = {k: v for k, v in (("limits", limits), ("faults", faults)) if v is not None}
+    def configure(
+        self, *, limits: str | None = None, faults: str | None = None, duplicate_codes: str | None = None
+    ) -> dict[str, Any]:
+        pairs = (("limits", limits), ("faults", faults), ("duplicate_codes", duplicate_codes))
+        body = {k: v for k, v in pairs if v is not None}
         result: dict[str, Any] = self._control("PUT", "config", body)
         return result
 

@@ -34,7 +34,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS customers (
     id INTEGER PRIMARY KEY,
-    customer_code TEXT NOT NULL UNIQUE,
+    customer_code TEXT NOT NULL,
     contact_name TEXT NOT NULL DEFAULT '',
     business_name TEXT NOT NULL DEFAULT '',
     cellphone TEXT NOT NULL DEFAULT '',
@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS customers (
     date_updated TEXT,
     default_bank_id INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS customers_code ON customers (customer_code);
 CREATE TABLE IF NOT EXISTS cards (
     id INTEGER PRIMARY KEY,
     customer_id INTEGER NOT NULL,
@@ -122,6 +123,9 @@ def search_text(code: str, contact: str, business: str, cell: str, billing: Any,
 class Store:
     def __init__(self, path: str | None = None, timezone: str = DEFAULT_TIMEZONE) -> None:
         self.path = path or ":memory:"
+        # True emulates an API that accepts a second customer with an existing code
+        # (Helcim's real behaviour is undocumented): the worst case for duplicate creates.
+        self.allow_duplicate_codes = False
         self.tz = ZoneInfo(timezone)
         self._lock = threading.RLock()
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -213,8 +217,8 @@ class Store:
         return row
 
     def _code_owner(self, code: str) -> int | None:
-        row = self.db.execute("SELECT id FROM customers WHERE customer_code = ?", (code,)).fetchone()
-        return None if row is None else int(row[0])
+        row = self.db.execute("SELECT MIN(id) FROM customers WHERE customer_code = ?", (code,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def _auto_code(self) -> str:
         seq = int(self._meta("next_cst") or FIRST_CST)
@@ -227,7 +231,7 @@ class Store:
         """POST /customers. Refuses a customerCode that already exists (sandbox choice)."""
         with self.transaction() as db:
             code = fields.get("customerCode") or self._auto_code()
-            if self._code_owner(code) is not None:
+            if not self.allow_duplicate_codes and self._code_owner(code) is not None:
                 raise StoreError(400, {"errors": {"customerCode": f"Customer code {code} already exists"}})
             billing = fields.get("billingAddress") or None
             shipping = fields.get("shippingAddress") or None
@@ -262,7 +266,7 @@ class Store:
             row = self.require_customer(customer_id)
             code = fields.get("customerCode") or row["customer_code"]
             owner = self._code_owner(code)
-            if owner is not None and owner != customer_id:
+            if not self.allow_duplicate_codes and owner is not None and owner != customer_id:
                 raise StoreError(400, {"errors": {"customerCode": f"Customer code {code} already exists"}})
             contact = fields.get("contactName", row["contact_name"])
             business = fields.get("businessName", row["business_name"])

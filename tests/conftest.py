@@ -45,8 +45,8 @@ def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox
 
 @pytest.fixture
 def sandbox(sandbox_server: SandboxProcess) -> SandboxProcess:
-    """The shared sandbox, emptied, with limits off, no faults and zeroed counters."""
-    sandbox_server.configure(limits="off", faults="")
+    """The shared sandbox, emptied, with limits off, no faults, duplicate codes refused, zeroed counters."""
+    sandbox_server.configure(limits="off", faults="", duplicate_codes="refuse")
     sandbox_server.reset()
     return sandbox_server
 

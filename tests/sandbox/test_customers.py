@@ -339,3 +339,14 @@ def test_list_hides_cards_unless_include_cards_is_yes(api: Api, sandbox: Any) ->
     assert [c["cardF6L4"] for c in with_cards[0]["cards"]] == ["4111111111"]
     single = api("GET", f"/customers/{customer['id']}").json()
     assert len(single["cards"]) == 1
+
+
+def test_duplicate_codes_can_be_allowed_to_emulate_the_worst_case(api: Api, sandbox: Any) -> None:
+    sandbox.configure(duplicate_codes="allow")
+    first = api.create(customerCode="TWICE", contactName="First")
+    second = api.create(customerCode="TWICE", contactName="Second")
+    assert first["id"] != second["id"]
+    assert [c["id"] for c in api("GET", "/customers", params={"customerCode": "TWICE"}).json()] == [
+        first["id"],
+        second["id"],
+    ]
