@@ -14,6 +14,7 @@ from pathlib import Path
 
 BENCHMARKS = {
     "sandbox": "bench.sandbox_throughput",
+    "pacing": "bench.client_pacing",
 }
 RESULTS = Path(__file__).parent / "results"
 

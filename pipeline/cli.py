@@ -82,6 +82,40 @@ def cli() -> None:
     """
 
 
+def settings_options(func: F) -> F:
+    """--config FILE and --rate-limits SPEC (both also settable by environment)."""
+    func = click.option(
+        "--rate-limits",
+        help="helcim (default: 5 concurrent, 100/min, 3000/h), fast (60x shorter windows, for "
+        "helcim-sandbox --limits fast) or off; overrides like 'helcim,concurrent=2'. Env: CRMSYNC_RATE_LIMITS.",
+    )(func)
+    func = click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Settings file (default: ./crmsync.toml if present). Env: CRMSYNC_CONFIG.",
+    )(func)
+    return func
+
+
+@cli.command()
+@click.option("--url", help="The API to try (default: HELCIM_API_URL, else https://api.helcim.com/v2).")
+@settings_options
+@reports_errors
+def ping(url: str | None, config_file: Path | None, rate_limits: str | None) -> None:
+    """Test the connection and the token: which API answered, and the rate limits left.
+
+    Exits 3 with the reason when the API cannot be reached or refuses the token.
+    """
+    from pipeline.config import load_settings
+    from pipeline.helcim.client import RetryPolicy, check_connection
+
+    settings = load_settings(config_file=config_file, api_url=url, rate_limits=rate_limits)
+    client = settings.client(retry=RetryPolicy(attempts=3, max_seconds=20, backoff_max=5))
+    for line in check_connection(client).lines():
+        click.echo(line)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
