@@ -1,0 +1,192 @@
+"""``Address``: the rules of one address as Helcim takes it, shared by billing and shipping.
+
+The model's columns carry no prefix (``name``, ``street1`` …, ``email``);
+:func:`address_frame` cuts the ``billing_`` or ``shipping_`` columns out of a
+CRM frame under those names, and validation puts the prefix back in front of
+every column it reports. Values are expected normalised
+(:mod:`pipeline.normalize`): missing is ``""``, countries are alpha-3, provinces
+of CAN/USA are 2-letter codes, phones are digits.
+
+Each check is named by a rule id; :data:`ADDRESS_REASONS` words it for a CRM
+administrator. A check named ``field:rule`` looks at several columns and its
+failures are reported against ``field``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from pipeline.normalize import (
+    ADDRESS_FIELDS,
+    PROVINCE_COUNTRIES,
+    alpha3_codes,
+    email_errors,
+    lengths,
+    matches,
+    province_codes,
+)
+
+__all__ = [
+    "ADDRESS_FIELDS",
+    "ADDRESS_REASONS",
+    "PHONE_REASONS",
+    "Address",
+    "address_frame",
+    "phone_all_digits_or_empty",
+    "phone_has_extension",
+    "phone_length_ok",
+]
+
+_EXTENSION = r"(?:ext\.?|extension|x|#) ?[0-9]+$"
+
+#: How each phone rule reads in rejects.csv ({column}, {value}, {digits} are filled in).
+PHONE_REASONS = {
+    "phone_extension": '{column} "{value}" has an extension; Helcim stores digits only, so keep the extension elsewhere',
+    "phone_characters": '{column} "{value}" is not a phone number: only digits, spaces and + ( ) - . / are allowed',
+    "phone_length": '{column} "{value}" has {digits} digits; Helcim needs 10 to 15',
+}
+
+#: How each address rule reads in rejects.csv.
+ADDRESS_REASONS = {
+    **PHONE_REASONS,
+    "required_with_address": "{column}: required when a {address} address is given ({given} filled in)",
+    "country_code": '{column} "{value}" is not a known country; use its name or ISO code (CAN, USA, …)',
+    "province_required": "{column}: required when the country is {country}",
+    "province_code": '{column} "{value}" is not {region_kind}',
+    "postal_format": '{column} "{value}" is not {postal_kind}',
+    "email_syntax": '{column} "{value}" is not a valid e-mail address: {email_error}',
+}
+
+_POSTAL_PATTERNS = {
+    # Canada Post: no D, F, I, O, Q, U anywhere; no W or Z in the first position.
+    "CAN": r"^[ABCEGHJ-NPRSTVXY][0-9][ABCEGHJ-NPRSTV-Z] [0-9][ABCEGHJ-NPRSTV-Z][0-9]$",
+    "USA": r"^[0-9]{5}(-[0-9]{4})?$",
+}
+
+
+def phone_has_extension(phone: pd.Series[str]) -> pd.Series[bool]:
+    return matches(phone, _EXTENSION, ignore_case=True)
+
+
+def phone_all_digits_or_empty(phone: pd.Series[str]) -> pd.Series[bool]:
+    return matches(phone, r"^[0-9]*$")
+
+
+def phone_length_ok(phone: pd.Series[str]) -> pd.Series[bool]:
+    """True unless an all-digit phone has fewer than 10 or more than 15 digits."""
+    length = lengths(phone)
+    return ~phone_all_digits_or_empty(phone) | (length == 0) | ((length >= 10) & (length <= 15))
+
+
+def _given(frame: pd.DataFrame) -> pd.Series[bool]:
+    """Rows where any field of the address is filled in."""
+    given = pd.Series(False, index=frame.index)
+    for field in ADDRESS_FIELDS:
+        given |= frame[field] != ""
+    return given
+
+
+class Address(pa.DataFrameModel):
+    """One address as Helcim takes it: when any field is given, it needs a name, street1 and postal code."""
+
+    name: Series[str]
+    street1: Series[str]
+    street2: Series[str]
+    city: Series[str]
+    province: Series[str]
+    country: Series[str]
+    postal_code: Series[str]
+    phone: Series[str]
+    email: Series[str]
+
+    class Config:
+        name = "Address"
+        strict = True
+        coerce = False
+
+    @pa.check("country", name="country_code")
+    @classmethod
+    def _country_code(cls, country: Series[str]) -> Series[bool]:
+        return (country == "") | country.isin(alpha3_codes())  # type: ignore[return-value]
+
+    @pa.check("phone", name="phone_extension")
+    @classmethod
+    def _phone_extension(cls, phone: Series[str]) -> Series[bool]:
+        return ~phone_has_extension(phone)  # type: ignore[return-value]
+
+    @pa.check("phone", name="phone_characters")
+    @classmethod
+    def _phone_characters(cls, phone: Series[str]) -> Series[bool]:
+        return phone_all_digits_or_empty(phone) | phone_has_extension(phone)  # type: ignore[return-value]
+
+    @pa.check("phone", name="phone_length")
+    @classmethod
+    def _phone_length(cls, phone: Series[str]) -> Series[bool]:
+        return phone_length_ok(phone)  # type: ignore[return-value]
+
+    @pa.check("email", name="email_syntax")
+    @classmethod
+    def _email_syntax(cls, email: Series[str]) -> Series[bool]:
+        return email_errors(email) == ""  # type: ignore[return-value]
+
+    @pa.dataframe_check(name="name:required_with_address")
+    @classmethod
+    def _name_required(cls, frame: pd.DataFrame) -> pd.Series[bool]:
+        return ~_given(frame) | (frame["name"] != "")
+
+    @pa.dataframe_check(name="street1:required_with_address")
+    @classmethod
+    def _street1_required(cls, frame: pd.DataFrame) -> pd.Series[bool]:
+        return ~_given(frame) | (frame["street1"] != "")
+
+    @pa.dataframe_check(name="postal_code:required_with_address")
+    @classmethod
+    def _postal_code_required(cls, frame: pd.DataFrame) -> pd.Series[bool]:
+        return ~_given(frame) | (frame["postal_code"] != "")
+
+    @pa.dataframe_check(name="province:province_required")
+    @classmethod
+    def _province_required(cls, frame: pd.DataFrame) -> pd.Series[bool]:
+        return ~frame["country"].isin(list(PROVINCE_COUNTRIES)) | (frame["province"] != "")
+
+    @pa.dataframe_check(name="province:province_code")
+    @classmethod
+    def _province_code(cls, frame: pd.DataFrame) -> pd.Series[bool]:
+        ok = pd.Series(True, index=frame.index)
+        for country in PROVINCE_COUNTRIES:
+            wrong = (frame["country"] == country) & (frame["province"] != "")
+            wrong &= ~frame["province"].isin(province_codes(country))
+            ok &= ~wrong
+        return ok
+
+    @pa.dataframe_check(name="postal_code:postal_format")
+    @classmethod
+    def _postal_format(cls, frame: pd.DataFrame) -> pd.Series[bool]:
+        ok = pd.Series(True, index=frame.index)
+        for country, pattern in _POSTAL_PATTERNS.items():
+            wrong = (frame["country"] == country) & (frame["postal_code"] != "")
+            wrong &= ~matches(frame["postal_code"], pattern)
+            ok &= ~wrong
+        return ok
+
+
+def address_frame(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """The ``prefix_`` address columns of a CRM frame, renamed to the :class:`Address` columns."""
+    return frame[[f"{prefix}_{field}" for field in ADDRESS_FIELDS]].set_axis(list(ADDRESS_FIELDS), axis=1)
+
+
+def describe_region(country: str) -> dict[str, Any]:
+    """Words for the province and postal-code reasons of a CAN or USA address."""
+    if country == "CAN":
+        return {
+            "region_kind": "a Canadian province or territory; use its 2-letter code such as AB, ON or QC",
+            "postal_kind": "a Canadian postal code (A1A 1A1)",
+        }
+    return {
+        "region_kind": "a US state or territory; use its 2-letter code such as WA, NY or DC",
+        "postal_kind": "a US ZIP code (12345 or 12345-6789)",
+    }
