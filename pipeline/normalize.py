@@ -37,6 +37,7 @@ __all__ = [
     "ADDRESS_FIELDS",
     "PROVINCE_COUNTRIES",
     "duplicated",
+    "email_error",
     "email_errors",
     "lengths",
     "matches",
@@ -47,6 +48,7 @@ __all__ = [
     "normalize_postal_code",
     "normalize_province",
     "normalize_text",
+    "only_digits",
     "province_codes",
 ]
 
@@ -85,11 +87,78 @@ def _series(array: Any, index: pd.Index) -> pd.Series[str]:
     return pd.Series(array, dtype="str", index=index)
 
 
+# -- byte-level kernels (numpy over an Arrow large_string array's buffers) ----------
+
+
+def _layout(array: Any) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """(offsets, data) of a null-free large_string array: value i is ``data[offsets[i]:offsets[i + 1]]``."""
+    buffers = array.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int64)[array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
+    return offsets, data
+
+
+def _rows_of(offsets: np.ndarray[Any, Any], positions: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """A row mask: True for the rows holding any of the byte ``positions``."""
+    rows = np.zeros(len(offsets) - 1, dtype=bool)
+    if len(positions):
+        rows[np.searchsorted(offsets, positions, side="right") - 1] = True
+    return rows
+
+
+def _keep_bytes(array: Any, keep: np.ndarray[Any, Any]) -> Any:
+    """The array with only the bytes where ``keep`` (a mask over its data buffer) holds."""
+    offsets, data = _layout(array)
+    first, last = int(offsets[0]), int(offsets[-1])
+    kept = keep[first:last]
+    dropped = np.flatnonzero(~kept)  # no cumulative sum over every byte: big temporaries are slow here
+    new_offsets = (offsets - first) - np.searchsorted(dropped, offsets - first)
+    new_data = data[first:last][kept]
+    return pa.LargeStringArray.from_buffers(len(array), pa.py_buffer(new_offsets), pa.py_buffer(new_data))
+
+
+def _byte_table(chars: bytes) -> np.ndarray[Any, Any]:
+    """A 256-entry lookup: ``_byte_table(b"ab")[data]`` is True where data holds a or b."""
+    table = np.zeros(256, dtype=bool)
+    table[np.frombuffer(chars, dtype=np.uint8)] = True
+    return table
+
+
+# Control characters, and the UTF-8 lead bytes of the Unicode spaces
+# (U+0085, U+00A0: C2; U+1680: E1; U+2000–U+205F: E2; U+3000: E3).
+_SUSPICIOUS = _byte_table(bytes(range(0x20)) + b"\xc2\xe1\xe2\xe3")
+_PHONE_PUNCTUATION = _byte_table(b"0123456789 ()-./")
+_DIGITS = _byte_table(b"0123456789")
+_LETTERS = _byte_table(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_SPACE_OR_DASH = _byte_table(b" -")
+
+
+def _untidy_rows(array: Any) -> np.ndarray[Any, Any]:
+    """Rows that may need whitespace work: control characters, possible Unicode spaces, two
+    spaces in a row, or a space at either end. A superset: the regex decides for these rows."""
+    offsets, data = _layout(array)
+    suspicious = _SUSPICIOUS[data]
+    space = data == 0x20
+    suspicious[:-1] |= space[:-1] & space[1:]
+    rows = _rows_of(offsets, np.flatnonzero(suspicious))
+    filled = offsets[1:] > offsets[:-1]
+    if len(data):
+        rows |= filled & (
+            space[np.minimum(offsets[:-1], len(data) - 1)] | space[np.maximum(offsets[1:] - 1, 0)]
+        )
+    return rows
+
+
 def _clean(values: pd.Series[Any]) -> Any:
     """Trimmed, whitespace-collapsed Arrow strings; missing → ""."""
     array = pc.fill_null(_arrow(values), "")
-    array = pc.replace_substring_regex(array, _SPACES, " ")
-    return pc.utf8_trim(array, " ")
+    untidy = _untidy_rows(array)
+    if not untidy.any():
+        return array
+    mask = pa.array(untidy)
+    subset = pc.filter(array, mask)
+    tidy = pc.utf8_trim(pc.replace_substring_regex(subset, _SPACES, " "), " ")
+    return pc.replace_with_mask(array, mask, tidy)
 
 
 def _map_distinct(array: Any, func: Callable[[str], str]) -> Any:
@@ -113,10 +182,36 @@ def _replace_where(base: Any, mask: Any, values: Any) -> Any:
 # -- vectorised predicates, for schema checks ---------------------------------------
 
 
-def matches(values: pd.Series[Any], pattern: str, *, ignore_case: bool = False) -> pd.Series[bool]:
-    """Whether each value contains a match of the RE2 ``pattern`` (anchor it for a full match)."""
-    found = pc.match_substring_regex(pc.fill_null(_arrow(values), ""), pattern, ignore_case=ignore_case)
-    return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index, dtype=bool)
+def matches(
+    values: pd.Series[Any], pattern: str, *, ignore_case: bool = False, where: pd.Series[bool] | None = None
+) -> pd.Series[bool]:
+    """Whether each value contains a match of the RE2 ``pattern`` (anchor it for a full match).
+
+    With ``where``, only those rows are searched (the others are False): a regex costs
+    per row, so a check that needs it for a few rows asks only for those.
+    """
+    array = pc.fill_null(_arrow(values), "")
+    if where is None:
+        found = pc.match_substring_regex(array, pattern, ignore_case=ignore_case).to_numpy(
+            zero_copy_only=False
+        )
+    else:
+        rows = where.to_numpy(dtype=bool)
+        found = np.zeros(len(array), dtype=bool)
+        if rows.any():
+            subset = pc.filter(array, pa.array(rows))
+            found[rows] = pc.match_substring_regex(subset, pattern, ignore_case=ignore_case).to_numpy(
+                zero_copy_only=False
+            )
+    return pd.Series(found, index=values.index, dtype=bool)
+
+
+def only_digits(values: pd.Series[Any]) -> pd.Series[bool]:
+    """Whether each value holds nothing but ASCII digits (the empty value does)."""
+    array = pc.fill_null(_arrow(values), "")
+    offsets, data = _layout(array)
+    others = _rows_of(offsets, np.flatnonzero(~_DIGITS[data]))
+    return pd.Series(~others, index=values.index, dtype=bool)
 
 
 def lengths(values: pd.Series[Any]) -> pd.Series[int]:
@@ -298,20 +393,35 @@ def _province_table(country: str) -> dict[str, str]:
     return table
 
 
-def _by_country(
-    values: Any, country: pd.Series[Any], func: Callable[[str, str], str], countries: Iterable[str]
-) -> Any:
-    """Apply ``func(value, country)`` once per distinct value, for rows of the given countries."""
-    country_array = pc.fill_null(_arrow(country), "")
-    result = values
-    for name in countries:
-        mask = pc.and_(pc.equal(country_array, name), pc.not_equal(values, ""))
-        if not pc.any(mask).as_py():
-            continue
-        subset = pc.filter(values, mask)
-        mapped = _map_distinct(subset, lambda value, name=name: func(value, name))  # type: ignore[misc]
-        result = _replace_where(result, mask, mapped)
-    return result
+def _map_pairs(values: Any, country: Any, func: Callable[[str, str], str], rows: np.ndarray[Any, Any]) -> Any:
+    """``func(value, country)`` once per distinct (value, country) pair among ``rows``; other rows unchanged."""
+    if not rows.any():
+        return values
+    mask = pa.array(rows)
+    value_codes = pc.dictionary_encode(pc.filter(values, mask))
+    country_codes = pc.dictionary_encode(pc.filter(country, mask))
+    width = len(country_codes.dictionary)
+    pair = value_codes.indices.to_numpy(zero_copy_only=False).astype(np.int64) * width
+    pair += country_codes.indices.to_numpy(zero_copy_only=False)
+    distinct, inverse = np.unique(pair, return_inverse=True)
+    value_names = value_codes.dictionary.to_pylist()
+    country_names = country_codes.dictionary.to_pylist()
+    mapped = pa.array(
+        [func(value_names[p // width], country_names[p % width]) for p in distinct.tolist()],
+        pa.large_string(),
+    )
+    return pc.replace_with_mask(values, mask, pc.take(mapped, pa.array(inverse)))
+
+
+def _country_rows(country: Any, names: Iterable[str]) -> np.ndarray[Any, Any]:
+    return np.asarray(
+        pc.is_in(country, value_set=pa.array(list(names))).to_numpy(zero_copy_only=False), dtype=bool
+    )
+
+
+def _filled_rows(values: Any) -> np.ndarray[Any, Any]:
+    offsets, _ = _layout(values)
+    return np.asarray(offsets[1:] > offsets[:-1])
 
 
 def _province(text: str, country: str) -> str:
@@ -324,7 +434,10 @@ def normalize_province(values: pd.Series[Any], country: pd.Series[Any]) -> pd.Se
     ``country`` is the row's alpha-3 country as :func:`normalize_country` returns it.
     ``Alberta``, ``alta``, ``AB`` → ``AB``; ``Québec``, ``PQ`` → ``QC``; ``D.C.`` → ``DC``.
     """
-    return _series(_by_country(_clean(values), country, _province, PROVINCE_COUNTRIES), values.index)
+    clean = _clean(values)
+    country_array = pc.fill_null(_arrow(country), "")
+    rows = _country_rows(country_array, PROVINCE_COUNTRIES) & _filled_rows(clean)
+    return _series(_map_pairs(clean, country_array, _province, rows), values.index)
 
 
 # -- postal codes ----------------------------------------------------------------
@@ -338,23 +451,33 @@ def normalize_postal_code(values: pd.Series[Any], country: pd.Series[Any]) -> pd
     """
     clean = _clean(values)
     country_array = pc.fill_null(_arrow(country), "")
-    compact = pc.utf8_upper(pc.replace_substring_regex(clean, r"[ \-]", ""))
-    canadian = pc.and_(
-        pc.equal(country_array, "CAN"), pc.match_substring_regex(compact, r"^[A-Z][0-9][A-Z][0-9][A-Z][0-9]$")
-    )
-    canadian_form = _join(pc.utf8_slice_codeunits(compact, 0, 3), pc.utf8_slice_codeunits(compact, 3, 6), " ")
-    us_form = pc.replace_substring_regex(compact, r"^([0-9]{5})([0-9]{4})$", r"\1-\2")
-    american = pc.and_(
-        pc.equal(country_array, "USA"), pc.match_substring_regex(compact, r"^[0-9]{5}([0-9]{4})?$")
-    )
-    result = pc.if_else(canadian, canadian_form, pc.if_else(american, us_form, clean))
+    compact = pc.utf8_upper(_keep_bytes(clean, ~_SPACE_OR_DASH[_layout(clean)[1]]))
+    offsets, data = _layout(compact)
+    count = np.diff(offsets)
+    padded = np.concatenate((data, np.zeros(8, dtype=np.uint8)))
+    at = offsets[:-1]
+    letter, digit = _LETTERS[padded], _DIGITS[padded]
+    canadian = _country_rows(country_array, ["CAN"]) & (count == 6)
+    for position, table in enumerate((letter, digit, letter, digit, letter, digit)):
+        canadian &= table[at + position]
+    american = _country_rows(country_array, ["USA"]) & ((count == 5) | (count == 9))
+    american &= ~_rows_of(offsets, np.flatnonzero(~_DIGITS[data]))
+    zip9 = american & (count == 9)
+    result = clean
+    for rows, cut, separator in ((canadian, 3, " "), (zip9, 5, "-"), (american & ~zip9, 5, "")):
+        if rows.any():
+            mask = pa.array(rows)
+            subset = pc.filter(compact, mask)
+            formatted = _join(
+                pc.utf8_slice_codeunits(subset, 0, cut), pc.utf8_slice_codeunits(subset, cut), separator
+            )
+            result = pc.replace_with_mask(result, mask, formatted)
     return _series(result, values.index)
 
 
 # -- phones ------------------------------------------------------------------------
 
 _PHONE_CHARACTERS = r"^\+?[0-9 ().\-/]+$"
-_NANP = r"^1?[2-9][0-9]{2}[2-9][0-9]{6}$"
 
 
 @lru_cache(maxsize=300)
@@ -406,29 +529,48 @@ def normalize_phone(values: pd.Series[Any], country: pd.Series[Any]) -> pd.Serie
     """
     clean = _clean(values)
     country_array = pc.fill_null(_arrow(country), "")
-    digits = pc.replace_substring_regex(clean, r"[^0-9]", "")
-    plus = pc.starts_with(clean, "+")
-    nanp_row = pc.is_in(country_array, value_set=pa.array(_NANP_COUNTRIES))
-    fast = pc.and_(
-        pc.and_(nanp_row, pc.match_substring_regex(clean, _PHONE_CHARACTERS)),
-        pc.and_(
-            pc.match_substring_regex(digits, _NANP), pc.or_(pc.invert(plus), pc.starts_with(digits, "1"))
-        ),
+    offsets, data = _layout(clean)
+    is_digit = (data >= 0x30) & (data <= 0x39)
+    digits = _keep_bytes(clean, is_digit)
+    digit_offsets, digit_data = _layout(digits)
+    count = np.diff(digit_offsets)
+    # Only digits, spaces and ( ) - . / — and "+" as the first character.
+    allowed = _PHONE_PUNCTUATION[data]
+    plus_at = np.flatnonzero(data == 0x2B)
+    leading_plus = plus_at == offsets[np.searchsorted(offsets, plus_at, side="right") - 1]
+    bad_rows = _rows_of(offsets, np.flatnonzero(~allowed & (data != 0x2B))) | _rows_of(
+        offsets, plus_at[~leading_plus]
     )
+    plus = _rows_of(offsets, plus_at[leading_plus])
+    # NANP: 10 digits, or 11 starting with 1; area code and exchange start with 2-9; a leading "+" needs the 1.
+    padded = np.concatenate((digit_data, np.zeros(12, dtype=np.uint8)))
+    first = padded[digit_offsets[:-1]]
+    area = digit_offsets[:-1] + (count == 11)
+    shape = (count == 10) | ((count == 11) & (first == 0x31))
+    shape &= (padded[area] >= 0x32) & (padded[area + 3] >= 0x32)
+    shape &= ~plus | (count == 11)
+    nanp_row = pc.is_in(country_array, value_set=pa.array(_NANP_COUNTRIES)).to_numpy(zero_copy_only=False)
+    fast_mask = shape & ~bad_rows & nanp_row
+    fast = pa.array(fast_mask)
     national = pc.utf8_slice_codeunits(digits, -10)
     result = pc.if_else(fast, national, clean)
-    slow = pc.and_(pc.invert(fast), pc.not_equal(clean, ""))
-    if pc.any(slow).as_py():
-        keys = _join(pc.filter(country_array, slow), pc.filter(clean, slow), "\x1f")
-        mapped = _map_distinct(keys, lambda key: _phone(*reversed(key.split("\x1f", 1))))
-        result = _replace_where(result, slow, mapped)
+    slow = ~fast_mask & _filled_rows(clean)
+    result = _map_pairs(result, country_array, lambda text, country: _phone(text, country), slow)
     return _series(result, values.index)
 
 
 # -- e-mail ------------------------------------------------------------------------
 
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+"
-_SIMPLE_EMAIL = rf"^(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>[A-Za-z0-9.\-]+)$"
+# RFC 5322 atext (what a dot-atom local part is made of), and the dot between atoms.
+_ATEXT_DOT_AT = _byte_table(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+/=?^_`{|}~-.@"
+)
+
+
+@lru_cache(maxsize=65536)
+def email_error(text: str) -> str:
+    """Why one address is invalid, in email-validator's words ("" when valid or empty)."""
+    return _email(text)[1] if text else ""
 
 
 @lru_cache(maxsize=65536)
@@ -442,40 +584,60 @@ def _email(text: str) -> tuple[str, str]:
 
 
 @lru_cache(maxsize=65536)
-def _domain(domain: str) -> tuple[str, str]:
+def _domain(domain: str) -> str:
+    """The normalised domain, or "" when email-validator refuses it."""
     normalised, error = _email("x@" + domain)
-    return (normalised[2:] if not error else domain), error
+    return "" if error else normalised[2:]
 
 
 def _emails(values: pd.Series[Any]) -> tuple[Any, Any]:
     """Normalised addresses and the reason each invalid one is invalid ("" when valid or empty).
 
-    Plain ASCII ``local@domain`` addresses (nearly all) are split with one
-    regular expression over the column; only their distinct domains go through
-    email-validator. Anything else goes through email-validator per distinct value.
+    A plain ASCII ``local@domain`` (nearly every address) is split at its @ with
+    byte-level numpy over the whole column, its local part checked against RFC 5322's
+    dot-atom, and only its distinct domains go through email-validator. Anything
+    else, and any address whose domain email-validator refuses, goes through
+    email-validator whole, once per distinct value.
     """
     clean = _clean(values)
-    empty = pc.utf8_slice_codeunits(clean, 0, 0)
-    parts = pc.extract_regex(clean, _SIMPLE_EMAIL)
-    simple = pc.and_(
-        pc.is_valid(parts),
-        pc.and_(
-            pc.less_equal(pc.utf8_length(clean), 254), pc.less_equal(pc.utf8_length(parts.field("local")), 64)
-        ),
-    )
-    simple = pc.fill_null(simple, False)
-    local = pc.filter(parts.field("local"), simple)
-    domains = pc.utf8_lower(pc.filter(parts.field("domain"), simple))
-    normalised = _map_distinct(domains, lambda d: _domain(d)[0])
-    domain_errors = _map_distinct(domains, lambda d: _domain(d)[1])
-    joined = pc.if_else(pc.equal(domain_errors, ""), _join(local, normalised, "@"), pc.filter(clean, simple))
-    result = _replace_where(clean, simple, joined)
-    errors = _replace_where(empty, simple, domain_errors)
-    slow = pc.and_(pc.invert(simple), pc.not_equal(clean, ""))
-    if pc.any(slow).as_py():
-        subset = pc.filter(clean, slow)
-        result = _replace_where(result, slow, _map_distinct(subset, lambda text: _email(text)[0]))
-        errors = _replace_where(errors, slow, _map_distinct(subset, lambda text: _email(text)[1]))
+    errors = pc.utf8_slice_codeunits(clean, 0, 0)
+    offsets, data = _layout(clean)
+    filled = offsets[1:] > offsets[:-1]
+    if not filled.any():
+        return clean, errors
+    rows = len(clean)
+    start, stop = offsets[:-1], offsets[1:]
+    at_positions = np.flatnonzero(data == 0x40)
+    at_rows = np.searchsorted(offsets, at_positions, side="right") - 1
+    single = np.bincount(at_rows, minlength=rows) == 1
+    at = np.full(rows, -1, dtype=np.int64)
+    keep = single[at_rows]
+    at[at_rows[keep]] = at_positions[keep]
+    simple = single & (at - start >= 1) & (at - start <= 64) & (stop - at >= 2) & (stop - start <= 254)
+    # Every byte an atext character, a dot or the @ (domain characters are among them; any
+    # other byte, e.g. of an internationalised domain, sends the address to email-validator).
+    simple &= ~_rows_of(offsets, np.flatnonzero(~_ATEXT_DOT_AT[data]))
+    dots = data == 0x2E
+    simple &= ~_rows_of(offsets, np.flatnonzero(dots[:-1] & dots[1:]))
+    padded = np.concatenate((dots, [False]))
+    simple &= ~padded[np.where(simple, start, len(data))] & ~padded[np.where(simple, at - 1, len(data))]
+    if simple.any():
+        mask = pa.array(simple)
+        parts = pc.split_pattern(pc.filter(clean, mask), "@", max_splits=1)
+        local, domain = pc.list_element(parts, 0), pc.utf8_lower(pc.list_element(parts, 1))
+        normalised = _map_distinct(domain, _domain)
+        accepted = pc.not_equal(normalised, "").to_numpy(zero_copy_only=False)
+        joined = pc.filter(_join(local, normalised, "@"), pa.array(accepted))
+        simple[np.flatnonzero(simple)[~accepted]] = False
+        if simple.any():
+            clean = pc.replace_with_mask(clean, pa.array(simple), joined)
+    slow = filled & ~simple
+    result = clean
+    if slow.any():
+        mask = pa.array(slow)
+        subset = pc.filter(clean, mask)
+        result = pc.replace_with_mask(result, mask, _map_distinct(subset, lambda text: _email(text)[0]))
+        errors = pc.replace_with_mask(errors, mask, _map_distinct(subset, email_error))
     return result, errors
 
 

@@ -224,13 +224,11 @@ def _filled(array: Any) -> Any:
 
 def _split_lines(array: Any) -> tuple[Any, Any]:
     tidy = pc.utf8_trim(pc.replace_substring_regex(array, r"[ \t]*[\r\n]+[ \t\r\n]*", "\n"), "\n \t")
-    parts = pc.split_pattern(tidy, "\n", max_splits=1)
-    first = pc.list_element(parts, 0)
-    rest_present = pc.greater(pc.list_value_length(parts), 1)
-    rest = pc.if_else(
-        rest_present, pc.list_element(pc.list_slice(parts, 1, 2, return_fixed_size_list=False), 0), ""
-    )
-    return first, pc.replace_substring(rest, "\n", ", ")
+    # A "\n" appended to every value makes each split have two parts; it is cut off the second.
+    newline = pa.scalar("\n", pa.large_string())
+    parts = pc.split_pattern(pc.binary_join_element_wise(tidy, newline, ""), "\n", max_splits=1)
+    rest = pc.utf8_slice_codeunits(pc.list_element(parts, 1), 0, -1)
+    return pc.list_element(parts, 0), pc.replace_substring(rest, "\n", ", ")
 
 
 def apply_profile(profile: Profile, export: pd.DataFrame, *, source: str = "the export") -> MappedExport:

@@ -25,7 +25,7 @@ import pandera.pandas as pa
 
 from pipeline.errors import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UsageError
 from pipeline.extract import DELIMITER_NAMES, read_crm
-from pipeline.normalize import email_errors, normalize_crm
+from pipeline.normalize import email_error, normalize_crm
 from pipeline.profiles import load_profile
 from pipeline.report import write_csv, write_json
 from schemas.address import ADDRESS_FIELDS, ADDRESS_REASONS, Address, address_frame, describe_region
@@ -93,24 +93,27 @@ def parse_rate(text: str) -> float:
 
 
 def _failures(model: type[pa.DataFrameModel], frame: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
-    """(row label, column, rule) for each problem pandera finds in ``frame``."""
+    """(row label, column, rule) for each problem pandera finds in ``frame``.
+
+    The failing rows come from each check's boolean ``check_output`` (the checks
+    keep a single failure case, see :func:`schemas.address.column_rule`).
+    """
     try:
         model.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
-        cases = errors.failure_cases
-    else:
-        return pd.DataFrame({"index": pd.Series(dtype="int64"), "column": [], "rule": []})
-    # A schema-level problem (a missing column, a dtype) is our bug, not the data's.
-    if cases["index"].isna().any():
-        raise RuntimeError(f"{model.__name__} failed as a whole:\n{cases[cases['index'].isna()].to_string()}")
-    check = cases["check"].astype(str)
-    split = check.str.partition(":")
-    spans = split[1] == ":"
-    fields = split[0].where(spans, cases["column"].astype(str))
-    rules = split[2].where(spans, check)
-    columns = (prefix + "_" + fields) if prefix else fields
-    found = pd.DataFrame({"index": cases["index"].astype("int64"), "column": columns, "rule": rules})
-    return found.drop_duplicates(ignore_index=True)
+        found = []
+        for error in errors.schema_errors:
+            if error.check is None or error.check_output is None:  # a missing column, a dtype: our bug
+                raise RuntimeError(f"{model.__name__} failed as a whole: {error}") from errors
+            name = str(error.check.name)
+            field, _, rule = name.rpartition(":")
+            if not field:
+                field, rule = str(error.column_name), name
+            failed = frame.index[~error.check_output.to_numpy(dtype=bool)]
+            column = f"{prefix}_{field}" if prefix else field
+            found.append(pd.DataFrame({"index": failed, "column": column, "rule": rule}))
+        return pd.concat(found, ignore_index=True)
+    return pd.DataFrame({"index": pd.Series(dtype="int64"), "column": [], "rule": []})
 
 
 def _lines_phrase(lines: list[int]) -> str:
@@ -139,7 +142,7 @@ def _reason(rule: str, column: str, value: str, row: dict[Any, Any], duplicates:
     if "{given}" in template:
         context["given"] = _given(row, prefix)
     if "{email_error}" in template:
-        context["email_error"] = email_errors(pd.Series([normalised], dtype="str")).iloc[0]
+        context["email_error"] = email_error(normalised)
     if "{other_lines}" in template:
         line = int(row["source_line"])
         context["other_lines"] = _lines_phrase([n for n in duplicates.get(normalised, []) if n != line])
@@ -148,6 +151,15 @@ def _reason(rule: str, column: str, value: str, row: dict[Any, Any], duplicates:
         context["country"] = country
         context.update(describe_region(country))
     return template.format_map(context)
+
+
+def _records(frame: pd.DataFrame, labels: list[Any]) -> dict[Any, dict[str, Any]]:
+    """The given rows as plain dicts (fast for a few thousand rows of a million-row frame)."""
+    if not labels:
+        return {}
+    subset = frame.loc[labels]
+    columns = {str(c): subset[c].to_numpy(dtype=object) for c in subset.columns}
+    return {label: {c: values[i] for c, values in columns.items()} for i, label in enumerate(labels)}
 
 
 def validate_frame(frame: pd.DataFrame, raw: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -182,8 +194,8 @@ def validate_frame(frame: pd.DataFrame, raw: pd.DataFrame | None = None) -> tupl
         }
 
     labels = list(dict.fromkeys(failures["index"].tolist()))
-    rows: dict[Any, dict[Any, Any]] = frame.loc[labels].to_dict("index") if labels else {}
-    raws: dict[Any, dict[Any, Any]] = raw.loc[labels].to_dict("index") if labels else {}
+    rows = _records(frame, labels)
+    raws = _records(raw, labels)
     records: list[tuple[int, str, str, str, str, str]] = []
     for label, column, rule in failures.itertuples(index=False, name=None):
         row = rows[label]

@@ -16,9 +16,11 @@ from pipeline.normalize import duplicated, lengths, matches
 from schemas.address import (
     ADDRESS_FIELDS,
     PHONE_REASONS,
+    column_rule,
     phone_all_digits_or_empty,
     phone_has_extension,
     phone_length_ok,
+    row_rule,
 )
 
 __all__ = [
@@ -67,43 +69,43 @@ class CrmCustomer(pa.DataFrameModel):
         strict = True
         coerce = False
 
-    @pa.check("crm_id", name="crm_id_required")
+    @column_rule("crm_id", "crm_id_required")
     @classmethod
     def _crm_id_required(cls, crm_id: Series[str]) -> Series[bool]:
         return crm_id != ""  # type: ignore[return-value]
 
-    @pa.check("crm_id", name="crm_id_characters")
+    @column_rule("crm_id", "crm_id_characters")
     @classmethod
     def _crm_id_characters(cls, crm_id: Series[str]) -> Series[bool]:
         return (crm_id == "") | matches(crm_id, f"^{CRM_ID_CHARACTERS}$")  # type: ignore[return-value]
 
-    @pa.check("crm_id", name="crm_id_length")
+    @column_rule("crm_id", "crm_id_length")
     @classmethod
     def _crm_id_length(cls, crm_id: Series[str]) -> Series[bool]:
         return lengths(crm_id) <= CRM_ID_MAX_LENGTH  # type: ignore[return-value]
 
-    @pa.check("crm_id", name="crm_id_unique")
+    @column_rule("crm_id", "crm_id_unique")
     @classmethod
     def _crm_id_unique(cls, crm_id: Series[str]) -> Series[bool]:
         """Every copy of a duplicated id fails; empty ids are reported as missing instead."""
         return (crm_id == "") | ~duplicated(crm_id)  # type: ignore[return-value]
 
-    @pa.check("cell_phone", name="phone_extension")
+    @column_rule("cell_phone", "phone_extension")
     @classmethod
     def _phone_extension(cls, phone: Series[str]) -> Series[bool]:
         return ~phone_has_extension(phone)  # type: ignore[return-value]
 
-    @pa.check("cell_phone", name="phone_characters")
+    @column_rule("cell_phone", "phone_characters")
     @classmethod
     def _phone_characters(cls, phone: Series[str]) -> Series[bool]:
         return phone_all_digits_or_empty(phone) | phone_has_extension(phone)  # type: ignore[return-value]
 
-    @pa.check("cell_phone", name="phone_length")
+    @column_rule("cell_phone", "phone_length")
     @classmethod
     def _phone_length(cls, phone: Series[str]) -> Series[bool]:
         return phone_length_ok(phone)  # type: ignore[return-value]
 
-    @pa.dataframe_check(name="contact_name:contact_or_business_name")
+    @row_rule("contact_name", "contact_or_business_name")
     @classmethod
     def _a_name(cls, frame: pd.DataFrame) -> pd.Series[bool]:
         return (frame["contact_name"] != "") | (frame["business_name"] != "")
