@@ -14,6 +14,7 @@ from pathlib import Path
 
 BENCHMARKS = {
     "sandbox": "bench.sandbox_throughput",
+    "validate": "bench.validate_throughput",
 }
 RESULTS = Path(__file__).parent / "results"
 

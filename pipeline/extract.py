@@ -21,15 +21,17 @@ What it copes with, and how:
   place and carries a ``row_problem`` that validation turns into a reject.
 
 Two parsers, one answer. The fast path hands the UTF-8 bytes to Arrow's
-multi-threaded CSV reader and derives lineage with numpy: a newline ends a
-record when an even number of quote characters precede it (RFC 4180 quotes
-come in pairs), and each record starts on the line after the previous
-record's last newline. It cross-checks itself against the parsed rows (same
-count, same number of newlines inside each row's values). Any irregularity —
-a row of the wrong width, a stray quote in an unquoted value, an unclosed
-quote — sends the file to the slow path: Python's csv module, line by line,
-which reports each irregular row precisely. Both paths return the same frame
-for any file the fast path accepts (tests compare them).
+multi-threaded CSV reader and derives lineage from what it parsed: a record
+spans 1 + (newlines inside its values) lines, counted with numpy over the
+Arrow buffers. When the body's newlines add up to exactly that, there is no
+blank line and record i starts on ``first line + i + newlines inside the
+records before it``. Otherwise a numpy scan places every record (a newline
+ends a record when an even number of quote characters precede it: RFC 4180
+quotes come in pairs) and must agree with Arrow row by row. Any irregularity —
+a row of the wrong width, a stray quote that makes the two disagree, an
+unclosed quote — sends the file to the slow path: Python's csv module, line by
+line, which reports each irregular row precisely. Both paths return the same
+frame for any file the fast path accepts (tests compare them).
 """
 
 from __future__ import annotations
@@ -94,7 +96,9 @@ class RawExport:
 
     frame: pd.DataFrame  # columns = the header names as written (trimmed), values = text, "" for empty
     source_lines: np.ndarray[Any, np.dtype[np.int64]]
-    row_problems: list[str]  # "" when the row has the header's width
+    row_problems: dict[
+        int, str
+    ]  # row position → what is wrong with its shape (rows of the header's width are absent)
     encoding: str
     encoding_guessed: bool
     delimiter: str
@@ -133,6 +137,18 @@ def _utf16_without_bom(data: bytes) -> str | None:
     return None
 
 
+def _is_utf8(data: bytes) -> bool:
+    """Strict UTF-8 validity, checked by Arrow's validator (several times faster than bytes.decode)."""
+    if data.isascii():
+        return True
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
+    try:
+        pa.LargeStringArray.from_buffers(1, offsets, pa.py_buffer(data)).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 def decode(data: bytes, source: str) -> tuple[bytes, str, bool, list[str]]:
     """Detect the encoding; return (UTF-8 bytes with LF line ends, encoding, guessed, warnings)."""
     for magic, kind in _MAGIC:
@@ -165,9 +181,7 @@ def decode(data: bytes, source: str) -> tuple[bytes, str, bool, list[str]]:
                 f"{source}: contains NUL bytes, so it is a binary file, not a CSV export"
             ) from None
     if text is None:
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
+        if not _is_utf8(data):
             encoding, guessed = "cp1252", True
             text = data.decode("cp1252", errors="crmsync-latin1")
             undefined = sorted({f"0x{b:02X}" for b in data if b in _CP1252_UNDEFINED})
@@ -208,13 +222,30 @@ def decode(data: bytes, source: str) -> tuple[bytes, str, bool, list[str]]:
 # -- header ------------------------------------------------------------------------
 
 
-def _record_ends(data: bytes, start: int = 0) -> Any:
-    """Offsets of the newlines that end a record (an even number of quotes before them), from ``start``."""
-    array = np.frombuffer(data, dtype=np.uint8)[start:]
-    newlines = np.flatnonzero(array == _NEWLINE)
-    quotes = np.flatnonzero(array == _QUOTE)
-    even = (np.searchsorted(quotes, newlines) & 1) == 0
-    return newlines[even] + start, newlines + start
+_SCAN_CHUNK = 8 << 20
+
+
+def _record_ends(data: bytes | memoryview) -> tuple[Any, Any]:
+    """(offsets of the newlines that end a record, offsets of every newline).
+
+    A newline ends a record when an even number of quote characters precede it.
+    The scan runs over 8 MB chunks so that its temporaries stay small.
+    """
+    array = np.frombuffer(data, dtype=np.uint8)
+    ends: list[Any] = []
+    newlines: list[Any] = []
+    quotes_so_far = 0
+    for at in range(0, len(array), _SCAN_CHUNK):
+        chunk = array[at : at + _SCAN_CHUNK]
+        found = np.flatnonzero(chunk == _NEWLINE)
+        quotes = np.flatnonzero(chunk == _QUOTE)
+        even = ((quotes_so_far + np.searchsorted(quotes, found)) & 1) == 0
+        quotes_so_far += len(quotes)
+        newlines.append(found + at)
+        ends.append(found[even] + at)
+    if not newlines:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(ends), np.concatenate(newlines)
 
 
 def _header(data: bytes, source: str) -> tuple[list[str], str, int, int, int]:
@@ -272,33 +303,62 @@ class _Irregular(Exception):
     """The fast path cannot vouch for this file; use the slow path."""
 
 
-def _fast(body: bytes, names: list[str], delimiter: str, first_line: int) -> tuple[pa.Table, Any]:
-    width = len(names)
+def _newlines_per_row(table: pa.Table) -> Any:
+    """How many newlines each parsed row holds inside its values (numpy over the Arrow buffers)."""
+    counts = np.zeros(table.num_rows, dtype=np.int64)
+    for column in table.columns:
+        first_row = 0
+        for chunk in column.chunks:
+            buffers = chunk.buffers()
+            offsets = np.frombuffer(buffers[1], dtype=np.int64)[chunk.offset : chunk.offset + len(chunk) + 1]
+            if buffers[2] is not None and len(chunk):
+                values = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+                found = np.flatnonzero(values == _NEWLINE) + offsets[0]
+                if len(found):
+                    rows = np.searchsorted(offsets, found, side="right") - 1
+                    counts += np.bincount(rows + first_row, minlength=table.num_rows)
+            first_row += len(chunk)
+    return counts
+
+
+def _fast(body: memoryview, names: list[str], delimiter: str, first_line: int) -> tuple[pa.Table, Any]:
+    """Arrow parses; lineage follows from the newlines inside each row's values.
+
+    Each record spans 1 + (newlines inside its values) lines. When the body's
+    newlines add up to exactly that, there is no blank line anywhere and record
+    i starts on ``first_line + i + (newlines inside the records before it)``.
+    Otherwise (blank lines) a quote-parity scan of the bytes places every record.
+    """
+    table = _arrow_parse(body, len(names), delimiter)
+    inner = _newlines_per_row(table)
+    array = np.frombuffer(body, dtype=np.uint8)
+    newline_count = sum(
+        int(np.count_nonzero(array[at : at + _SCAN_CHUNK] == _NEWLINE))
+        for at in range(0, len(array), _SCAN_CHUNK)
+    )
+    ends_with_newline = len(array) > 0 and array[-1] == _NEWLINE
+    expected = table.num_rows + int(inner.sum()) - (0 if ends_with_newline or not table.num_rows else 1)
+    if newline_count == expected:
+        before = np.concatenate(([0], np.cumsum(inner)[:-1])) if table.num_rows else inner
+        lines = first_line + np.arange(table.num_rows, dtype=np.int64) + before
+        return table, lines
     ends, newlines = _record_ends(body)
-    starts = np.concatenate(([0], ends + 1))
-    stops = np.concatenate((ends, [len(body)]))
-    keep = stops > starts
-    # A line too short to hold the header's delimiters may be blank (spaces only); so may a
-    # short one. A longer line of spaces makes Arrow and the scan disagree: the slow path takes it.
-    short = np.flatnonzero(keep & (stops - starts < max(width - 1, 17)))
-    strip = b" " if delimiter == "\t" else b" \t"
-    for index in short:
-        if not body[starts[index] : stops[index]].strip(strip):
-            keep[index] = False
-    starts, stops = starts[keep], stops[keep]
-    lines = first_line + np.searchsorted(newlines, starts).astype(np.int64)
-    inner_newlines = np.searchsorted(newlines, stops) - np.searchsorted(newlines, starts)
+    return _lineage(body, table, inner, ends, newlines, len(names), delimiter, first_line)
+
+
+def _arrow_parse(body: memoryview, width: int, delimiter: str) -> pa.Table:
+    strip = " " if delimiter == "\t" else " \t"
 
     def irregular(row: Any) -> str:
-        if row.text is not None and not row.text.strip(strip.decode()):
-            return "skip"  # a blank line: the scan above dropped it too
+        if row.text is not None and not row.text.strip(strip):
+            return "skip"  # a blank line (spaces only): the scan drops it too
         return "error"
 
     column_names = [f"c{i}" for i in range(width)]
-    if not len(starts):
-        return pa.table({c: pa.array([], pa.large_string()) for c in column_names}), lines
+    if not len(body):
+        return pa.table({c: pa.array([], pa.large_string()) for c in column_names})
     try:
-        table = pa_csv.read_csv(
+        return pa_csv.read_csv(
             pa.py_buffer(body),
             read_options=pa_csv.ReadOptions(column_names=column_names, block_size=16 << 20),
             parse_options=pa_csv.ParseOptions(
@@ -318,12 +378,35 @@ def _fast(body: bytes, names: list[str], delimiter: str, first_line: int) -> tup
         )
     except pa.ArrowInvalid as error:
         raise _Irregular(str(error)) from None
+
+
+def _lineage(
+    body: memoryview,
+    table: pa.Table,
+    inner: Any,
+    ends: Any,
+    newlines: Any,
+    width: int,
+    delimiter: str,
+    first_line: int,
+) -> tuple[pa.Table, Any]:
+    """Each record's first line, after checking that the scan and Arrow agree on the rows."""
+    starts = np.concatenate(([0], ends + 1))
+    stops = np.concatenate((ends, [len(body)]))
+    keep = stops > starts
+    # A line too short to hold the header's delimiters may be blank (spaces only); so may a
+    # short one. A longer line of spaces makes Arrow and the scan disagree: the slow path takes it.
+    short = np.flatnonzero(keep & (stops - starts < max(width - 1, 17)))
+    strip = b" " if delimiter == "\t" else b" \t"
+    for index in short:
+        if not bytes(body[starts[index] : stops[index]]).strip(strip):
+            keep[index] = False
+    starts, stops = starts[keep], stops[keep]
+    lines = first_line + np.searchsorted(newlines, starts).astype(np.int64)
+    inner_newlines = np.searchsorted(newlines, stops) - np.searchsorted(newlines, starts)
     if table.num_rows != len(starts):
         raise _Irregular(f"{table.num_rows} rows parsed, {len(starts)} records scanned")
-    counted = np.zeros(table.num_rows, dtype=np.int64)
-    for column in table.columns:
-        counted += pa.compute.count_substring(column, "\n").to_numpy(zero_copy_only=False)
-    if not np.array_equal(counted, inner_newlines):
+    if not np.array_equal(inner, inner_newlines):
         raise _Irregular("newlines inside values do not match the scan")
     return table, lines
 
@@ -355,16 +438,18 @@ class _Lines:
         return line
 
 
-def _slow(body: bytes, names: list[str], delimiter: str, first_line: int) -> tuple[pa.Table, Any, list[str]]:
+def _slow(
+    body: memoryview, names: list[str], delimiter: str, first_line: int
+) -> tuple[pa.Table, Any, dict[int, str]]:
     width = len(names)
-    text = body.decode("utf-8")
+    text = str(body, "utf-8")
     lines = _Lines(text)
     reader = csv.reader(lines, delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
     strip = " " if delimiter == "\t" else " \t"
     columns: list[list[str]] = [[] for _ in range(width)]
     chunks: list[list[Any]] = [[] for _ in range(width)]
     starts: list[int] = []
-    problems: list[str] = []
+    problems: dict[int, str] = {}
     previous = 0
     total = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
     limit = csv.field_size_limit()
@@ -388,7 +473,8 @@ def _slow(body: bytes, names: list[str], delimiter: str, first_line: int) -> tup
                         "a delimiter or quote is probably missing or extra"
                     )
                 row = (row + [""] * width)[:width]
-            problems.append(problem)
+            if problem:
+                problems[len(starts) - 1] = problem
             for i, value in enumerate(row):
                 columns[i].append(value)
             if len(columns[0]) >= 50_000:
@@ -400,7 +486,7 @@ def _slow(body: bytes, names: list[str], delimiter: str, first_line: int) -> tup
     for i in range(width):
         chunks[i].append(pa.array(columns[i], pa.large_string()))
     table = pa.table({f"c{i}": pa.chunked_array(chunks[i], pa.large_string()) for i in range(width)})
-    return table, np.asarray(starts, dtype=np.int64), problems
+    return table.combine_chunks(), np.asarray(starts, dtype=np.int64), problems
 
 
 # -- entry points ------------------------------------------------------------------------
@@ -417,23 +503,22 @@ def read_export(path: Path, *, force_slow: bool = False) -> RawExport:
         raise InputFileError(f"{source}: is a folder, not a CSV file") from None
     except OSError as error:
         raise InputFileError(f"{source}: cannot be read ({error.strerror})") from None
-    if not data.strip():
+    if not data or (len(data) < 4096 and not data.strip()):
         raise InputFileError(f"{source}: the file is empty")
     raw, encoding, guessed, warnings = decode(data, source)
     del data
     names, delimiter, header_line, first_line, body_start = _header(raw, source)
-    body = raw[body_start:]
-    del raw
+    body = memoryview(raw)[body_start:]  # a view: no copy of a large file
     parser = "arrow"
-    problems: list[str] = []
+    problems: dict[int, str] = {}
     try:
         if force_slow:
             raise _Irregular("slow path requested")
         table, lines = _fast(body, names, delimiter, first_line)
-        problems = [""] * table.num_rows
     except _Irregular:
         parser = "csv"
         table, lines, problems = _slow(body, names, delimiter, first_line)
+    del body, raw  # Arrow copied the values out: free the file's bytes before mapping
     labels = _unique_labels(names)
     frame = table.rename_columns(labels).to_pandas(
         types_mapper={pa.large_string(): pd.StringDtype("pyarrow", na_value=np.nan)}.get
@@ -449,8 +534,16 @@ def read_crm(path: Path, profile: Profile) -> CrmExport:
     mapped = apply_profile(profile, raw.frame, source=str(path))
     frame = mapped.frame
     frame["source_line"] = raw.source_lines
-    frame["source_file"] = pd.Series(str(path), index=frame.index, dtype="str")
-    frame["row_problem"] = pd.Series(raw.row_problems, index=frame.index, dtype="str")
+    frame["source_file"] = pd.Categorical.from_codes(
+        np.zeros(len(frame), dtype=np.int8), categories=[str(path)]
+    )
+    problems = pa.compute.fill_null(pa.nulls(len(frame), pa.large_string()), "")
+    if raw.row_problems:
+        mask = np.zeros(len(frame), dtype=bool)
+        mask[list(raw.row_problems)] = True
+        texts = pa.array([raw.row_problems[p] for p in sorted(raw.row_problems)], pa.large_string())
+        problems = pa.compute.replace_with_mask(problems, pa.array(mask), texts)
+    frame["row_problem"] = pd.Series(problems, index=frame.index, dtype="str")
     if len(frame) == 0:
         raw.warnings.append("the export has a header but no rows")
     return CrmExport(

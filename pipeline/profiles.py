@@ -214,8 +214,9 @@ def _nearest(wanted: str, present: list[str]) -> str | None:
 
 
 def _text(values: pd.Series[Any]) -> Any:
+    """The column as Arrow large strings, missing → "" (shares the export's buffers: no copy)."""
     array: Any = values.astype("str").array
-    return pc.fill_null(array.__arrow_array__().cast(pa.large_string()).combine_chunks(), "")
+    return pc.fill_null(array.__arrow_array__().cast(pa.large_string()), "")
 
 
 def _filled(array: Any) -> Any:
