@@ -227,7 +227,8 @@ def _split_lines(array: Any) -> tuple[Any, Any]:
     tidy = pc.utf8_trim(pc.replace_substring_regex(array, r"[ \t]*[\r\n]+[ \t\r\n]*", "\n"), "\n \t")
     # A "\n" appended to every value makes each split have two parts; it is cut off the second.
     newline = pa.scalar("\n", pa.large_string())
-    parts = pc.split_pattern(pc.binary_join_element_wise(tidy, newline, ""), "\n", max_splits=1)
+    nothing = pa.scalar("", pa.large_string())
+    parts = pc.split_pattern(pc.binary_join_element_wise(tidy, newline, nothing), "\n", max_splits=1)
     rest = pc.utf8_slice_codeunits(pc.list_element(parts, 1), 0, -1)
     return pc.list_element(parts, 0), pc.replace_substring(rest, "\n", ", ")
 
