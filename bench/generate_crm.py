@@ -1,4 +1,4 @@
-"""Generate large generic CRM exports for the benchmarks: ``python -m bench.generate_crm N [PATH]``.
+"""Generate generic CRM exports: ``python -m bench.generate_crm N [PATH] [--clean]``.
 
 The rows look like a real Canadian/US customer base written by many hands:
 countries as ``CA``/``Canada``/``CAN``, provinces as codes or names, postal
@@ -11,6 +11,8 @@ missing street).
 
 Everything is built column-wise with numpy and Arrow compute, so a million
 rows take a few seconds. Output goes under ``bench/data/`` (git-ignored).
+``--clean`` leaves the defects out: ``sample_data/crm_customers.csv`` is
+``python -m bench.generate_crm 200 sample_data/crm_customers.csv --clean``.
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ def _address(rng: np.random.Generator, n: int, city_index: Any) -> dict[str, Any
     }
 
 
-def generate_frame(n: int, seed: int = 7) -> pa.Table:
+def generate_frame(n: int, seed: int = 7, *, invalid_share: float = INVALID_SHARE) -> pa.Table:
     """An Arrow table of ``n`` generic CRM rows (see the module docstring)."""
     rng = np.random.default_rng(seed)
     empty = pc.cast(pa.array([""] * n), pa.large_string())
@@ -225,13 +227,13 @@ def generate_frame(n: int, seed: int = 7) -> pa.Table:
     columns["billing_phone"] = pc.if_else(
         international, _join("+44 20 7946 ", _digits(rng, n, 4)), columns["billing_phone"]
     )
-    _inject_defects(rng, columns, n)
+    _inject_defects(rng, columns, n, invalid_share)
     return pa.table({name: columns[name] for name in CRM_COLUMNS})
 
 
-def _inject_defects(rng: np.random.Generator, columns: dict[str, Any], n: int) -> None:
-    """Give ~2 % of the rows one defect each, spread over the kinds validation knows."""
-    rows = np.flatnonzero(rng.random(n) < INVALID_SHARE)
+def _inject_defects(rng: np.random.Generator, columns: dict[str, Any], n: int, share: float) -> None:
+    """Give ``share`` of the rows one defect each, spread over the kinds validation knows."""
+    rows = np.flatnonzero(rng.random(n) < share)
     kinds = rng.integers(0, 8, len(rows))
     defects: list[tuple[str, str | None]] = [
         ("cell_phone", "555-12"),
@@ -262,21 +264,27 @@ def _inject_defects(rng: np.random.Generator, columns: dict[str, Any], n: int) -
             columns["business_name"] = pa.array(business, pa.large_string())
 
 
-def generate(n: int, path: Path | None = None, seed: int = 7) -> Path:
+def generate(
+    n: int, path: Path | None = None, seed: int = 7, *, invalid_share: float = INVALID_SHARE
+) -> Path:
     """Write an ``n``-row generic export (default ``bench/data/crm_N.csv``) and return its path."""
     path = path or DATA / f"crm_{n}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = generate_frame(n, seed)
+    table = generate_frame(n, seed, invalid_share=invalid_share)
     pa_csv.write_csv(table, path, write_options=pa_csv.WriteOptions(quoting_style="needed"))
     return path
 
 
 def main(argv: list[str]) -> int:
+    clean = "--clean" in argv
+    argv = [a for a in argv if a != "--clean"]
     if not argv or not argv[0].replace("_", "").isdigit():
-        print("usage: python -m bench.generate_crm N [PATH]", file=sys.stderr)
+        print("usage: python -m bench.generate_crm N [PATH] [--clean]", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    path = generate(int(argv[0]), Path(argv[1]) if len(argv) > 1 else None)
+    path = generate(
+        int(argv[0]), Path(argv[1]) if len(argv) > 1 else None, invalid_share=0.0 if clean else INVALID_SHARE
+    )
     print(
         f"wrote {int(argv[0]):,} rows to {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.1f} s"
     )
