@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -341,9 +342,37 @@ def _fast(body: memoryview, names: list[str], delimiter: str, first_line: int) -
     if newline_count == expected:
         before = np.concatenate(([0], np.cumsum(inner)[:-1])) if table.num_rows else inner
         lines = first_line + np.arange(table.num_rows, dtype=np.int64) + before
-        return table, lines
-    ends, newlines = _record_ends(body)
-    return _lineage(body, table, inner, ends, newlines, len(names), delimiter, first_line)
+    else:
+        ends, newlines = _record_ends(body)
+        table, lines = _lineage(body, table, inner, ends, newlines, len(names), delimiter, first_line)
+    # Arrow accepts a quote left open at the end of the file (the rest becomes one value);
+    # the csv module's strict mode tells, on the last record's text, and the slow path reports it.
+    if table.num_rows and _open_quote_at_end(_tail(array, int(inner[-1]) + ends_with_newline + 1), delimiter):
+        raise _Irregular("a quote is never closed")
+    return table, lines
+
+
+def _tail(array: Any, newlines: int) -> str:
+    """The text after the ``newlines``-th newline from the end (all of it when there are fewer)."""
+    window = 1 << 16
+    while True:
+        start = max(0, len(array) - window)
+        found = np.flatnonzero(array[start:] == _NEWLINE)
+        if len(found) >= newlines:
+            return bytes(array[start + int(found[-newlines]) + 1 :]).decode("utf-8")
+        if start == 0:
+            return bytes(array).decode("utf-8")
+        window *= 4
+
+
+def _open_quote_at_end(text: str, delimiter: str) -> bool:
+    """Whether ``text`` ends inside a quoted value (csv's strict mode: "unexpected end of data")."""
+    try:
+        for _ in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True):
+            pass
+    except csv.Error as error:
+        return "unexpected end of data" in str(error)
+    return False
 
 
 def _arrow_parse(body: memoryview, width: int, delimiter: str) -> pa.Table:
@@ -464,14 +493,14 @@ def _slow(
                 continue
             starts.append(first_line + start - 1)
             problem = ""
-            if len(row) != width:
-                if "".join(record).count('"') % 2 == 1 and lines.count == total:
-                    problem = "a quote opened on this line is never closed, so the rest of the file was read as one value"
-                else:
-                    problem = (
-                        f"this line has {len(row)} values but the header has {width} columns; "
-                        "a delimiter or quote is probably missing or extra"
-                    )
+            if lines.count == total and _open_quote_at_end("".join(record), delimiter):
+                problem = "a quote opened on this line is never closed, so the rest of the file was read as one value"
+                row = (row + [""] * width)[:width]
+            elif len(row) != width:
+                problem = (
+                    f"this line has {len(row)} values but the header has {width} columns; "
+                    "a delimiter or quote is probably missing or extra"
+                )
                 row = (row + [""] * width)[:width]
             if problem:
                 problems[len(starts) - 1] = problem

@@ -37,6 +37,7 @@ from email_validator import EmailNotValidError, validate_email
 __all__ = [
     "ADDRESS_FIELDS",
     "PROVINCE_COUNTRIES",
+    "digit_counts",
     "duplicated",
     "email_error",
     "email_errors",
@@ -50,6 +51,7 @@ __all__ = [
     "normalize_province",
     "normalize_text",
     "only_digits",
+    "phone_punctuation_only",
     "province_codes",
 ]
 
@@ -205,6 +207,21 @@ def matches(
                 zero_copy_only=False
             )
     return pd.Series(found, index=values.index, dtype=bool)
+
+
+def phone_punctuation_only(values: pd.Series[Any]) -> pd.Series[bool]:
+    """Whether each value holds only digits, spaces and ``+ ( ) - . /`` (the empty value does)."""
+    array = pc.fill_null(_arrow(values), "")
+    offsets, data = _layout(array)
+    others = _rows_of(offsets, np.flatnonzero(~_PHONE_PUNCTUATION[data] & (data != 0x2B)))
+    return pd.Series(~others, index=values.index, dtype=bool)
+
+
+def digit_counts(values: pd.Series[Any]) -> pd.Series[int]:
+    """How many ASCII digits each value holds."""
+    array = pc.fill_null(_arrow(values), "")
+    offsets, _ = _layout(_keep_bytes(array, _DIGITS[_layout(array)[1]]))
+    return pd.Series(np.diff(offsets), index=values.index, dtype="int64")
 
 
 def only_digits(values: pd.Series[Any]) -> pd.Series[bool]:
@@ -497,22 +514,44 @@ def _possible(text: str, region: str) -> phonenumbers.PhoneNumber | None:
     return number if phonenumbers.is_possible_number(number) else None
 
 
+@lru_cache(maxsize=65536)
 def _phone(text: str, country: str) -> str:
-    """One phone, the slow way (phonenumbers). See :func:`normalize_phone` for the rules."""
+    """One phone, the slow way (phonenumbers). See :func:`normalize_phone` for the rules.
+
+    phonenumbers reads some digit strings differently once they are normalised
+    (junk such as ``200000000000``): the result is the value that normalising
+    again leaves alone.
+    """
+    result = _phone_once(text, country)
+    for _ in range(3):  # settle on a value that normalising again leaves alone
+        again = _phone_once(result, country)
+        if again == result:
+            return result
+        result = again
+    return re.sub(r"[^0-9]", "", text)
+
+
+def _phone_once(text: str, country: str) -> str:
     if not re.fullmatch(_PHONE_CHARACTERS, text):
         return text
     digits = re.sub(r"[^0-9]", "", text)
+    nanp_row = country in _NANP_COUNTRIES
     number = None
-    if not text.startswith("+") and text.isdigit() and len(text) >= 11:
+    # Bare digits long enough to carry a country code are first read as international
+    # (that is what this function outputs for them, so normalising again changes nothing).
+    if text.isdigit() and (len(text) >= 11 or (len(text) == 10 and not nanp_row)):
         number = _possible("+" + text, "ZZ")
     if number is None:
         number = _possible(text, _region(country))
     if number is None:
-        return digits
+        # Not a number phonenumbers can place: 10+ digits are kept as digits (Helcim counts them),
+        # fewer are kept as typed, so that the reject shows what the CRM holds.
+        return digits if len(digits) >= 10 else text
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
-    if number.country_code == 1 and country in _NANP_COUNTRIES:
-        return e164[1:]
-    return e164
+    if number.country_code == 1 and nanp_row:
+        e164 = e164[1:]
+    # Fewer than 10 digits can never reach Helcim: keep what was typed, for the reject reason.
+    return e164 if len(e164) >= 10 else text
 
 
 def normalize_phone(values: pd.Series[Any], country: pd.Series[Any]) -> pd.Series[str]:
@@ -522,9 +561,10 @@ def normalize_phone(values: pd.Series[Any], country: pd.Series[Any]) -> pd.Serie
     10 national digits: ``(403) 555-0100``, ``+1 403 555 0100``, ``1-403-555-0100``
     → ``4035550100``. Others become their full international digits with the
     country code, parsed with the row's country as the region: ``020 7946 0958``
-    in GBR → ``442079460958``. A number phonenumbers cannot make out keeps its
-    digits (validation counts them); text that is not a phone at all (letters,
-    an extension) is kept as it is, so validation rejects it with a reason.
+    in GBR → ``442079460958``. A number phonenumbers cannot place keeps its
+    digits when it has 10 or more (Helcim counts them), else its text; text that
+    is not a phone at all (letters, an extension) is kept as it is, so validation
+    rejects it with a reason.
 
     ``country`` is the row's alpha-3 country as :func:`normalize_country` returns it.
     """

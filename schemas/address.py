@@ -25,10 +25,12 @@ from pipeline.normalize import (
     ADDRESS_FIELDS,
     PROVINCE_COUNTRIES,
     alpha3_codes,
+    digit_counts,
     email_errors,
     lengths,
     matches,
     only_digits,
+    phone_punctuation_only,
     province_codes,
 )
 
@@ -39,7 +41,7 @@ __all__ = [
     "Address",
     "address_frame",
     "column_rule",
-    "phone_all_digits_or_empty",
+    "phone_characters_ok",
     "phone_has_extension",
     "phone_length_ok",
     "row_rule",
@@ -77,14 +79,15 @@ def phone_has_extension(phone: pd.Series[str]) -> pd.Series[bool]:
     return matches(phone, _EXTENSION, ignore_case=True, where=~only_digits(phone))
 
 
-def phone_all_digits_or_empty(phone: pd.Series[str]) -> pd.Series[bool]:
-    return only_digits(phone)
+def phone_characters_ok(phone: pd.Series[str]) -> pd.Series[bool]:
+    """Only digits and phone punctuation (an extension is reported by its own rule)."""
+    return phone_punctuation_only(phone) | phone_has_extension(phone)
 
 
 def phone_length_ok(phone: pd.Series[str]) -> pd.Series[bool]:
-    """True unless an all-digit phone has fewer than 10 or more than 15 digits."""
-    length = lengths(phone)
-    return ~phone_all_digits_or_empty(phone) | (length == 0) | ((length >= 10) & (length <= 15))
+    """True unless a phone made of digits and punctuation has fewer than 10 or more than 15 digits."""
+    count = digit_counts(phone)
+    return ~phone_punctuation_only(phone) | (lengths(phone) == 0) | ((count >= 10) & (count <= 15))
 
 
 def column_rule(field: str, rule: str) -> Callable[[T], T]:
@@ -142,7 +145,7 @@ class Address(pa.DataFrameModel):
     @column_rule("phone", "phone_characters")
     @classmethod
     def _phone_characters(cls, phone: Series[str]) -> Series[bool]:
-        return phone_all_digits_or_empty(phone) | phone_has_extension(phone)  # type: ignore[return-value]
+        return phone_characters_ok(phone)  # type: ignore[return-value]
 
     @column_rule("phone", "phone_length")
     @classmethod

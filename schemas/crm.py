@@ -17,7 +17,7 @@ from schemas.address import (
     ADDRESS_FIELDS,
     PHONE_REASONS,
     column_rule,
-    phone_all_digits_or_empty,
+    phone_characters_ok,
     phone_has_extension,
     phone_length_ok,
     row_rule,
@@ -98,7 +98,7 @@ class CrmCustomer(pa.DataFrameModel):
     @column_rule("cell_phone", "phone_characters")
     @classmethod
     def _phone_characters(cls, phone: Series[str]) -> Series[bool]:
-        return phone_all_digits_or_empty(phone) | phone_has_extension(phone)  # type: ignore[return-value]
+        return phone_characters_ok(phone)  # type: ignore[return-value]
 
     @column_rule("cell_phone", "phone_length")
     @classmethod
