@@ -267,7 +267,11 @@ def _header(data: bytes, source: str) -> tuple[list[str], str, int, int, int]:
     header_text = window[:header_end].decode("utf-8")
     best: tuple[int, str, list[str]] = (0, ",", [])
     for delimiter in DELIMITERS:
-        fields = next(csv.reader([header_text], delimiter=delimiter, strict=False), [])
+        try:
+            reader = csv.reader(io.StringIO(header_text, newline=""), delimiter=delimiter, strict=False)
+            fields = next(reader, [])
+        except csv.Error as error:
+            raise InputFileError(f"{source}: the header line cannot be read as CSV ({error})") from None
         if len(fields) > best[0]:
             best = (len(fields), delimiter, fields)
     count, delimiter, names = best

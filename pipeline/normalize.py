@@ -98,12 +98,13 @@ def _layout(array: Any) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     buffers = array.buffers()
     offsets = np.frombuffer(buffers[1], dtype=np.int64)[array.offset : array.offset + len(array) + 1]
     data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
-    return offsets, data
+    return offsets, data[: offsets[-1]]  # bytes past the last value (buffer padding) belong to no row
 
 
 def _rows_of(offsets: np.ndarray[Any, Any], positions: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """A row mask: True for the rows holding any of the byte ``positions``."""
     rows = np.zeros(len(offsets) - 1, dtype=bool)
+    positions = positions[positions >= offsets[0]]  # a sliced array's buffer starts before its first row
     if len(positions):
         rows[np.searchsorted(offsets, positions, side="right") - 1] = True
     return rows

@@ -253,8 +253,8 @@ def apply_profile(profile: Profile, export: pd.DataFrame, *, source: str = "the 
         wanted = next(h for h in ways[0] if find(h) is None)
         nearest = _nearest(wanted, [h for h in headers if h])
         hint = f'nearest header present: "{nearest}"' if nearest else "no similar header in the file"
-        label = wanted if wanted == column else f"{wanted} (for {column})"
-        missing.append(f"{label} ({hint})")
+        purpose = "" if wanted == column else f"for {column}; "
+        missing.append(f"{wanted} ({purpose}{hint})")
     if missing:
         raise MissingColumnsError(f"{source}: missing required columns: {', '.join(missing)}")
 

@@ -23,14 +23,20 @@ _FORMULA = r"^[=+\-@\t\r]"
 
 
 def neutralise_formulas(values: pd.Series[Any]) -> pd.Series[Any]:
-    """Text cells that a spreadsheet would run as a formula, prefixed with ``'``; other cells unchanged."""
+    """Text cells that a spreadsheet would run as a formula, prefixed with ``'``.
+
+    A carriage return inside a cell becomes a line feed: the csv writer would not
+    quote it, and crmsync reads every CR as a line end anyway.
+    """
     if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object):
         return values
     text = values.astype("str")
     risky = text.str.match(_FORMULA).fillna(False).astype(bool)
-    if not risky.any():
-        return values
-    return text.where(~risky, "'" + text)
+    if risky.any():
+        text = text.where(~risky, "'" + text)
+    if text.str.contains("\r", regex=False).fillna(False).any():
+        text = text.str.replace("\r\n", "\n", regex=False).str.replace("\r", "\n", regex=False)
+    return text
 
 
 def write_csv(frame: pd.DataFrame, path: Path, columns: Sequence[str] | None = None) -> Path:
