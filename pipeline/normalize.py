@@ -694,12 +694,12 @@ def _emails(values: pd.Series[Any], *, errors_only: bool = False) -> tuple[Any, 
     if simple.any():
         mask = pa.array(simple)
         parts = pc.split_pattern(pc.filter(clean, mask), "@", max_splits=1)
-        local, domain = pc.list_element(parts, 0), pc.utf8_lower(pc.list_element(parts, 1))
+        domain = pc.ascii_lower(pc.list_element(parts, 1))  # simple addresses are ASCII
         normalised = _map_distinct(domain, _domain)
         accepted = pc.not_equal(normalised, "").to_numpy(zero_copy_only=False)
         simple[np.flatnonzero(simple)[~accepted]] = False
         if simple.any() and not errors_only:
-            joined = pc.filter(_join(local, normalised, "@"), pa.array(accepted))
+            joined = pc.filter(_join(pc.list_element(parts, 0), normalised, "@"), pa.array(accepted))
             clean = pc.replace_with_mask(clean, pa.array(simple), joined)
     slow = filled & ~simple
     result = clean
