@@ -12,7 +12,7 @@ SANDBOX_DB   ?= .run/sandbox.db
 PYTEST_ARGS  ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint bench run sandbox seed clean
+.PHONY: help install test lint bench golden run sandbox seed clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,13 @@ lint: install  ## ruff and mypy
 
 bench: install  ## run the benchmarks in bench/ (not part of make test)
 	$(BIN)/python -m bench
+
+golden: install  ## rewrite tests/golden/ from sample_data/ (review the diff before committing it)
+	@tmp=$$(mktemp -d); \
+	$(BIN)/crmsync validate --crm sample_data/crm_customers_dirty.csv --out $$tmp > /dev/null; status=$$?; \
+	if [ $$status -gt 1 ]; then rm -rf $$tmp; echo "crmsync validate failed (exit $$status)"; exit 1; fi; \
+	cp $$tmp/rejects.csv tests/golden/rejects_dirty.csv; rm -rf $$tmp; \
+	echo "wrote tests/golden/rejects_dirty.csv"
 
 run: install  ## start the sandbox, seed it, run the nightly job on sample_data/, print where the reports are
 	$(BIN)/python scripts/demo.py

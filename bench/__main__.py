@@ -15,6 +15,7 @@ from pathlib import Path
 BENCHMARKS = {
     "sandbox": "bench.sandbox_throughput",
     "pacing": "bench.client_pacing",
+    "validate": "bench.validate_throughput",
 }
 RESULTS = Path(__file__).parent / "results"
 

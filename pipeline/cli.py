@@ -123,3 +123,66 @@ def main() -> None:
     except KeyboardInterrupt:  # pragma: no cover - interactive only
         click.echo("crmsync: interrupted", err=True)
         sys.exit(EXIT_USAGE)
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+class RateType(click.ParamType):  # type: ignore[type-arg]
+    """A fraction 0–1 (``0.05``) or a percentage (``5%``)."""
+
+    name = "RATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        from pipeline.errors import UsageError
+        from pipeline.validate import parse_rate
+
+        try:
+            return parse_rate(str(value))
+        except UsageError as error:
+            self.fail(str(error), param, ctx)
+
+
+@cli.command()
+@crm_options
+@out_option
+@click.option(
+    "--max-reject-rate",
+    type=RateType(),
+    default=None,
+    help="Fail the run (exit 2) when more than this share of rows is rejected: 0.05 or 5%.",
+)
+@reports_errors
+def validate(crm_path: Path, profile: str, out_dir: Path, max_reject_rate: float | None) -> None:
+    """Read, normalise and validate a CRM export; nothing is sent to Helcim.
+
+    \b
+    Writes to --out:
+      valid.csv     the normalised valid rows (generic columns, then source_line)
+      rejects.csv   one row per problem: source_line, crm_id, column, value, reason
+      summary.json  rows_read = valid + rejected, encoding, delimiter, warnings, …
+    \b
+    Exit codes: 0 every row is valid
+                1 some rows were rejected (see rejects.csv)
+                2 the file cannot be read as a CRM export, or --max-reject-rate was exceeded
+    """
+    from pipeline.validate import validate_file
+
+    summary = validate_file(crm_path, profile, out_dir, max_reject_rate)
+    for warning in summary.warnings:
+        click.echo(f"crmsync: warning: {warning}", err=True)
+    guessed = ", guessed" if summary.encoding_guessed else ""
+    click.echo(
+        f"{summary.rows_read:,} rows read from {summary.source_file} "
+        f"({summary.encoding}{guessed}, {summary.delimiter_name}-separated, profile {summary.profile}): "
+        f"{summary.valid:,} valid, {summary.rejected:,} rejected ({summary.reject_rate:.1%})"
+    )
+    if summary.rejected:
+        top = ", ".join(
+            f"{column or 'row shape'} {count}" for column, count in summary.problems_by_column.items()
+        )
+        click.echo(f"problems by column: {top}")
+    click.echo(f"outputs in {out_dir}/: valid.csv, rejects.csv, summary.json")
+    raise click.exceptions.Exit(summary.exit_code)
