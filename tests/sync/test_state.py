@@ -1,0 +1,111 @@
+"""The state store: permissions, migrations, account binding, links, base, journal, deferred."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.errors import AccountMismatchError, StateError
+from pipeline.state import SCHEMA_VERSION, open_state
+from schemas.helcim import SYNCED_FIELDS
+
+
+def test_created_private_and_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "state.db"
+    with open_state(path) as state:
+        assert state.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) & 0o077 == 0
+    with open_state(path) as again:  # reopening migrates nothing and keeps data
+        again.set_meta("x", "1")
+    with open_state(path) as third:
+        assert third.meta("x") == "1"
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        pytest.param(
+            lambda p: p.write_bytes(b"not a database at all" * 100), "not a crmsync state store", id="garbage"
+        ),
+        pytest.param(
+            lambda p: sqlite3.connect(p).execute("CREATE TABLE other (x)").connection.commit(),
+            "not a crmsync state store",
+            id="other-sqlite",
+        ),
+        pytest.param(
+            lambda p: sqlite3.connect(p).execute("PRAGMA user_version = 99").connection.commit(),
+            "newer crmsync",
+            id="newer-schema",
+        ),
+    ],
+)
+def test_refuses_what_is_not_its_own(tmp_path: Path, setup: object, message: str) -> None:
+    path = tmp_path / "state.db"
+    setup(path)  # type: ignore[operator]
+    with pytest.raises(StateError, match=message):
+        open_state(path)
+
+
+def test_bound_to_one_account(tmp_path: Path) -> None:
+    with open_state(tmp_path / "s.db") as state:
+        state.bind_account("https://api.helcim.com/v2")
+        state.bind_account("https://api.helcim.com/v2")
+        with pytest.raises(AccountMismatchError, match=r"belongs to https://api\.helcim\.com/v2"):
+            state.bind_account("http://127.0.0.1:8765/v2")
+
+
+def test_links(tmp_path: Path) -> None:
+    with open_state(tmp_path / "s.db") as state:
+        state.link("C1", 10, "C1", "created")
+        state.link("C1", 11, "CST1", "approved")  # relinking a CRM row replaces its link
+        with pytest.raises(StateError, match="already linked to crm_id C1"):
+            state.link("C2", 11, "CST1", "code")
+        assert state.links().to_dict("records") == [
+            {"crm_id": "C1", "helcim_id": 11, "customer_code": "CST1", "how": "approved"}
+        ]
+        state.reject_link("C2", 12)
+        assert state.rejected_links().to_dict("records") == [{"crm_id": "C2", "helcim_id": 12}]
+
+
+def test_base_keeps_unknown_fields_and_merges_partial_updates(tmp_path: Path) -> None:
+    with open_state(tmp_path / "s.db") as state:
+        state.set_base(pd.DataFrame([{"crm_id": "C1", "contact_name": "Ada", "cell_phone": None}]))
+        state.set_base(pd.DataFrame([{"crm_id": "C1", "cell_phone": "4035550100"}]))
+        state.set_base(pd.DataFrame([{"crm_id": "C1", "contact_name": None, "billing_city": ""}]))
+        (row,) = state.base().to_dict("records")
+        assert (row["contact_name"], row["cell_phone"], row["billing_city"]) == ("Ada", "4035550100", "")
+        assert not isinstance(row["shipping_city"], str)  # never agreed: unknown (NaN), not ""
+        assert list(state.base().columns) == ["crm_id", *SYNCED_FIELDS]
+
+
+def test_journal_round_trip(tmp_path: Path) -> None:
+    with open_state(tmp_path / "s.db") as state:
+        run = state.start_run("apply")
+        state.journal_intent("p:create:C1", run, "p", "C1", "create", "C1", None, {"contactName": "Ada"})
+        (pending,) = state.journal_entries(state="pending")
+        assert (pending.crm_id, pending.body) == ("C1", {"contactName": "Ada"})
+        state.journal_outcome("p:create:C1", "done", "created", helcim_id=77)
+        assert state.journal_entries(state="pending") == []
+        (done,) = state.journal_entries(op_ids=["p:create:C1"])
+        assert (done.state, done.outcome, done.helcim_id) == ("done", "created", 77)
+        state.finish_run(run, "ok", 0, {"created": 1})
+        assert state.previous_run("apply")["summary"] == {"created": 1}  # type: ignore[index]
+
+
+def test_deferred_keeps_its_first_date(tmp_path: Path) -> None:
+    with open_state(tmp_path / "s.db") as state:
+        state.set_deferred([("C1", "create", "budget")])
+        first = state.deferred()["since"].tolist()
+        state.set_deferred([("C1", "create", "budget"), ("C2", "update", "budget")])
+        since = dict(
+            zip(state.deferred()["crm_id"].tolist(), state.deferred()["since"].tolist(), strict=True)
+        )
+        assert since["C1"] == first[0]
+        assert set(since) == {"C1", "C2"}
+        state.set_deferred([])
+        assert state.deferred().empty
