@@ -121,6 +121,8 @@ class CrmExport:
     parser: str
     warnings: list[str]
     ignored_headers: list[str]
+    #: The generic columns the file really carries (a column it lacks is empty, and is never synced).
+    mapped_columns: tuple[str, ...] = ()
 
 
 # -- bytes → text ------------------------------------------------------------------
@@ -589,4 +591,5 @@ def read_crm(path: Path, profile: Profile) -> CrmExport:
         parser=raw.parser,
         warnings=raw.warnings + mapped.warnings,
         ignored_headers=mapped.ignored_headers,
+        mapped_columns=mapped.carried,
     )

@@ -205,6 +205,8 @@ class MappedExport:
     frame: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     ignored_headers: list[str] = field(default_factory=list)
+    #: The generic columns the export really carries; the others are empty because it lacks them.
+    carried: tuple[str, ...] = ()
 
 
 def _nearest(wanted: str, present: list[str]) -> str | None:
@@ -270,6 +272,8 @@ def apply_profile(profile: Profile, export: pd.DataFrame, *, source: str = "the 
                 used.add(header)
                 break
 
+    carried = set(columns)  # generic columns the export really has (mapped, or made from a present header)
+
     def value(name: str) -> Any:
         if name in CRM_COLUMNS:
             return columns.get(name, empty)
@@ -280,6 +284,10 @@ def apply_profile(profile: Profile, export: pd.DataFrame, *, source: str = "the 
         return _text(export[header])
 
     for transform in profile.transforms:
+        if any(
+            name in carried if name in CRM_COLUMNS else find(name) is not None for name in transform.sources
+        ):
+            carried.update(transform.targets)
         sources = [value(name) for name in transform.sources]
         if transform.kind == "join":
             result = sources[0]
@@ -325,4 +333,4 @@ def apply_profile(profile: Profile, export: pd.DataFrame, *, source: str = "the 
         if match:
             suggestion = next(h for h in unread if header_key(h) == match[0])
             warnings.append(f"`{header}` was ignored; did you mean `{suggestion}`?")
-    return MappedExport(frame, warnings, ignored)
+    return MappedExport(frame, warnings, ignored, tuple(c for c in CRM_COLUMNS if c in carried))

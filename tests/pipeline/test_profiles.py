@@ -125,3 +125,37 @@ def test_profiles_report_missing_headers_in_their_own_names(tmp_path: Path) -> N
     assert "Last Name (for contact_name" in message
     assert "State/Region (for billing_province" in message
     assert 'Postal Code (for billing_postal_code; nearest header present: "Postcode")' in message
+
+
+def test_mapped_columns_name_what_the_export_really_carries(tmp_path: Path) -> None:
+    generic = tmp_path / "generic.csv"
+    required = [
+        "crm_id",
+        "contact_name",
+        "business_name",
+        *(
+            f"billing_{f}"
+            for f in (
+                "name",
+                "street1",
+                "street2",
+                "city",
+                "province",
+                "country",
+                "postal_code",
+                "phone",
+                "email",
+            )
+        ),
+    ]
+    generic.write_text(
+        ",".join([*required, "shipping_city"]) + "\n" + ",".join(["x"] * (len(required) + 1)) + "\n"
+    )
+    carried = read_crm(generic, load_profile("generic")).mapped_columns
+    assert "shipping_city" in carried
+    assert "cell_phone" not in carried
+    assert "shipping_street1" not in carried
+    sf = read_crm(Path("sample_data/salesforce_contacts.csv"), load_profile("salesforce")).mapped_columns
+    assert {"contact_name", "billing_street1", "billing_street2", "billing_name"} <= set(
+        sf
+    )  # made by transforms
