@@ -98,6 +98,109 @@ def settings_options(func: F) -> F:
     return func
 
 
+def state_option(func: F) -> F:
+    """--state FILE."""
+    return click.option(
+        "--state",
+        "state_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The state store (default: CRMSYNC_STATE_DB, else ~/.local/state/crmsync/state.db).",
+    )(func)
+
+
+def budget_options(func: F) -> F:
+    """--max-calls N and --policy."""
+    func = click.option(
+        "--policy",
+        type=click.Choice(["crm-wins", "helcim-wins", "manual"]),
+        default="crm-wins",
+        show_default=True,
+        help="A field changed differently on both sides: push the CRM's value, export Helcim's, "
+        "or report it and leave it (manual).",
+    )(func)
+    func = click.option(
+        "--max-calls",
+        type=click.IntRange(min=1),
+        help="Helcim calls this run may spend, reads included (default: one hour of the rate limit, 3000).",
+    )(func)
+    return func
+
+
+@cli.command()
+@crm_options
+@out_option
+@budget_options
+@state_option
+@settings_options
+@reports_errors
+def plan(
+    crm_path: Path,
+    profile: str,
+    out_dir: Path,
+    max_calls: int | None,
+    policy: str,
+    state_path: Path | None,
+    config_file: Path | None,
+    rate_limits: str | None,
+) -> None:
+    """Show exactly what a sync would do and what it costs, without writing to Helcim.
+
+    Reads Helcim customers (within the budget), diffs them against the CRM
+    export and the state store, and writes to --out: plan.json (what `apply`
+    executes), plan.csv (one row per field, old -> new), conflicts.csv,
+    link_proposals.csv (possible matches under other codes: approve with
+    `crmsync link --accept`), rejects.csv and summary.json.
+    """
+    from pipeline.config import load_settings
+    from pipeline.sync import plan_sync
+
+    settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
+    outcome = plan_sync(settings, crm_path, profile, out_dir, policy=policy, max_calls=max_calls)  # type: ignore[arg-type]
+    s = outcome.summary
+    calls = s["calls"]
+    click.echo(
+        f"{s['rows_read']} rows read: {s['valid']} valid, {s['rejected']} rejected. "
+        f"Plan: {s['creates']} creates, {s['updates']} updates, {s['deferred']} deferred, {s['held']} held."
+    )
+    click.echo(
+        f"Calls: {calls['reads_spent']} spent reading, {calls['reads_planned']} planned for bank accounts, "
+        f"{calls['writes']} writes; budget {calls['budget']}."
+    )
+    for warning in s["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(
+        f"Plan written to {outcome.out_dir / 'plan.json'} (and plan.csv, conflicts.csv, link_proposals.csv)"
+    )
+    raise click.exceptions.Exit(outcome.exit_code)
+
+
+@cli.command()
+@click.option(
+    "--accept",
+    "proposals",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="link_proposals.csv as `crmsync plan` wrote it, with accept = yes / no filled in (no column: all yes).",
+)
+@state_option
+@settings_options
+@reports_errors
+def link(proposals: Path, state_path: Path | None, config_file: Path | None, rate_limits: str | None) -> None:
+    """Record which proposed matches are the same customer (and which are not).
+
+    Accepted rows link the CRM row to that Helcim customer for good; rejected
+    rows let the CRM row be created on the next run.
+    """
+    from pipeline.config import load_settings
+    from pipeline.sync import accept_links
+
+    settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
+    outcome = accept_links(settings, proposals)
+    click.echo(
+        f"linked {len(outcome.linked)}, rejected {len(outcome.rejected)}, left undecided {outcome.undecided}"
+    )
+
+
 @cli.command()
 @click.option("--url", help="The API to try (default: HELCIM_API_URL, else https://api.helcim.com/v2).")
 @settings_options

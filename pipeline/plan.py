@@ -1,0 +1,318 @@
+"""The Plan: what a run will write to Helcim, in which order, and what it costs.
+
+A plan is built from a :class:`~pipeline.diff.DiffResult` and a call budget:
+
+* **operations**: creates first, then updates, each with the exact Helcim
+  request body; operations deferred by an earlier run come first of their kind;
+* **deferred**: what does not fit in the budget (next night starts with it);
+* **held**: rows that must not be written yet (awaiting a link decision,
+  linked customer missing in Helcim, manual conflicts);
+* **estimate**: reads already spent, reads planned (bank accounts and PADs),
+  writes, against the budget.
+
+``plan.json`` is what ``crmsync apply`` executes verbatim; ``plan.csv`` shows
+the same, one row per field, old → new, for people. Pure: no I/O here.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.diff import DiffResult
+from pipeline.errors import UsageError
+from pipeline.helcim.models import Address, CustomerInput
+from schemas.helcim import SYNCED_FIELDS
+
+PLAN_VERSION = 1
+PLAN_CSV_COLUMNS = ("crm_id", "customer_code", "helcim_id", "operation", "field", "old", "new", "scheduled")
+CONFLICT_CSV_COLUMNS = (
+    "crm_id",
+    "customer_code",
+    "helcim_id",
+    "field",
+    "base",
+    "crm",
+    "helcim",
+    "resolution",
+)
+ADDRESS_KEYS = ("name", "street1", "street2", "city", "province", "country", "postal_code", "phone", "email")
+
+
+@dataclass(frozen=True)
+class Operation:
+    op_id: str
+    kind: str  # create | update
+    crm_id: str
+    customer_code: str
+    helcim_id: int | None
+    body: dict[str, Any]  # the Helcim request body
+    changes: dict[str, list[str]]  # field -> [old, new]
+    source_line: int = 0
+    carried_over: bool = False  # deferred by an earlier run
+
+
+@dataclass(frozen=True)
+class Estimate:
+    budget: int
+    reads_spent: int
+    reads_planned: int
+    writes: int
+    writes_affordable: int
+    deferred: int
+
+    @property
+    def total(self) -> int:
+        return self.reads_spent + self.reads_planned + self.writes
+
+
+@dataclass
+class Plan:
+    plan_id: str
+    created_at: str
+    api_url: str
+    crm_file: str
+    profile: str
+    policy: str
+    operations: list[Operation]
+    deferred: list[Operation]
+    held: list[dict[str, str]]
+    estimate: Estimate
+    counts: dict[str, int] = field(default_factory=dict)
+    snapshot: dict[str, Any] = field(default_factory=dict)
+    version: int = PLAN_VERSION
+
+    # -- (de)serialisation ---------------------------------------------------------
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "plan.json") -> Plan:
+        try:
+            raw = json.loads(text)
+            if raw.get("version") != PLAN_VERSION:
+                raise UsageError(
+                    f"{source}: plan version {raw.get('version')!r}; this crmsync reads {PLAN_VERSION}"
+                )
+            return cls(
+                plan_id=raw["plan_id"],
+                created_at=raw["created_at"],
+                api_url=raw["api_url"],
+                crm_file=raw["crm_file"],
+                profile=raw["profile"],
+                policy=raw["policy"],
+                operations=[Operation(**op) for op in raw["operations"]],
+                deferred=[Operation(**op) for op in raw["deferred"]],
+                held=list(raw["held"]),
+                estimate=Estimate(**raw["estimate"]),
+                counts=dict(raw.get("counts", {})),
+                snapshot=dict(raw.get("snapshot", {})),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{source} is not a crmsync plan ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def load(cls, path: Path) -> Plan:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read the plan {path}: {exc.strerror}") from None
+        return cls.from_json(text, str(path))
+
+    # -- views for people ----------------------------------------------------------
+
+    def rows(self) -> pd.DataFrame:
+        """plan.csv: one row per field written, old → new; deferred operations flagged."""
+        records = []
+        for scheduled, ops in (("yes", self.operations), ("deferred", self.deferred)):
+            for op in ops:
+                for name, (old, new) in op.changes.items():
+                    records.append(
+                        (op.crm_id, op.customer_code, op.helcim_id or "", op.kind, name, old, new, scheduled)
+                    )
+        return pd.DataFrame.from_records(records, columns=list(PLAN_CSV_COLUMNS))
+
+    def summary(self) -> dict[str, Any]:
+        e = self.estimate
+        return {
+            "plan_id": self.plan_id,
+            "creates": sum(op.kind == "create" for op in self.operations),
+            "updates": sum(op.kind == "update" for op in self.operations),
+            "deferred": len(self.deferred),
+            "held": len(self.held),
+            "calls": {
+                "budget": e.budget,
+                "reads_spent": e.reads_spent,
+                "reads_planned": e.reads_planned,
+                "writes": e.writes,
+                "total": e.total,
+                "writes_affordable": e.writes_affordable,
+            },
+            **self.counts,
+        }
+
+
+def _address(values: dict[str, str], prefix: str) -> Address:
+    return Address(**{key: str(values.get(f"{prefix}_{key}", "") or "") for key in ADDRESS_KEYS})
+
+
+def create_input(values: dict[str, str], code: str) -> CustomerInput:
+    """The create body of a CRM record: an address is sent only when it has something in it."""
+    billing, shipping = _address(values, "billing"), _address(values, "shipping")
+    return CustomerInput(
+        contact_name=values.get("contact_name", ""),
+        business_name=values.get("business_name", ""),
+        cell_phone=values.get("cell_phone", ""),
+        billing=billing if billing.is_given() else None,
+        shipping=shipping if shipping.is_given() else None,
+        code=code,
+    )
+
+
+def update_input(values: dict[str, str], code: str, *, billing: bool, shipping: bool) -> CustomerInput:
+    """The update body: names always (Helcim requires one), an address whole when one of its fields moves.
+
+    A whole address, even an empty one (which clears it), because merging
+    partial addresses is not documented for the real API.
+    """
+    return CustomerInput(
+        contact_name=values.get("contact_name", ""),
+        business_name=values.get("business_name", ""),
+        cell_phone=values.get("cell_phone", ""),
+        billing=_address(values, "billing") if billing else None,
+        shipping=_address(values, "shipping") if shipping else None,
+        code=code,
+    )
+
+
+def _creates(result: DiffResult, plan_id: str) -> list[Operation]:
+    ops = []
+    fields = [f for f in SYNCED_FIELDS if f in result.creates.columns]
+    lines = result.creates["source_line"] if "source_line" in result.creates.columns else None
+    for index, record in enumerate(result.creates[["crm_id", *fields]].to_dict("records")):
+        crm_id = str(record["crm_id"])
+        values = {str(k): str(v or "") for k, v in record.items() if k != "crm_id"}
+        body = create_input(values, crm_id)
+        ops.append(
+            Operation(
+                op_id=f"{plan_id}:create:{crm_id}",
+                kind="create",
+                crm_id=crm_id,
+                customer_code=crm_id,
+                helcim_id=None,
+                body=body.to_api(),
+                changes={k: ["", v] for k, v in values.items() if v},
+                source_line=int(lines.iloc[index]) if lines is not None else 0,
+            )
+        )
+    return ops
+
+
+def _updates(result: DiffResult, plan_id: str, lines: dict[str, int]) -> list[Operation]:
+    pushed = result.changes[result.changes["resolution"] == "push"]
+    if pushed.empty:
+        return []
+    targets = result.targets.set_index("crm_id")
+    ops = []
+    for crm_id, cells in pushed.groupby("crm_id", sort=True):
+        first = cells.iloc[0]
+        names = set(cells["field"])
+        values = {str(k): str(v or "") for k, v in targets.loc[crm_id].items()}
+        body = update_input(
+            values,
+            str(first["customer_code"]),
+            billing=any(n.startswith("billing_") for n in names),
+            shipping=any(n.startswith("shipping_") for n in names),
+        )
+        ops.append(
+            Operation(
+                op_id=f"{plan_id}:update:{crm_id}",
+                kind="update",
+                crm_id=str(crm_id),
+                customer_code=str(first["customer_code"]),
+                helcim_id=int(first["helcim_id"]),
+                body=body.to_api(),
+                changes={str(r.field): [str(r.helcim), str(r.crm)] for r in cells.itertuples()},
+                source_line=lines.get(str(crm_id), 0),
+            )
+        )
+    return ops
+
+
+def build_plan(
+    result: DiffResult,
+    *,
+    budget: int,
+    reads_spent: int,
+    reads_planned: int,
+    carried_over: Iterable[str] = (),
+    source_lines: dict[str, int] | None = None,
+    api_url: str = "",
+    crm_file: str = "",
+    profile: str = "generic",
+    snapshot: dict[str, Any] | None = None,
+    plan_id: str | None = None,
+    now: datetime | None = None,
+) -> Plan:
+    """Order the writes, fit them in the budget, and say what waits and why."""
+    moment = now or datetime.now(UTC)
+    plan_id = plan_id or moment.strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+    earlier = set(carried_over)
+    creates = _creates(result, plan_id)
+    updates = _updates(result, plan_id, source_lines or {})
+
+    def ordered(ops: list[Operation]) -> list[Operation]:
+        marked = [Operation(**{**asdict(op), "carried_over": op.crm_id in earlier}) for op in ops]
+        return sorted(marked, key=lambda op: (not op.carried_over, op.source_line, op.crm_id))
+
+    queue = ordered(creates) + ordered(updates)
+    affordable = max(0, budget - reads_spent - reads_planned)
+    scheduled, deferred = queue[:affordable], queue[affordable:]
+
+    held = [{"crm_id": str(r.crm_id), "reason": str(r.reason)} for r in result.awaiting_link.itertuples()]
+    held += [
+        {
+            "crm_id": str(r.crm_id),
+            "reason": f"linked Helcim customer {r.helcim_id} no longer exists in Helcim",
+        }
+        for r in result.missing_in_helcim.itertuples()
+    ]
+    skipped = result.changes[result.changes["resolution"] == "skip"]
+    for crm_id, cells in skipped.groupby("crm_id", sort=True):
+        fields = ", ".join(sorted(cells["field"]))
+        held.append({"crm_id": str(crm_id), "reason": f"manual conflict on {fields}: changed on both sides"})
+    return Plan(
+        plan_id=plan_id,
+        created_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        api_url=api_url,
+        crm_file=crm_file,
+        profile=profile,
+        policy=result.policy,
+        operations=scheduled,
+        deferred=deferred,
+        held=held,
+        estimate=Estimate(
+            budget=budget,
+            reads_spent=reads_spent,
+            reads_planned=reads_planned,
+            writes=len(queue),
+            writes_affordable=affordable,
+            deferred=len(deferred),
+        ),
+        counts=result.counts(),
+        snapshot=snapshot or {},
+    )
+
+
+def conflict_rows(result: DiffResult) -> pd.DataFrame:
+    """conflicts.csv: every conflicting field, the three values and how the policy resolved it."""
+    cells = result.changes[result.changes["status"] == "conflict"]
+    return cells.loc[:, list(CONFLICT_CSV_COLUMNS)].reset_index(drop=True)
