@@ -137,21 +137,65 @@ class DiffResult:
 
 
 def _arrow(values: pd.Series) -> pa.Array:
-    array = pa.array(values.to_numpy(dtype=object, na_value=""), type=pa.large_string(), from_pandas=True)
-    return pc.fill_null(array, "")
+    """A column as an Arrow large_string array (zero-copy for pandas' Arrow-backed strings); nulls kept."""
+    if not isinstance(values.dtype, pd.StringDtype):
+        values = values.astype(object).where(values.notna(), None)
+    array = pa.array(values, type=pa.large_string(), from_pandas=True)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def _key(values: pd.Series) -> pa.Array:
-    """The comparison form: already normalised, compared without regard to case."""
-    return pc.utf8_lower(_arrow(values))
+    """The comparison form: already normalised, compared without regard to case; missing is ""."""
+    return pc.utf8_lower(pc.fill_null(_arrow(values), ""))
 
 
 def _bool(array: pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def _isin(values: pd.Series, pool: pd.Series) -> np.ndarray:
+    """``values.isin(pool)`` as a numpy mask, without pandas' per-value Python loop over Arrow strings."""
+    if len(pool) == 0:
+        return np.zeros(len(values), dtype=bool)
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return np.isin(values.to_numpy(dtype="int64"), pool.to_numpy(dtype="int64"))
+    return _bool(pc.is_in(_arrow(values), value_set=pc.unique(_arrow(pool))))
+
+
+def _positions(keys: pd.Series, wanted: pd.Series) -> np.ndarray:
+    """For each wanted key, its position in ``keys`` (unique), -1 when absent (Arrow's hash join)."""
+    if len(keys) == 0 or len(wanted) == 0:
+        return np.full(len(wanted), -1, dtype=np.int64)
+    if pd.api.types.is_integer_dtype(keys.dtype):
+        found = pc.index_in(
+            pa.array(wanted.to_numpy(dtype="int64")), value_set=pa.array(keys.to_numpy(dtype="int64"))
+        )
+    else:
+        found = pc.index_in(_arrow(wanted), value_set=_arrow(keys))
+    return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
 def _frame(values: dict[str, object]) -> pd.DataFrame:
     return pd.DataFrame(values)
+
+
+def _row_text(frame: pd.DataFrame, fields: tuple[str, ...], *, missing_as_empty: bool) -> pa.Array:
+    """Every field of a row joined into one string, to find the rows that are equal as a whole.
+
+    With ``missing_as_empty`` False a row with any missing field is null (unknown).
+    """
+    columns = [_arrow(frame[name]) for name in fields]
+    if missing_as_empty:
+        columns = [pc.fill_null(column, "") for column in columns]
+    return pc.binary_join_element_wise(*columns, pa.scalar("\x1f", type=pa.large_string()))
+
+
+def _take(array: pa.Array, positions: np.ndarray) -> pa.Array:
+    """``array[positions]``, null where a position is -1."""
+    if len(array) == 0:
+        return pa.nulls(len(positions), type=array.type)
+    indices = pa.array(positions, type=pa.int64(), mask=positions < 0)
+    return pc.take(array, indices)
 
 
 def _pair(
@@ -161,29 +205,35 @@ def _pair(
     crm_ids = crm["crm_id"]
     helcim_ids = helcim["helcim_id"]
     links = links.loc[:, ["crm_id", "helcim_id"]]
-    linked_present = links[links["helcim_id"].isin(helcim_ids)]
-    missing = links[~links["helcim_id"].isin(helcim_ids) & links["crm_id"].isin(crm_ids)]
-    by_link = linked_present[linked_present["crm_id"].isin(crm_ids)]
-    known = set(crm_ids) if known_crm_ids is None else set(known_crm_ids) | set(crm_ids)
-    orphan_links = linked_present[~linked_present["crm_id"].isin(known)]
+    present = _isin(links["helcim_id"], helcim_ids)
+    in_export = _isin(links["crm_id"], crm_ids)
+    linked_present = links[present]
+    missing = links[~present & in_export]
+    by_link = links[present & in_export]
+    if known_crm_ids is None:
+        orphan_links = links[present & ~in_export]
+    else:
+        known = pd.concat([pd.Series(list(known_crm_ids), dtype="str"), crm_ids.astype("str")])
+        orphan_links = linked_present[~_isin(linked_present["crm_id"], known)]
 
-    taken_helcim = set(links["helcim_id"])
-    taken_crm = set(links["crm_id"])
-    free_helcim = helcim[~helcim_ids.isin(taken_helcim)]
+    free_helcim = helcim.loc[~_isin(helcim_ids, links["helcim_id"]), ["helcim_id", "customer_code"]]
     # the oldest Helcim customer holding a code wins it; later duplicates stay Helcim-only
-    first_by_code = free_helcim.sort_values("helcim_id").drop_duplicates("customer_code")
-    free_crm = crm[~crm_ids.isin(taken_crm)]
-    by_code = free_crm[["crm_id"]].merge(
-        first_by_code[["helcim_id", "customer_code"]], left_on="crm_id", right_on="customer_code", how="inner"
-    )[["crm_id", "helcim_id"]]
+    if not free_helcim["helcim_id"].is_monotonic_increasing:
+        free_helcim = free_helcim.sort_values("helcim_id")
+    first_by_code = free_helcim[~free_helcim["customer_code"].duplicated()]
+    free_crm_ids = crm_ids[~_isin(crm_ids, links["crm_id"])]
+    code_position = _positions(first_by_code["customer_code"], free_crm_ids)
+    found = code_position >= 0
+    by_code = pd.DataFrame(
+        {
+            "crm_id": free_crm_ids.to_numpy()[found],
+            "helcim_id": first_by_code["helcim_id"].to_numpy()[code_position[found]],
+        }
+    )
     pairs = pd.concat([by_link.assign(how="link"), by_code.assign(how="code")], ignore_index=True)
     pairs["helcim_id"] = pairs["helcim_id"].astype("int64")
-    paired_crm = set(pairs["crm_id"]) | set(missing["crm_id"])
-    crm_only = crm[~crm_ids.isin(paired_crm)]
-    paired_helcim = (
-        set(pairs["helcim_id"]) | set(orphan_links["helcim_id"]) | set(linked_present["helcim_id"])
-    )
-    helcim_only = helcim[~helcim_ids.isin(paired_helcim)]
+    crm_only = crm[~_isin(crm_ids, pd.concat([pairs["crm_id"], missing["crm_id"]]))]
+    helcim_only = helcim[~_isin(helcim_ids, pd.concat([pairs["helcim_id"], linked_present["helcim_id"]]))]
     orphaned = orphan_links.merge(helcim[["helcim_id", "customer_code"]], on="helcim_id", how="left")
     return pairs, crm_only, helcim_only, missing.reset_index(drop=True), orphaned.reset_index(drop=True)
 
@@ -287,18 +337,38 @@ def diff(
         raise ValueError(f"unknown conflict policy {policy!r}: use {', '.join(POLICIES)}")
     pairs, crm_only, helcim_only, missing, orphaned = _pair(crm, helcim, links, known_crm_ids)
 
-    # -- field by field, vectorised ------------------------------------------------
-    merged = pairs.merge(
-        crm[["crm_id", *fields]].rename(columns={f: f"{f}_c" for f in fields}), on="crm_id", how="left"
-    ).merge(
-        helcim[["helcim_id", "customer_code", *SYNCED_FIELDS]].rename(
-            columns={f: f"{f}_h" for f in SYNCED_FIELDS}
-        ),
-        on="helcim_id",
-        how="left",
+    # -- rows equal as a whole (almost all, most nights) skip the field-by-field work --
+    crm_pos = _positions(crm["crm_id"], pairs["crm_id"])
+    helcim_pos = _positions(helcim["helcim_id"], pairs["helcim_id"])
+    base_pos = _positions(base["crm_id"], pairs["crm_id"])
+    crm_rows = _take(_row_text(crm, fields, missing_as_empty=True), crm_pos)
+    helcim_rows = _take(_row_text(helcim, fields, missing_as_empty=True), helcim_pos)
+    base_rows = _take(_row_text(base, fields, missing_as_empty=False), base_pos)
+    whole_same = _bool(pc.equal(crm_rows, helcim_rows))
+    base_agrees = _bool(pc.equal(crm_rows, base_rows))  # false when any base field is unknown
+    del crm_rows, helcim_rows, base_rows
+    ident = pd.DataFrame(
+        {
+            "crm_id": pairs["crm_id"].reset_index(drop=True),
+            "helcim_id": pairs["helcim_id"].reset_index(drop=True),
+            "customer_code": helcim["customer_code"].take(helcim_pos).reset_index(drop=True),
+        }
     )
-    based = base[["crm_id", *fields]].rename(columns={f: f"{f}_b" for f in fields})
-    merged = merged.merge(based, on="crm_id", how="left")
+    slow = np.flatnonzero(~whole_same)
+
+    # -- field by field over the rows that differ somewhere --------------------------
+    merged = ident.iloc[slow].reset_index(drop=True)
+    for name in fields:
+        merged[f"{name}_c"] = crm[name].take(crm_pos[slow]).to_numpy(dtype=object)
+    for name in SYNCED_FIELDS:
+        merged[f"{name}_h"] = helcim[name].take(helcim_pos[slow]).to_numpy(dtype=object)
+    slow_base = base_pos[slow]
+    for name in fields:
+        values = np.full(len(slow), None, dtype=object)
+        if len(base):
+            known_row = slow_base >= 0
+            values[known_row] = base[name].take(slow_base[known_row]).to_numpy(dtype=object)
+        merged[f"{name}_b"] = pd.Series(values, dtype=object).where(lambda v: v.notna(), None)
     n = len(merged)
     status = np.zeros((n, len(fields)), dtype=np.int8)
     known = np.zeros((n, len(fields)), dtype=bool)  # a base value exists for the cell
@@ -323,10 +393,12 @@ def diff(
     resolution[status == CONFLICT] = conflict_to
 
     # -- customer buckets ----------------------------------------------------------
-    any_conflict = (status == CONFLICT).any(axis=1)
-    any_push = (status == PUSH).any(axis=1)
-    any_export = (status == EXPORT).any(axis=1)
-    ident = merged[["crm_id", "helcim_id", "customer_code"]]
+    any_conflict = np.zeros(len(ident), dtype=bool)
+    any_push = np.zeros(len(ident), dtype=bool)
+    any_export = np.zeros(len(ident), dtype=bool)
+    any_conflict[slow] = (status == CONFLICT).any(axis=1)
+    any_push[slow] = (status == PUSH).any(axis=1)
+    any_export[slow] = (status == EXPORT).any(axis=1)
     conflicts = ident[any_conflict].reset_index(drop=True)
     updates = ident[~any_conflict & any_push].reset_index(drop=True)
     changed_exports = ident[~any_conflict & ~any_push & any_export].assign(kind="changed")
@@ -388,7 +460,12 @@ def diff(
         agreed[name] = np.where(same, crm_values, base_values)  # None: still unknown
         targets[name] = np.where(resolution[:, j] == PUSH, crm_values, helcim_values)
         moves |= same & (~known[:, j] | (crm_values != base_values))
-    agreed_frame = _frame(agreed)[moves].reset_index(drop=True)
+    # rows equal as a whole whose base is not yet exactly that: the base moves to the CRM's values
+    moving = whole_same & ~base_agrees
+    whole = pd.DataFrame({"crm_id": ident["crm_id"][moving].reset_index(drop=True)})
+    for name in fields:
+        whole[name] = crm[name].take(crm_pos[moving]).reset_index(drop=True)
+    agreed_frame = pd.concat([whole, _frame(agreed)[moves]], ignore_index=True)
     targets_frame = _frame(targets)[(resolution == PUSH).any(axis=1)].reset_index(drop=True)
 
     proposals = propose_links(crm_only, helcim_only, rejected_links)
