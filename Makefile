@@ -34,8 +34,16 @@ lint: install  ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: install  ## run the benchmarks in bench/ (not part of make test)
-	$(BIN)/python -m bench
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	@echo "installing the benchmarks' baselines (datacompy, csv-diff) (log: $(VENV)/install.log)"
+	@$(BIN)/python -m pip install -e '.[dev,bench]' >> $(VENV)/install.log 2>&1 \
+		|| { tail -n 40 $(VENV)/install.log; echo "install failed: see $(VENV)/install.log"; exit 1; }
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)  ## run the benchmarks in bench/ (not part of make test); BENCH=name runs one
+	$(BIN)/python -m bench $(BENCH)
 
 golden: install  ## rewrite tests/golden/ from sample_data/ (review the diff before committing it)
 	@tmp=$$(mktemp -d); \

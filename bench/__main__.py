@@ -16,6 +16,7 @@ BENCHMARKS = {
     "sandbox": "bench.sandbox_throughput",
     "pacing": "bench.client_pacing",
     "validate": "bench.validate_throughput",
+    "diff": "bench.diff_scale",
 }
 RESULTS = Path(__file__).parent / "results"
 
