@@ -174,6 +174,135 @@ def plan(
     raise click.exceptions.Exit(outcome.exit_code)
 
 
+def log_format_option(func: F) -> F:
+    """--log-format text|json."""
+    return click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Log lines on stderr: text (progress bars on a terminal) or json (one object per line).",
+    )(func)
+
+
+def _print_run_summary(summary: dict[str, Any], out_dir: Path) -> None:
+    counts = ", ".join(
+        f"{summary[k]} {k}"
+        for k in ("created", "updated", "unchanged", "rejected", "deferred", "failed", "conflicts")
+    )
+    click.echo(f"{summary['rows_read']} rows read: {counts}.")
+    click.echo(
+        f"API calls: {summary['api_calls']} of a budget of {summary['calls']['budget']}; "
+        f"{summary['retries']} retries, {summary['rate_limited_429']} rate-limited answers; "
+        f"{summary['duration_seconds']} s."
+    )
+    for warning in summary["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"Outputs in {out_dir}/ (summary.json, results.csv, plan.csv, rejects.csv, …)")
+
+
+@cli.command()
+@crm_options
+@out_option
+@budget_options
+@click.option(
+    "--dry-run", is_flag=True, help="Read and plan, write nothing to Helcim (writes count as deferred)."
+)
+@log_format_option
+@state_option
+@settings_options
+@reports_errors
+def run(
+    crm_path: Path,
+    profile: str,
+    out_dir: Path,
+    max_calls: int | None,
+    policy: str,
+    dry_run: bool,
+    log_format: str,
+    state_path: Path | None,
+    config_file: Path | None,
+    rate_limits: str | None,
+) -> None:
+    """The nightly job: CRM export -> Helcim, within the budget, and everything the morning needs.
+
+    \b
+    Validate the export, read Helcim (paged, paced), diff against the state
+    store, write creates then updates (journaled: a killed run resumes without
+    duplicates), defer what the budget does not allow (it goes first next
+    night), and write to --out: summary.json (rows_read = created + updated +
+    unchanged + rejected + deferred + failed + conflicts), results.csv (one row
+    per operation), plan.json, plan.csv, conflicts.csv, link_proposals.csv,
+    rejects.csv.
+    \b
+    Exit codes: 0 done (deferred rows are not a failure)
+                1 some rows were rejected or failed
+                2 bad usage, bad input file, state store busy or of another account
+                3 could not reach or authenticate to the API
+    """
+    from pipeline.config import load_settings
+    from pipeline.console import progress_reporter
+    from pipeline.nightly import run_nightly
+
+    settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
+    with progress_reporter(log_format, secrets=[settings.api_token]) as progress:
+        outcome = run_nightly(
+            settings,
+            crm_path,
+            profile,
+            out_dir,
+            policy=policy,  # type: ignore[arg-type]
+            max_calls=max_calls,
+            dry_run=dry_run,
+            progress=progress,
+        )
+    _print_run_summary(outcome.summary, out_dir)
+    raise click.exceptions.Exit(outcome.exit_code)
+
+
+@cli.command()
+@click.option(
+    "--plan",
+    "plan_path",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="plan.json as `crmsync plan` (or `crmsync run`) wrote it.",
+)
+@out_option
+@log_format_option
+@state_option
+@settings_options
+@reports_errors
+def apply(
+    plan_path: Path,
+    out_dir: Path,
+    log_format: str,
+    state_path: Path | None,
+    config_file: Path | None,
+    rate_limits: str | None,
+) -> None:
+    """Execute exactly the writes of a plan.json: creates first, then updates.
+
+    Each write is journaled before it is sent; an operation already done (a
+    second apply of the same plan) is not sent again. Writes results.csv and
+    summary.json to --out. Exit 1 when some operation failed.
+    """
+    from pipeline.config import load_settings
+    from pipeline.console import progress_reporter
+    from pipeline.nightly import apply_plan_file
+
+    settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
+    with progress_reporter(log_format, secrets=[settings.api_token]) as progress:
+        outcome = apply_plan_file(settings, plan_path, out_dir, progress=progress)
+    s = outcome.summary
+    click.echo(
+        f"{s['operations']} operations: {s['created']} created, {s['updated']} updated, "
+        f"{s['already_applied']} already applied, {s['deferred']} deferred, {s['failed']} failed; "
+        f"{s['api_calls']} API calls. Results in {out_dir / 'results.csv'}"
+    )
+    raise click.exceptions.Exit(outcome.exit_code)
+
+
 @cli.command()
 @click.option(
     "--accept",

@@ -182,6 +182,25 @@ def _replace_rows(store: StateStore, table: str, frame: pd.DataFrame, now: str) 
     )
 
 
+def cache_written(store: StateStore, customers: Sequence[Customer]) -> None:
+    """Put customers Helcim just answered a write with into the cache (cards are left as they are).
+
+    A budget-limited night may not read the page a new customer lands on; the
+    next diff must still find the customer a link points to.
+    """
+    frame = customers_frame(customers)
+    if frame.empty:
+        return
+    known = dict(
+        store.db.execute(
+            f"SELECT helcim_id, page FROM helcim_customers WHERE helcim_id IN ({','.join('?' * len(frame))})",
+            [int(i) for i in frame["helcim_id"]],
+        ).fetchall()
+    )
+    pages = [int(known.get(int(i), 0)) for i in frame["helcim_id"]]
+    _replace_rows(store, "helcim_customers", frame.assign(page=pages), utcnow())
+
+
 @dataclass
 class CustomerRefresh:
     pages: int = 0

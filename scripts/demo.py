@@ -1,58 +1,126 @@
-"""`make run`: start a seeded helcim-sandbox, exercise it, print where things are, stop it.
+"""`make run`: the nightly job against a seeded helcim-sandbox, start to finish, on sample_data/.
 
-Everything it writes goes under .run/ (ignored by git).
+1. seed a fresh sandbox database with Helcim customers (cards, bank accounts,
+   PADs), plus a few customers that are also in the sample CRM export: some
+   under their CRM id with an older address (they become updates), some under
+   a checkout-page code (they become link proposals, held for a person);
+2. start the sandbox with scaled rate limits on a free port;
+3. run ``crmsync run`` on sample_data/crm_customers.csv, as cron would;
+4. print where the outputs are, and stop the sandbox.
+
+Everything goes under .run/ (ignored by git); each `make run` starts afresh.
 """
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
-
-import requests
 
 from helcim_sandbox.launcher import running_sandbox
 from helcim_sandbox.seed import SeedOptions, seed_store
 from helcim_sandbox.store import Store
+from pipeline.helcim.client import HelcimClient
+from pipeline.helcim.limits import RateLimits
+from pipeline.helcim.models import Address, CustomerInput
 
 RUN_DIR = Path(".run")
+CRM_EXPORT = Path("sample_data/crm_customers.csv")
 SEED_CUSTOMERS = 60
+TOKEN = "demo-token"
+
+
+def _address(row: dict[str, str], prefix: str) -> Address:
+    return Address(
+        name=row[f"{prefix}_name"] or row["contact_name"] or row["business_name"],
+        street1=row[f"{prefix}_street1"],
+        city=row[f"{prefix}_city"],
+        province=row[f"{prefix}_province"][:2].upper(),
+        country="CAN" if row[f"{prefix}_country"].upper() in {"CA", "CAN", "CANADA"} else "USA",
+        postal_code=row[f"{prefix}_postal_code"],
+        email=row[f"{prefix}_email"].lower(),
+    )
+
+
+def add_overlap(base_url: str) -> tuple[int, int]:
+    """Customers the CRM export also has: 5 under their CRM id (older street), 3 under a checkout code."""
+    client = HelcimClient(base_url, TOKEN, limits=RateLimits(paced=False))
+    with CRM_EXPORT.open(newline="", encoding="utf-8-sig") as handle:
+        rows = [
+            r
+            for r in csv.DictReader(handle)
+            if r["billing_street1"] and r["billing_email"] and len(r["billing_province"]) == 2
+        ]
+    same_code, other_code = rows[:5], rows[5:8]
+    for row in same_code:
+        billing = _address(row, "billing")
+        older = dataclasses.replace(billing, street1="1 Old Mill Rd")
+        name = row["contact_name"]
+        client.create_customer(
+            CustomerInput(
+                contact_name=name, business_name=row["business_name"], billing=older, code=row["crm_id"]
+            )
+        )
+    for number, row in enumerate(other_code):
+        client.create_customer(
+            CustomerInput(
+                contact_name=row["contact_name"],
+                business_name=row["business_name"],
+                billing=_address(row, "billing"),
+                code=f"CHK-{9001 + number}",
+            )
+        )
+    return len(same_code), len(other_code)
 
 
 def main() -> int:
     RUN_DIR.mkdir(exist_ok=True)
-    db = RUN_DIR / "demo-sandbox.db"
-    for stale in RUN_DIR.glob("demo-sandbox.db*"):
+    db, state, out = RUN_DIR / "demo-sandbox.db", RUN_DIR / "demo-state.db", RUN_DIR / "out"
+    for stale in [*RUN_DIR.glob("demo-sandbox.db*"), *RUN_DIR.glob("demo-state.db*")]:
         stale.unlink()
+    shutil.rmtree(out, ignore_errors=True)
     store = Store(str(db))
-    summary = seed_store(store, SeedOptions(SEED_CUSTOMERS, seed=2026))
+    seeded = seed_store(store, SeedOptions(SEED_CUSTOMERS, seed=2026))
     store.close()
     print(
-        f"seeded {summary['customers']} Helcim customers ({summary['cards']} cards, "
-        f"{summary.get('bank_accounts', 0)} bank accounts) into {db}"
+        f"seeded {seeded['customers']} Helcim customers ({seeded['cards']} cards, "
+        f"{seeded.get('bank_accounts', 0)} bank accounts) into {db}"
     )
-    with running_sandbox(db=db, limits="fast", workdir=RUN_DIR) as sandbox:
-        print(f"helcim-sandbox is serving {sandbox.base_url} (scaled rate limits)")
-        answer = requests.get(f"{sandbox.base_url}/connection-test", headers=sandbox.headers, timeout=10)
+    with running_sandbox(db=db, limits="fast", tokens=(TOKEN,), workdir=RUN_DIR) as sandbox:
+        updates, proposals = add_overlap(sandbox.base_url)
         print(
-            f"connection test: {answer.status_code} {answer.json()}; "
-            f"minute-limit-remaining {answer.headers['minute-limit-remaining']}"
+            f"helcim-sandbox is serving {sandbox.base_url} (rate limits 60x faster than Helcim's); "
+            f"{updates} sample customers added with an older address, {proposals} under checkout-page codes"
         )
-        page = requests.get(
-            f"{sandbox.base_url}/customers",
-            params={"limit": 3, "includeCards": "yes"},
-            headers=sandbox.headers,
-            timeout=10,
-        ).json()
-        for customer in page:
-            print(
-                f"  {customer['customerCode']:>8}  {customer['contactName'] or customer['businessName']:<28}"
-                f" cards: {len(customer['cards'])}"
-            )
-        stats_path = RUN_DIR / "sandbox-stats.json"
-        stats_path.write_text(json.dumps(sandbox.stats(), indent=2) + "\n")
-        print(f"request counts: {stats_path}")
-    print("sandbox stopped. The nightly job (crmsync run) is not built yet: see the README's roadmap.")
+        sandbox.reset_stats()
+        env = {
+            **os.environ,
+            "HELCIM_API_URL": sandbox.base_url,
+            "HELCIM_API_TOKEN": TOKEN,
+            "CRMSYNC_STATE_DB": str(state),
+            "CRMSYNC_RATE_LIMITS": "fast",
+            "CRMSYNC_CONFIG": "",
+        }
+        crmsync = str(Path(sys.executable).parent / "crmsync")
+        command = [crmsync, "run", "--crm", str(CRM_EXPORT), "--out", str(out)]
+        print("$ crmsync run --crm", CRM_EXPORT, "--out", out, flush=True)
+        finished = subprocess.run(command, env=env, check=False)
+        (RUN_DIR / "sandbox-stats.json").write_text(json.dumps(sandbox.stats(), indent=2) + "\n")
+    print(f"sandbox stopped; crmsync run exited {finished.returncode}")
+    if finished.returncode not in (0, 1):
+        return finished.returncode
+    print("\nOutputs:")
+    for name in ("summary.json", "results.csv", "plan.csv", "link_proposals.csv", "rejects.csv"):
+        print(f"  {out / name}")
+    for extra in ("crm_import", "reconciliation/report.html"):
+        if (out / extra).exists():
+            print(f"  {out / extra}")
+    print(f"  {RUN_DIR / 'sandbox-stats.json'} (requests the sandbox answered)")
     return 0
 
 

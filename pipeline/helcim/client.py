@@ -26,6 +26,7 @@ the status and Helcim's message, and chained from nothing).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -110,6 +111,8 @@ class HelcimClient:
         self.base_url = base_url.rstrip("/")
         self.pacer = pacer or Pacer(limits, max_calls=max_calls)
         self.retry = retry or RetryPolicy()
+        self._retries = 0  # retriable failures retried (429s are waited out, not counted here)
+        self._retry_lock = threading.Lock()
         self.timeout = timeout
         self._sleep = sleep
         if session is None:
@@ -194,6 +197,8 @@ class HelcimClient:
             outcome = state.outcome
             error = outcome.exception() if outcome is not None else None
             wait = state.next_action.sleep if state.next_action is not None else 0.0
+            with self._retry_lock:
+                self._retries += 1
             log.info("%s; retry %d/%d in %.1f s", error, state.attempt_number, policy.attempts - 1, wait)
 
         return Retrying(
@@ -228,7 +233,9 @@ class HelcimClient:
 
     def stats(self) -> dict[str, Any]:
         """Calls made by operation and status, 429s met, time spent waiting for the limits."""
-        return self.pacer.snapshot()
+        with self._retry_lock:
+            retries = self._retries
+        return {**self.pacer.snapshot(), "retries": retries}
 
     # -- 0: connection test ------------------------------------------------------
 

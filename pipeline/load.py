@@ -1,0 +1,221 @@
+"""The loader: apply a plan to Helcim through the client, journaled, resumable, within budget.
+
+For every operation of a :class:`~pipeline.plan.Plan` (creates first, then
+updates; up to 5 workers sharing the client's pacer):
+
+1. an operation the journal already records as done is not sent again, so
+   applying the same plan twice writes nothing the second time;
+2. the intent is committed to the journal **before** the request leaves;
+3. the outcome is committed after: the link (for a create) and the base move
+   **only** on a confirmed success, to the values written;
+4. when the call budget runs out, the operations not yet started are
+   recorded as deferred (the next night starts with them).
+
+A run killed between 2 and 3 leaves ``pending`` entries. :func:`resolve_pending`
+settles them on the next run before anything else: a pending create is looked
+up by its customerCode (found → linked, as if it had answered; absent → it
+never landed, and the new plan creates it); a pending update is left to the
+next diff, which sees whether Helcim holds the new values.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from pipeline.errors import AuthenticationError, BudgetExhausted, HelcimError
+from pipeline.helcim.client import HelcimClient
+from pipeline.helcim.models import Address, Customer, CustomerInput
+from pipeline.plan import Operation, Plan
+from pipeline.snapshot import cache_written
+from pipeline.state import StateStore
+from schemas.helcim import SYNCED_FIELDS
+
+log = logging.getLogger("crmsync.load")
+
+RESULT_COLUMNS = ("crm_id", "customer_code", "operation", "outcome", "helcim_id", "error")
+Progress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class OpResult:
+    crm_id: str
+    customer_code: str
+    operation: str  # create | update
+    outcome: str  # created | recovered | updated | already-applied | deferred | failed
+    helcim_id: int | None = None
+    error: str = ""
+
+
+@dataclass
+class ApplyOutcome:
+    results: list[OpResult]
+    resolved: list[OpResult]  # pending writes of an earlier, interrupted run
+    fatal: HelcimError | None = None  # the token was refused mid-run: the rest was not attempted
+
+    def frame(self) -> pd.DataFrame:
+        rows = [
+            (r.crm_id, r.customer_code, r.operation, r.outcome, r.helcim_id or "", r.error)
+            for r in self.results
+        ]
+        return pd.DataFrame.from_records(rows, columns=list(RESULT_COLUMNS))
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for result in self.results:
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        return counts
+
+
+def _input(body: dict[str, Any]) -> CustomerInput:
+    def address(raw: Any) -> Address | None:
+        if not isinstance(raw, dict):
+            return None
+        return Address(**{("postal_code" if k == "postalCode" else k): str(v) for k, v in raw.items()})
+
+    return CustomerInput(
+        contact_name=str(body.get("contactName", "")),
+        business_name=str(body.get("businessName", "")),
+        cell_phone=str(body.get("cellPhone", "")),
+        billing=address(body.get("billingAddress")),
+        shipping=address(body.get("shippingAddress")),
+        code=str(body.get("customerCode", "")),
+    )
+
+
+def written_values(op: Operation) -> dict[str, str | None]:
+    """The base to record once ``op`` succeeded: what both sides now hold.
+
+    A create writes the whole record, so every field is known (an absent one
+    is empty on both sides); an update writes only the fields it pushed.
+    """
+    if op.kind == "create":
+        return {f: op.changes.get(f, ["", ""])[1] for f in SYNCED_FIELDS}
+    return {f: new for f, (_, new) in op.changes.items()}
+
+
+class Loader:
+    """Applies one plan; safe to use from several worker threads."""
+
+    def __init__(
+        self, client: HelcimClient, state: StateStore, run_id: str, progress: Progress | None = None
+    ) -> None:
+        self.client = client
+        self.state = state
+        self.run_id = run_id
+        self.progress = progress
+        self._lock = threading.Lock()  # one SQLite connection: writes are serialised
+        self._stop = threading.Event()  # set when the budget is spent or the token refused
+        self.fatal: HelcimError | None = None
+
+    def _record_success(self, op: Operation, customer: Customer, outcome: str) -> None:
+        with self._lock, self.state.transaction():
+            self.state.journal_outcome(op.op_id, "done", outcome, helcim_id=customer.id)
+            if op.kind == "create":
+                self.state.link(op.crm_id, customer.id, customer.code, "created")
+            self.state.set_base(pd.DataFrame([{"crm_id": op.crm_id, **written_values(op)}]))
+            cache_written(self.state, [customer])
+
+    def execute(self, op: Operation) -> OpResult:
+        """Run one operation with its journal entries around it."""
+        if self._stop.is_set():
+            return OpResult(op.crm_id, op.customer_code, op.kind, "deferred", op.helcim_id)
+        with self._lock:
+            self.state.journal_intent(
+                op.op_id, self.run_id, op.op_id.split(":", 1)[0], op.crm_id, op.kind, op.customer_code,
+                op.helcim_id, op.body,
+            )  # fmt: skip
+        try:
+            if op.kind == "create":
+                created = self.client.create_customer(_input(op.body))
+                customer = created.customer
+                outcome = "recovered" if created.recovered else "created"
+            else:
+                assert op.helcim_id is not None
+                customer, outcome = self.client.update_customer(op.helcim_id, _input(op.body)), "updated"
+        except BudgetExhausted:
+            self._stop.set()
+            with self._lock:
+                self.state.journal_outcome(op.op_id, "failed", "deferred", error="budget spent; not sent")
+            return OpResult(op.crm_id, op.customer_code, op.kind, "deferred", op.helcim_id)
+        except AuthenticationError as error:
+            self._stop.set()
+            self.fatal = error
+            with self._lock:
+                self.state.journal_outcome(op.op_id, "failed", "failed", error=str(error))
+            return OpResult(op.crm_id, op.customer_code, op.kind, "failed", op.helcim_id, str(error))
+        except HelcimError as error:
+            with self._lock:
+                self.state.journal_outcome(op.op_id, "failed", "failed", error=str(error))
+            log.warning("%s %s failed: %s", op.kind, op.crm_id, error)
+            return OpResult(op.crm_id, op.customer_code, op.kind, "failed", op.helcim_id, str(error))
+        finally:
+            if self.progress:
+                self.progress("writes", 1)
+        self._record_success(op, customer, outcome)
+        return OpResult(op.crm_id, op.customer_code, op.kind, outcome, customer.id)
+
+
+def resolve_pending(client: HelcimClient, state: StateStore) -> list[OpResult]:
+    """Settle the writes an interrupted run left pending (see the module docstring)."""
+    resolved: list[OpResult] = []
+    for entry in state.journal_entries(state="pending"):
+        if entry.kind == "create":
+            found = client.find_customer_by_code(entry.customer_code)
+            if found is None:
+                state.journal_outcome(
+                    entry.op_id, "failed", "not-landed", error="interrupted before Helcim had it"
+                )
+                resolved.append(OpResult(entry.crm_id, entry.customer_code, "create", "not-landed"))
+                continue
+            with state.transaction():
+                state.journal_outcome(entry.op_id, "done", "recovered", helcim_id=found.id)
+                state.link(entry.crm_id, found.id, found.code, "created")
+                cache_written(state, [found])
+            resolved.append(OpResult(entry.crm_id, entry.customer_code, "create", "recovered", found.id))
+        else:
+            state.journal_outcome(entry.op_id, "done", "left-to-diff", helcim_id=entry.helcim_id)
+            resolved.append(
+                OpResult(entry.crm_id, entry.customer_code, "update", "left-to-diff", entry.helcim_id)
+            )
+    return resolved
+
+
+def apply_plan(
+    plan: Plan,
+    client: HelcimClient,
+    state: StateStore,
+    run_id: str,
+    *,
+    workers: int = 5,
+    progress: Progress | None = None,
+) -> ApplyOutcome:
+    """Execute ``plan`` (creates first, then updates); see the module docstring."""
+    resolved = resolve_pending(client, state)
+    done = {
+        e.op_id
+        for e in state.journal_entries(op_ids=[op.op_id for op in plan.operations])
+        if e.state == "done"
+    }
+    loader = Loader(client, state, run_id, progress)
+    results: list[OpResult] = []
+    for kind in ("create", "update"):
+        batch: Sequence[Operation] = [op for op in plan.operations if op.kind == kind]
+        todo = [op for op in batch if op.op_id not in done]
+        results += [
+            OpResult(op.crm_id, op.customer_code, op.kind, "already-applied", op.helcim_id)
+            for op in batch
+            if op.op_id in done
+        ]
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, client.pacer.limits.concurrent))) as pool:
+            results += list(pool.map(loader.execute, todo))
+    results += [
+        OpResult(op.crm_id, op.customer_code, op.kind, "deferred", op.helcim_id) for op in plan.deferred
+    ]
+    return ApplyOutcome(results, resolved, loader.fatal)

@@ -1,0 +1,395 @@
+"""The nightly job and ``crmsync apply``: one locked run over one state store, fully accounted.
+
+``crmsync run`` is :func:`run_nightly`:
+
+1. take the state store's lock (a second run on the same store exits at once);
+2. settle writes a killed run left in flight (:func:`pipeline.load.resolve_pending`);
+3. extract → validate → snapshot → diff → plan (:func:`pipeline.sync.prepare`);
+4. apply the plan within the budget, creates first (:func:`pipeline.load.apply_plan`);
+5. spend what is left of the budget on bank accounts and PADs;
+6. write the output folder (``summary.json``, ``results.csv``, ``plan.*``,
+   ``conflicts.csv``, ``rejects.csv``, and the CRM import files and the
+   reconciliation when those stages are installed).
+
+Every CRM row ends in exactly one of: created, updated, unchanged, rejected,
+deferred, failed, conflicts (skipped) — :func:`account` decides which, and
+``summary.json`` shows that they add up to ``rows_read``.
+
+``crmsync apply`` is :func:`apply_plan_file`: exactly the operations of a
+``plan.json``, journaled, so applying it twice writes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from pipeline.config import Settings
+from pipeline.diff import DiffResult, Policy
+from pipeline.errors import EXIT_OK, EXIT_PARTIAL, AuthenticationError, StateLockedError, UsageError
+from pipeline.load import RESULT_COLUMNS, ApplyOutcome, OpResult, apply_plan, resolve_pending
+from pipeline.plan import Plan
+from pipeline.report import write_csv, write_json
+from pipeline.snapshot import refresh_payment_methods
+from pipeline.state import StateStore, open_state
+from pipeline.sync import CheckedExport, Prepared, check_crm, prepare, write_plan_outputs
+
+log = logging.getLogger("crmsync.run")
+
+#: The buckets every CRM row is counted in, exactly once.
+OUTCOMES = ("created", "updated", "unchanged", "rejected", "deferred", "failed", "conflicts")
+#: Operation outcomes (results.csv) → the bucket of the row.
+_BUCKET_OF_OUTCOME = {
+    "created": "created",
+    "recovered": "created",
+    "updated": "updated",
+    "deferred": "deferred",
+    "failed": "failed",
+}
+
+
+class Progress(Protocol):
+    """Where long work reports: ``stage`` advanced by ``advance``; ``total`` when it becomes known."""
+
+    def __call__(self, stage: str, advance: int, total: int | None = None) -> None: ...
+
+
+#: Optional extra stages (Helcim → CRM exports, reconciliation) run after the writes.
+AfterRun = Callable[[Settings, StateStore, "RunContext"], dict[str, str]]
+AFTER_RUN: list[AfterRun] = []
+
+
+@dataclass
+class RunContext:
+    """What the stages after the writes may read."""
+
+    out_dir: Path
+    checked: CheckedExport
+    result: DiffResult
+    profile: str
+    warnings: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def state_lock(state_path: Path) -> Iterator[None]:
+    """Hold ``<state>.lock`` for the run; another holder means another run is busy with this store."""
+    lock_path = Path(f"{state_path}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            raise StateLockedError(
+                f"another crmsync run is using the state store {state_path} ({holder}); "
+                "it exits when it is done, so try again later"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock; the kernel releases it too if we are killed
+
+
+# -- accounting (pure) -------------------------------------------------------------------
+
+
+def account(
+    checked: CheckedExport, result: DiffResult, plan: Plan, applied: ApplyOutcome | None
+) -> tuple[dict[str, int], pd.DataFrame]:
+    """Put every CRM row in exactly one bucket; return the counts and the non-write rows of results.csv.
+
+    ``applied`` is None for a dry run: what would have been written is
+    counted as deferred ("dry run").
+    """
+    bucket: dict[str, str] = {}
+    extra: list[tuple[str, str, str, str, str, str]] = []
+    if applied is not None:
+        for r in applied.results:
+            bucket[r.crm_id] = _BUCKET_OF_OUTCOME.get(r.outcome, "unchanged")
+            if r.outcome == "already-applied":
+                bucket[r.crm_id] = "created" if r.operation == "create" else "updated"
+    else:
+        for op in [*plan.operations, *plan.deferred]:
+            bucket[op.crm_id] = "deferred"
+            extra.append(
+                (op.crm_id, op.customer_code, op.kind, "deferred", str(op.helcim_id or ""), "dry run")
+            )
+    for held in plan.held:
+        crm_id, reason = held["crm_id"], held["reason"]
+        if crm_id in bucket:
+            continue
+        if reason.startswith("manual conflict"):
+            bucket[crm_id], outcome = "conflicts", "conflict"
+        elif "no longer exists" in reason:
+            bucket[crm_id], outcome = "failed", "failed"
+        else:
+            bucket[crm_id], outcome = "deferred", "deferred"
+        extra.append((crm_id, "", "hold", outcome, "", reason))
+    for row in result.conflicts.itertuples():
+        crm_id = str(row.crm_id)
+        if crm_id not in bucket:  # helcim-wins: Helcim's values are exported, nothing is written
+            bucket[crm_id] = "conflicts"
+            extra.append(
+                (
+                    crm_id,
+                    str(row.customer_code),
+                    "hold",
+                    "conflict",
+                    str(row.helcim_id),
+                    "Helcim's values kept",
+                )
+            )
+    valid_ids = checked.valid["crm_id"].astype(str)
+    counts = dict.fromkeys(OUTCOMES, 0)
+    counts["rejected"] = checked.rejected
+    for crm_id in valid_ids:
+        counts[bucket.get(crm_id, "unchanged")] += 1
+    return counts, pd.DataFrame.from_records(extra, columns=list(RESULT_COLUMNS))
+
+
+def _results_frame(applied: ApplyOutcome | None, extra: pd.DataFrame) -> pd.DataFrame:
+    frames = [extra]
+    if applied is not None:
+        resolved = [
+            OpResult(r.crm_id, r.customer_code, r.operation, f"resolved: {r.outcome}", r.helcim_id, r.error)
+            for r in applied.resolved
+        ]
+        frames.insert(0, ApplyOutcome(resolved + applied.results, []).frame())
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RESULT_COLUMNS))
+
+
+# -- crmsync run ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    summary: dict[str, Any]
+    out_dir: Path
+    exit_code: int
+
+
+def run_nightly(
+    settings: Settings,
+    crm_path: Path,
+    profile: str,
+    out_dir: Path,
+    *,
+    policy: Policy = "crm-wins",
+    max_calls: int | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> RunOutcome:
+    """``crmsync run``: see the module docstring."""
+    started = time.monotonic()
+    budget = max_calls if max_calls is not None else settings.rate_limits.per_hour
+    if budget < 1:
+        raise UsageError("--max-calls must be at least 1")
+    checked = check_crm(crm_path, profile)  # a bad file fails before any call or lock
+    log.info(
+        "read %d rows from %s: %d valid, %d rejected",
+        checked.rows_read,
+        crm_path,
+        len(checked.valid),
+        checked.rejected,
+    )
+    client = settings.client(max_calls=budget)
+    with state_lock(settings.state_path), open_state(settings.state_path) as state:
+        state.bind_account(settings.api_url)
+        run_id = state.start_run("run")
+        status, exit_code = "failed", EXIT_PARTIAL
+        recorded: dict[str, Any] = {"out_dir": str(out_dir)}
+        try:
+            pending: list[OpResult] = []
+            if not dry_run:
+                pending = resolve_pending(client, state)
+                if pending:
+                    log.info("settled %d writes a previous run left in flight", len(pending))
+            prepared = prepare(
+                settings,
+                state,
+                client,
+                checked,
+                policy=policy,
+                budget=budget,
+                profile=profile,
+                progress=progress,
+            )
+            plan = prepared.plan
+            log.info(
+                "plan: %d creates, %d updates, %d deferred, %d held",
+                sum(op.kind == "create" for op in plan.operations),
+                sum(op.kind == "update" for op in plan.operations),
+                len(plan.deferred),
+                len(plan.held),
+            )
+            files = write_plan_outputs(out_dir, prepared)
+            applied: ApplyOutcome | None = None
+            if not dry_run:
+                if progress:
+                    progress("writes", 0, total=len(plan.operations))
+                applied = apply_plan(plan, client, state, run_id, progress=progress)
+                applied.resolved = pending + applied.resolved
+                if applied.fatal is not None:
+                    raise applied.fatal
+                deferred_rows = [
+                    (r.crm_id, r.operation, "budget") for r in applied.results if r.outcome == "deferred"
+                ]
+                state.set_deferred(deferred_rows)
+                left = budget - int(client.stats()["calls"])
+                if left > 0 and prepared.bank_calls > 0:
+                    refresh_payment_methods(
+                        client, state, max_calls=min(left, prepared.bank_calls), progress=progress
+                    )
+            counts, extra = account(checked, prepared.result, plan, applied)
+            files["results"] = str(
+                write_csv(_results_frame(applied, extra), out_dir / "results.csv", RESULT_COLUMNS)
+            )
+            context = RunContext(out_dir, checked, prepared.result, profile, list(prepared.warnings))
+            for stage in AFTER_RUN:
+                files |= stage(settings, state, context)
+            exit_code = EXIT_PARTIAL if counts["rejected"] or counts["failed"] else EXIT_OK
+            status = "ok" if exit_code == EXIT_OK else "partial"
+            summary = _summary(
+                "run", checked, prepared, counts, client.stats(), applied, files, context.warnings, started,
+                dry_run=dry_run, status=status, exit_code=exit_code,
+            )  # fmt: skip
+            write_json(summary, out_dir / "summary.json")
+            recorded = summary
+            return RunOutcome(summary, out_dir, exit_code)
+        except AuthenticationError:
+            status, exit_code = "failed", AuthenticationError.exit_code
+            raise
+        finally:
+            state.finish_run(run_id, status, exit_code, {**recorded, "api_calls": client.stats()["calls"]})
+
+
+def _summary(
+    command: str,
+    checked: CheckedExport,
+    prepared: Prepared,
+    counts: dict[str, int],
+    stats: dict[str, Any],
+    applied: ApplyOutcome | None,
+    files: dict[str, str],
+    warnings: list[str],
+    started: float,
+    *,
+    dry_run: bool,
+    status: str,
+    exit_code: int,
+) -> dict[str, Any]:
+    plan = prepared.plan
+    accounted = sum(counts.values())
+    return {
+        "command": command,
+        "status": status,
+        "exit_code": exit_code,
+        "dry_run": dry_run,
+        "duration_seconds": round(time.monotonic() - started, 2),
+        "rows_read": checked.rows_read,
+        **counts,
+        "accounted": accounted,
+        "adds_up": accounted == checked.rows_read,
+        "exported": int((prepared.result.exports["crm_id"] != "").sum()),
+        "helcim_only": int((prepared.result.exports["crm_id"] == "").sum()),
+        "link_proposals": len(prepared.result.link_proposals),
+        "recovered_from_earlier_run": sum(r.outcome == "recovered" for r in applied.resolved)
+        if applied
+        else 0,
+        "api_calls": int(stats["calls"]),
+        "calls": {**plan.summary()["calls"], "spent": int(stats["calls"])},
+        "calls_by_operation": stats["by_operation"],
+        "calls_by_status": stats["by_status"],
+        "retries": int(stats.get("retries", 0)),
+        "rate_limited_429": int(stats["rate_limited"]),
+        "waited_for_limits_seconds": stats["waited_seconds"],
+        "snapshot": plan.snapshot,
+        "plan_id": plan.plan_id,
+        "warnings": warnings,
+        "outputs": files,
+    }
+
+
+# -- crmsync apply ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApplyFileOutcome:
+    summary: dict[str, Any]
+    out_dir: Path
+    exit_code: int
+
+
+def apply_plan_file(
+    settings: Settings, plan_path: Path, out_dir: Path, *, progress: Progress | None = None
+) -> ApplyFileOutcome:
+    """``crmsync apply``: execute exactly the operations of ``plan_path``; twice writes nothing new."""
+    started = time.monotonic()
+    plan = Plan.load(plan_path)
+    if plan.api_url and plan.api_url.rstrip("/") != settings.api_url.rstrip("/"):
+        raise UsageError(
+            f"{plan_path} was planned against {plan.api_url}, but this run talks to {settings.api_url}"
+        )
+    writes = len(plan.operations)
+    client = settings.client(max_calls=max(1, plan.estimate.budget))
+    with state_lock(settings.state_path), open_state(settings.state_path) as state:
+        state.bind_account(settings.api_url)
+        run_id = state.start_run("apply")
+        status, exit_code = "failed", EXIT_PARTIAL
+        recorded: dict[str, Any] = {"out_dir": str(out_dir)}
+        try:
+            if progress:
+                progress("writes", 0, total=writes)
+            applied = apply_plan(plan, client, state, run_id, progress=progress)
+            if applied.fatal is not None:
+                raise applied.fatal
+            state.set_deferred(
+                [(r.crm_id, r.operation, "budget") for r in applied.results if r.outcome == "deferred"]
+            )
+            out_dir.mkdir(parents=True, exist_ok=True)
+            frame = _results_frame(applied, pd.DataFrame(columns=list(RESULT_COLUMNS)))
+            results = write_csv(frame, out_dir / "results.csv", RESULT_COLUMNS)
+            by_outcome = applied.counts()
+            exit_code = EXIT_PARTIAL if by_outcome.get("failed") else EXIT_OK
+            status = "ok" if exit_code == EXIT_OK else "partial"
+            stats = client.stats()
+            summary = {
+                "command": "apply",
+                "status": status,
+                "exit_code": exit_code,
+                "plan": str(plan_path),
+                "plan_id": plan.plan_id,
+                "duration_seconds": round(time.monotonic() - started, 2),
+                "operations": len(plan.operations) + len(plan.deferred),
+                "outcomes": by_outcome,
+                "created": by_outcome.get("created", 0) + by_outcome.get("recovered", 0),
+                "updated": by_outcome.get("updated", 0),
+                "already_applied": by_outcome.get("already-applied", 0),
+                "deferred": by_outcome.get("deferred", 0),
+                "failed": by_outcome.get("failed", 0),
+                "api_calls": int(stats["calls"]),
+                "calls_by_operation": stats["by_operation"],
+                "retries": int(stats.get("retries", 0)),
+                "rate_limited_429": int(stats["rate_limited"]),
+                "outputs": {"results": str(results)},
+            }
+            write_json(summary, out_dir / "summary.json")
+            recorded = summary
+            return ApplyFileOutcome(summary, out_dir, exit_code)
+        except AuthenticationError:
+            status, exit_code = "failed", AuthenticationError.exit_code
+            raise
+        finally:
+            state.finish_run(run_id, status, exit_code, {**recorded, "api_calls": client.stats()["calls"]})
