@@ -1,0 +1,290 @@
+"""`crmsync run` and `crmsync apply` end to end against a real sandbox: accounting, budget, lock, crashes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helcim_sandbox.launcher import SandboxProcess
+from pipeline.nightly import state_lock
+from pipeline.state import open_state
+from tests.conftest import TOKEN
+from tests.sync.test_plan_cli import add_to_helcim, helcim, invoke, read_csv, row, write_export
+
+COUNTED = ("created", "updated", "unchanged", "rejected", "deferred", "failed", "conflicts")
+
+
+def summary_of(out: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
+    return summary
+
+
+def assert_adds_up(summary: dict[str, Any]) -> None:
+    assert sum(summary[k] for k in COUNTED) == summary["rows_read"], summary
+    assert summary["adds_up"] is True
+
+
+def writes(sandbox: SandboxProcess) -> dict[str, Any]:
+    ops = sandbox.stats()["by_operation"]
+    return {k: v for k, v in ops.items() if k in ("create-customer", "update-customer")}
+
+
+def codes_in_helcim(sandbox: SandboxProcess) -> list[str]:
+    client = helcim(sandbox)
+    codes: list[str] = []
+    page = 1
+    while True:
+        batch = client.list_customers(page=page)
+        codes += [c.code for c in batch]
+        if len(batch) < 100:
+            return codes
+        page += 1
+
+
+def test_every_row_is_accounted_for_and_the_second_night_writes_nothing(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    add_to_helcim(sandbox, "C-2", "Bob Lee")  # same code, another city: an update
+    add_to_helcim(sandbox, "CHK-7", "Eve Moore")  # the same person under a checkout code: held
+    rows = [
+        row("C-1", "Ada King", cell_phone="403 555 0111"),
+        row("C-2", "Bob Lee", billing_city="Banff"),
+        row("C-3", "Cy Roy", cell_phone="403 555 0133"),
+        row("C-4", "Eve Moore"),  # same phone and e-mail domain as CHK-7
+        row("C-5", "", business_name=""),  # no name at all: rejected
+        row("C-6", "Di Nash", billing_email="not-an-email"),  # rejected
+    ]
+    export = write_export(tmp_path / "crm.csv", rows)
+    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "night1"))
+    assert code == 1, output  # rows were rejected
+    first = summary_of(tmp_path / "night1")
+    assert_adds_up(first)
+    assert {k: first[k] for k in COUNTED} == {
+        "created": 2,
+        "updated": 1,
+        "unchanged": 0,
+        "rejected": 2,
+        "deferred": 1,
+        "failed": 0,
+        "conflicts": 0,
+    }
+    results = {r["crm_id"]: r for r in read_csv(tmp_path / "night1" / "results.csv")}
+    assert (results["C-1"]["operation"], results["C-1"]["outcome"]) == ("create", "created")
+    assert (results["C-2"]["operation"], results["C-2"]["outcome"]) == ("update", "updated")
+    assert results["C-4"]["outcome"] == "deferred"
+    assert "link_proposals.csv" in results["C-4"]["error"]
+    assert results["C-1"]["helcim_id"].isdigit()
+    for name in ("plan.json", "plan.csv", "conflicts.csv", "rejects.csv", "link_proposals.csv"):
+        assert (tmp_path / "night1" / name).exists(), name
+
+    before = writes(sandbox)
+    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "night2"))
+    second = summary_of(tmp_path / "night2")
+    assert_adds_up(second)
+    assert (second["created"], second["updated"], second["unchanged"]) == (0, 0, 3)
+    assert writes(sandbox) == before  # nothing written on the second night
+    assert sorted(codes_in_helcim(sandbox)) == ["C-1", "C-2", "C-3", "CHK-7"]
+
+
+def test_the_budget_defers_writes_and_they_come_first_the_next_night(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    export = write_export(tmp_path / "crm.csv", [row(f"C-{n:02d}", f"Person {n}") for n in range(12)])
+    created_by_night: list[set[str]] = []
+    deferred_before: set[str] = set()
+    for night in range(1, 8):
+        out = tmp_path / f"night{night}"
+        code, output = invoke(
+            tmp_path, sandbox, "run", "--crm", str(export), "--out", str(out), "--max-calls", "6"
+        )
+        assert code == 0, output
+        summary = summary_of(out)
+        assert_adds_up(summary)
+        assert summary["api_calls"] <= 6
+        results = read_csv(out / "results.csv")
+        created = {r["crm_id"] for r in results if r["outcome"] == "created"}
+        deferred = {r["crm_id"] for r in results if r["outcome"] == "deferred"}
+        if deferred_before:
+            assert created <= deferred_before  # last night's leftovers go first
+        created_by_night.append(created)
+        deferred_before = deferred
+        if not deferred:
+            break
+    assert len(created_by_night) > 2  # the budget really split the work
+    codes = codes_in_helcim(sandbox)
+    assert sorted(codes) == [f"C-{n:02d}" for n in range(12)]  # everyone, once
+
+
+def test_a_dry_run_reads_but_writes_nothing(tmp_path: Path, sandbox: SandboxProcess) -> None:
+    export = write_export(tmp_path / "crm.csv", [row("C-1", "Ada King"), row("C-2", "Bob Lee")])
+    code, output = invoke(
+        tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "dry"), "--dry-run"
+    )
+    assert code == 0, output
+    summary = summary_of(tmp_path / "dry")
+    assert summary["dry_run"] is True
+    assert summary["deferred"] == 2
+    assert summary["created"] == 0
+    assert_adds_up(summary)
+    assert writes(sandbox) == {}
+    assert {r["error"] for r in read_csv(tmp_path / "dry" / "results.csv")} == {"dry run"}
+
+
+def test_applying_the_same_plan_twice_writes_nothing_the_second_time(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    add_to_helcim(sandbox, "C-3", "Cy Roy")
+    export = write_export(
+        tmp_path / "crm.csv",
+        [row("C-1", "Ada King"), row("C-2", "Bob Lee"), row("C-3", "Cy Roy", billing_city="Banff")],
+    )
+    invoke(tmp_path, sandbox, "plan", "--crm", str(export), "--out", str(tmp_path / "plan"))
+    plan_file = str(tmp_path / "plan" / "plan.json")
+    code, output = invoke(tmp_path, sandbox, "apply", "--plan", plan_file, "--out", str(tmp_path / "a1"))
+    assert code == 0, output
+    first = summary_of(tmp_path / "a1")
+    assert (first["created"], first["updated"], first["already_applied"]) == (2, 1, 0)
+    after_first = writes(sandbox)
+    code, output = invoke(tmp_path, sandbox, "apply", "--plan", plan_file, "--out", str(tmp_path / "a2"))
+    assert code == 0, output
+    second = summary_of(tmp_path / "a2")
+    assert (second["created"], second["updated"], second["already_applied"]) == (0, 0, 3)
+    assert writes(sandbox) == after_first
+    assert [r["outcome"] for r in read_csv(tmp_path / "a2" / "results.csv")] == ["already-applied"] * 3
+    # and the nightly diff agrees that Helcim now holds the CRM's values
+    invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "run"))
+    assert summary_of(tmp_path / "run")["unchanged"] == 3
+
+
+def test_a_plan_for_another_api_is_refused(tmp_path: Path, sandbox: SandboxProcess) -> None:
+    export = write_export(tmp_path / "crm.csv", [row("C-1", "Ada King")])
+    invoke(tmp_path, sandbox, "plan", "--crm", str(export), "--out", str(tmp_path / "plan"))
+    plan_file = tmp_path / "plan" / "plan.json"
+    plan = json.loads(plan_file.read_text())
+    plan_file.write_text(json.dumps({**plan, "api_url": "https://api.helcim.com/v2"}))
+    code, output = invoke(tmp_path, sandbox, "apply", "--plan", str(plan_file), "--out", str(tmp_path / "a"))
+    assert code == 2
+    assert "planned against https://api.helcim.com/v2" in output
+    assert writes(sandbox) == {}
+
+
+def test_a_second_run_on_the_same_state_exits_with_a_clear_message(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    export = write_export(tmp_path / "crm.csv", [row("C-1", "Ada King")])
+    with state_lock(tmp_path / "state.db"):
+        code, output = invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert "another crmsync run is using the state store" in output
+    assert f"pid {os.getpid()}" in output
+    assert writes(sandbox) == {}
+    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "out"))
+    assert code == 0, output  # the lock is gone with its holder
+
+
+def test_a_refused_token_exits_3_after_one_call(tmp_path: Path, sandbox: SandboxProcess) -> None:
+    export = write_export(tmp_path / "crm.csv", [row("C-1", "Ada King")])
+    env = {**run_env(tmp_path, sandbox), "HELCIM_API_TOKEN": "wrong-token-123"}
+    done = crmsync(env, "run", "--crm", str(export), "--out", str(tmp_path / "out"))
+    assert done.returncode == 3, done.stderr
+    assert "HELCIM_API_TOKEN" in done.stderr
+    assert "wrong-token-123" not in done.stderr + done.stdout
+    assert sandbox.stats()["total"] == 1
+
+
+def test_a_pending_create_is_settled_by_looking_it_up(tmp_path: Path, sandbox: SandboxProcess) -> None:
+    """What a kill between 'intent' and 'outcome' leaves: one create that landed, one that did not."""
+    landed = add_to_helcim(sandbox, "C-1", "Ada King")
+    export = write_export(tmp_path / "crm.csv", [row("C-1", "Ada King"), row("C-2", "Bob Lee")])
+    with open_state(tmp_path / "state.db") as state:
+        state.bind_account(sandbox.base_url)
+        for crm_id in ("C-1", "C-2"):
+            state.journal_intent(f"p:create:{crm_id}", "r0", "p", crm_id, "create", crm_id, None, {})
+    sandbox.reset_stats()
+    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "out"))
+    assert code == 0, output
+    results = {(r["crm_id"], r["outcome"]) for r in read_csv(tmp_path / "out" / "results.csv")}
+    assert ("C-1", "resolved: recovered") in results
+    assert ("C-2", "resolved: not-landed") in results
+    assert ("C-2", "created") in results
+    with open_state(tmp_path / "state.db") as state:
+        links = dict(zip(state.links()["crm_id"], state.links()["helcim_id"], strict=True))
+        assert state.journal_entries(state="pending") == []
+    assert links["C-1"] == landed
+    assert sorted(codes_in_helcim(sandbox)) == ["C-1", "C-2"]
+    assert writes(sandbox) == {"create-customer": {"200": 1}}  # only C-2 was posted
+
+
+# -- as cron runs it: a separate process, killed -------------------------------------------
+
+
+def run_env(tmp_path: Path, sandbox: SandboxProcess) -> dict[str, str]:
+    return {
+        **os.environ,
+        "HELCIM_API_URL": sandbox.base_url,
+        "HELCIM_API_TOKEN": TOKEN,
+        "CRMSYNC_STATE_DB": str(tmp_path / "state.db"),
+        "CRMSYNC_CONFIG": "",
+        "CRMSYNC_RATE_LIMITS": "off",
+    }
+
+
+def crmsync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", "from pipeline.cli import main; main()", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_json_logs_carry_no_token(tmp_path: Path, sandbox: SandboxProcess) -> None:
+    export = write_export(tmp_path / "crm.csv", [row("C-1", "Ada King"), row("C-2", "Bob Lee")])
+    env = run_env(tmp_path, sandbox)
+    done = crmsync(env, "run", "--crm", str(export), "--out", str(tmp_path / "out"), "--log-format", "json")
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+    assert records
+    assert {"ts", "level", "logger", "message"} <= set(records[0])
+    assert any(r.get("stage") == "writes" for r in records)
+    everything = done.stdout + done.stderr + "".join(p.read_text() for p in (tmp_path / "out").glob("*.*"))
+    assert TOKEN not in everything
+
+
+@pytest.mark.parametrize("kill_after_writes", [8, 40])
+def test_killed_mid_run_then_run_again_converges_without_duplicates(
+    tmp_path: Path, sandbox: SandboxProcess, kill_after_writes: int
+) -> None:
+    sandbox.configure(faults="error500=0.05,drop_after_commit=0.03,latency_ms=5-30", duplicate_codes="allow")
+    rows = [row(f"K-{n:03d}", f"Person {n}", billing_city=f"Town {n}") for n in range(80)]
+    export = write_export(tmp_path / "crm.csv", rows)
+    env = run_env(tmp_path, sandbox)
+    command = [sys.executable, "-c", "from pipeline.cli import main; main()"]
+    command += ["run", "--crm", str(export), "--out", str(tmp_path / "killed")]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        posted = sum(writes(sandbox).get("create-customer", {}).values())
+        if posted >= kill_after_writes:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+
+    sandbox.configure(faults="error500=0.05,drop_after_commit=0.03")
+    done = crmsync(env, "run", "--crm", str(export), "--out", str(tmp_path / "resumed"))
+    assert done.returncode == 0, done.stderr
+    resumed = summary_of(tmp_path / "resumed")
+    assert_adds_up(resumed)
+    codes = codes_in_helcim(sandbox)
+    assert len(codes) == len(set(codes)) == 80  # no duplicate, nobody missing
+
+    sandbox.configure(faults="")
+    done = crmsync(env, "run", "--crm", str(export), "--out", str(tmp_path / "after"))
+    after = summary_of(tmp_path / "after")
+    assert (after["created"], after["updated"], after["unchanged"]) == (0, 0, 80)  # field by field equal
