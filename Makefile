@@ -12,7 +12,7 @@ SANDBOX_DB   ?= .run/sandbox.db
 PYTEST_ARGS  ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint bench golden run sandbox seed clean
+.PHONY: help install test lint bench golden run sync sandbox seed clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,6 +54,15 @@ golden: install  ## rewrite tests/golden/ from sample_data/ (review the diff bef
 
 run: install  ## start the sandbox, seed it, run the nightly job on sample_data/, print where the reports are
 	$(BIN)/python scripts/demo.py
+
+CRM     ?=
+PROFILE ?= generic
+OUT     ?= out/$(shell date +%Y-%m-%d)
+
+sync: install  ## the nightly job against HELCIM_API_URL/HELCIM_API_TOKEN: make sync CRM=export.csv [PROFILE=…] [OUT=…]
+	@test -n "$$HELCIM_API_TOKEN" || { echo "make sync: set HELCIM_API_TOKEN (and HELCIM_API_URL unless it is the real API)"; exit 2; }
+	@test -n "$(CRM)" || { echo "make sync: name the CRM export: make sync CRM=export.csv [PROFILE=hubspot] [OUT=dir]"; exit 2; }
+	$(BIN)/crmsync run --crm "$(CRM)" --profile "$(PROFILE)" --out "$(OUT)"
 
 sandbox: install  ## run helcim-sandbox in the foreground (PORT, LIMITS, FAULTS, SANDBOX_DB)
 	@mkdir -p $(dir $(SANDBOX_DB))
