@@ -33,7 +33,7 @@ from pipeline.errors import AuthenticationError, BudgetExhausted, HelcimError
 from pipeline.helcim.client import HelcimClient
 from pipeline.helcim.models import Address, Customer, CustomerInput
 from pipeline.plan import Operation, Plan
-from pipeline.snapshot import cache_written
+from pipeline.snapshot import cache_write, cache_written
 from pipeline.state import StateStore
 from schemas.helcim import SYNCED_FIELDS
 
@@ -119,8 +119,9 @@ class Loader:
             self.state.journal_outcome(op.op_id, "done", outcome, helcim_id=customer.id)
             if op.kind == "create":
                 self.state.link(op.crm_id, customer.id, customer.code, "created")
-            self.state.set_base(pd.DataFrame([{"crm_id": op.crm_id, **written_values(op)}]))
-            cache_written(self.state, [customer])
+            values = written_values(op)
+            self.state.set_base_row(op.crm_id, values)
+            cache_write(self.state, customer, values)
 
     def execute(self, op: Operation) -> OpResult:
         """Run one operation with its journal entries around it."""

@@ -201,6 +201,32 @@ def cache_written(store: StateStore, customers: Sequence[Customer]) -> None:
     _replace_rows(store, "helcim_customers", frame.assign(page=pages), utcnow())
 
 
+def cache_write(store: StateStore, customer: Customer, values: dict[str, str | None]) -> None:
+    """Record in the cache what a confirmed write left in Helcim, without reading it back.
+
+    ``values`` are the synced fields written (already normalised: they are
+    what the plan sent); a create carries every field, an update the fields it
+    changed. The next page read replaces the row with Helcim's own copy.
+    Cheap on purpose: the loader calls it once per write.
+    """
+    written = {k: v for k, v in values.items() if k in SYNCED_FIELDS and v is not None}
+    dates = {"date_created": _when(customer.date_created), "date_updated": _when(customer.date_updated)}
+    exists = store.db.execute("SELECT 1 FROM helcim_customers WHERE helcim_id = ?", (customer.id,)).fetchone()
+    if exists:
+        sets = {**written, "customer_code": customer.code, "date_updated": dates["date_updated"]}
+        store.db.execute(
+            f"UPDATE helcim_customers SET {', '.join(f'{k} = ?' for k in sets)}, fetched_at = ? WHERE helcim_id = ?",
+            (*sets.values(), utcnow(), customer.id),
+        )
+        return
+    row = {"helcim_id": customer.id, "customer_code": customer.code, **dict.fromkeys(SYNCED_FIELDS, "")}
+    row |= {**written, **dates, "page": 0, "fetched_at": utcnow()}
+    store.db.execute(
+        f"INSERT INTO helcim_customers ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+        tuple(row.values()),
+    )
+
+
 @dataclass
 class CustomerRefresh:
     pages: int = 0

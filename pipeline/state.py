@@ -340,6 +340,19 @@ class StateStore:
         )
         return len(values)
 
+    def set_base_row(self, crm_id: str, values: dict[str, str | None]) -> None:
+        """:meth:`set_base` for one customer, without a DataFrame (the loader calls it per write)."""
+        fields = [f for f in SYNCED_FIELDS if f in values]
+        columns = ("crm_id", *fields)
+        updates = ", ".join(
+            [*(f"{f} = COALESCE(excluded.{f}, base.{f})" for f in fields), "agreed_at = excluded.agreed_at"]
+        )
+        self.db.execute(
+            f"INSERT INTO base ({', '.join(columns)}, agreed_at) VALUES ({', '.join('?' * (len(columns) + 1))})"
+            f" ON CONFLICT (crm_id) DO UPDATE SET {updates}",
+            (crm_id, *(values[f] for f in fields), utcnow()),
+        )
+
     # -- runs -----------------------------------------------------------------------
 
     def start_run(self, command: str) -> str:
