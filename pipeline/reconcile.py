@@ -36,6 +36,7 @@ __all__ = [
     "card_brand",
     "mask_bank",
     "mask_card",
+    "pad_status_of_banks",
     "reconcile",
 ]
 
@@ -416,7 +417,7 @@ def _card_table(cards: pd.DataFrame, ident: pd.DataFrame, today: date, expiring_
     return table.loc[:, list(CARD_REPORT_COLUMNS)]
 
 
-def _pad_status_of_banks(pads: pd.DataFrame) -> pd.Series:
+def pad_status_of_banks(pads: pd.DataFrame) -> pd.Series:
     """bank_id → the best PAD state it has: accepted, else pending, else revoked."""
     if pads.empty:
         return pd.Series(dtype="str")
@@ -578,7 +579,7 @@ def reconcile(
     )
 
     # -- bank accounts and PADs --------------------------------------------------------
-    pad_status = _pad_status_of_banks(pads)
+    pad_status = pad_status_of_banks(pads)
     bank_table = _attach(banks.loc[:, ["bank_id", "helcim_id"]], ident)
     bank_table["account"] = mask_bank(banks["last4"]).to_numpy()
     for column in ("country", "institution", "transit", "routing", "account_type", "corporate"):
