@@ -235,12 +235,17 @@ def payment_methods(snapshot: Snapshot, links: pd.DataFrame, result: DiffResult 
             "bank_last4": banks["last4"].astype("str").to_numpy(),
             "bank_verified": banks["verified"].map({True: "yes", False: "no"}).to_numpy(),
             "bank_ready": banks["ready"].map({True: "yes", False: "no"}).to_numpy(),
-            "pad_status": banks["bank_id"].astype("int64").map(pad_status).fillna("none").to_numpy(),
+            "pad_status": banks["bank_id"]
+            .astype("int64")
+            .map(pad_status)
+            .astype(object)
+            .fillna("none")
+            .to_numpy(),
         }
     )
     table = pd.concat([card_rows, bank_rows], ignore_index=True)
-    table.insert(0, "crm_id", table["helcim_id"].map(crm_ids).fillna("").astype("str"))
-    table.insert(2, "customer_code", table["helcim_id"].map(codes).fillna("").astype("str"))
+    table.insert(0, "crm_id", table["helcim_id"].map(crm_ids).astype(object).fillna("").astype("str"))
+    table.insert(2, "customer_code", table["helcim_id"].map(codes).astype(object).fillna("").astype("str"))
     return table.sort_values(["crm_id", "helcim_id", "method", "method_id"], kind="stable").reset_index(
         drop=True
     )

@@ -362,7 +362,7 @@ def _identities(
         }
     )
     linked = dict(zip(links["helcim_id"].astype("int64"), links["crm_id"].astype("str"), strict=True))
-    by_link = ident["helcim_id"].map(linked)
+    by_link = ident["helcim_id"].map(linked).astype(object)
     if crm_ids is None:
         ident["crm_id"] = by_link.fillna("").astype("str")
         return ident.loc[:, list(_IDENT)], pd.Series(False, index=ident.index)
@@ -587,7 +587,13 @@ def reconcile(
     bank_table["verified"] = _yes(banks["verified"]).to_numpy()
     bank_table["ready"] = _yes(banks["ready"]).to_numpy()
     bank_table["pad_status"] = (
-        banks["bank_id"].astype("int64").map(pad_status).fillna("none").astype("str").to_numpy()
+        banks["bank_id"]
+        .astype("int64")
+        .map(pad_status)
+        .astype(object)
+        .fillna("none")
+        .astype("str")
+        .to_numpy()
     )
     for column in ("date_created", "date_verified", "date_last_used"):
         bank_table[column] = banks[column].astype("str").to_numpy()
@@ -652,7 +658,7 @@ def reconcile(
         bank_table["account"].to_numpy(), index=bank_table["bank_id"].astype("int64").to_numpy()
     )
     pad_table["bank_id"] = pads["bank_id"].astype("int64").to_numpy()
-    pad_table["account"] = pad_table["bank_id"].map(bank_accounts).fillna("").astype("str")
+    pad_table["account"] = pad_table["bank_id"].map(bank_accounts).astype(object).fillna("").astype("str")
     pad_table["state"] = pads["state"].astype("str").to_numpy()
     pad_table["accepted"] = _yes(pads["accepted"]).to_numpy()
     pad_table["active"] = _yes(pads["active"]).to_numpy()
@@ -704,11 +710,15 @@ def reconcile(
     with_bank_data: int | None = None
     has_bank_data = pd.Series(True, index=ident.index)
     if bank_refreshed is not None:
-        read_at = ident["helcim_id"].map(
-            pd.Series(
-                bank_refreshed["refreshed_at"].astype("str").to_numpy(),
-                index=bank_refreshed["helcim_id"].astype("int64").to_numpy(),
+        read_at = (
+            ident["helcim_id"]
+            .map(
+                pd.Series(
+                    bank_refreshed["refreshed_at"].astype("str").to_numpy(),
+                    index=bank_refreshed["helcim_id"].astype("int64").to_numpy(),
+                )
             )
+            .astype(object)
         )
         has_bank_data = read_at.notna()
         with_bank_data = int(has_bank_data.sum())
