@@ -61,6 +61,8 @@ golden: install  ## rewrite tests/golden/ from sample_data/ (review the diff bef
 	if [ $$status -gt 1 ]; then rm -rf $$tmp; echo "crmsync validate failed (exit $$status)"; exit 1; fi; \
 	cp $$tmp/rejects.csv tests/golden/rejects_dirty.csv; rm -rf $$tmp; \
 	echo "wrote tests/golden/rejects_dirty.csv"
+	CRMSYNC_UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q -p no:xdist tests/reconcile/test_end_to_end.py -k golden
+	@echo "wrote tests/golden/reconcile_summary.json"
 
 run: install  ## start the sandbox, seed it, run the nightly job on sample_data/, print where the reports are
 	$(BIN)/python scripts/demo.py
