@@ -12,7 +12,7 @@ SANDBOX_DB   ?= .run/sandbox.db
 PYTEST_ARGS  ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint bench golden run sync sandbox seed clean
+.PHONY: help install browser test lint bench golden run sync reconcile sandbox seed clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install crmsync with its dev tools
 
-test: install  ## run the whole test suite (installs what it needs first)
+BROWSERS := chromium chromium-browser google-chrome
+
+browser:  ## install Debian's chromium for the report.html browser test, when missing and possible (never fails)
+	@for b in $(BROWSERS); do command -v $$b > /dev/null 2>&1 && exit 0; done; \
+	if command -v apt-get > /dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		mkdir -p $(VENV); echo "installing chromium for the report.html browser test (log: $(VENV)/browser.log)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+			> $(VENV)/browser.log 2>&1 || echo "could not install chromium (see $(VENV)/browser.log): the browser test will skip"; \
+	else echo "no chromium here and no apt-get as root to install it: the browser test will skip"; fi
+
+test: install browser  ## run the whole test suite (installs what it needs first)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: install  ## ruff and mypy
@@ -51,6 +61,8 @@ golden: install  ## rewrite tests/golden/ from sample_data/ (review the diff bef
 	if [ $$status -gt 1 ]; then rm -rf $$tmp; echo "crmsync validate failed (exit $$status)"; exit 1; fi; \
 	cp $$tmp/rejects.csv tests/golden/rejects_dirty.csv; rm -rf $$tmp; \
 	echo "wrote tests/golden/rejects_dirty.csv"
+	CRMSYNC_UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q -p no:xdist tests/reconcile/test_end_to_end.py -k golden
+	@echo "wrote tests/golden/reconcile_summary.json"
 
 run: install  ## start the sandbox, seed it, run the nightly job on sample_data/, print where the reports are
 	$(BIN)/python scripts/demo.py

@@ -418,3 +418,97 @@ def validate(crm_path: Path, profile: str, out_dir: Path, max_reject_rate: float
         click.echo(f"problems by column: {top}")
     click.echo(f"outputs in {out_dir}/: valid.csv, rejects.csv, summary.json")
     raise click.exceptions.Exit(summary.exit_code)
+
+
+@cli.command()
+@out_option
+@click.option(
+    "--crm",
+    "crm_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The CRM's customer export: adds helcim_only_customer, crm_only_customer, no_payment_method "
+    "and the CRM import files new_customers.csv and updates.csv.",
+)
+@click.option("--profile", default="generic", show_default=True, help="Column mapping of the CRM export.")
+@click.option(
+    "--max-calls",
+    type=click.IntRange(min=1),
+    help="Helcim calls to spend refreshing customers, bank accounts and PADs (default: one hour of the limit).",
+)
+@click.option(
+    "--expiring-days",
+    type=click.IntRange(min=0),
+    default=30,
+    show_default=True,
+    help="A card is expiring when it expires within this many days.",
+)
+@click.option(
+    "--pad-pending-days",
+    type=click.IntRange(min=0),
+    default=14,
+    show_default=True,
+    help="Report a PAD still pending after this many days.",
+)
+@click.option(
+    "--stale-nights",
+    type=click.IntRange(min=0),
+    default=7,
+    show_default=True,
+    help="Report bank/PAD data read longer ago than this many nights.",
+)
+@click.option(
+    "--today",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Reconcile as of this date (YYYY-MM-DD; default: today).",
+)
+@state_option
+@settings_options
+@reports_errors
+def reconcile(
+    out_dir: Path,
+    crm_path: Path | None,
+    profile: str,
+    max_calls: int | None,
+    expiring_days: int,
+    pad_pending_days: int,
+    stale_nights: int,
+    today: Any,
+    state_path: Path | None,
+    config_file: Path | None,
+    rate_limits: str | None,
+) -> None:
+    """The morning reconciliation of cards, bank accounts and PADs, and the CRM import files.
+
+    \b
+    Writes to --out (nothing is written to Helcim):
+      reconciliation/  cards.csv, banks.csv, pads.csv, findings.csv, summary.json, report.html
+      crm_import/      new_customers.csv, updates.csv, payment_methods.csv (the CRM's column names)
+    Findings are not failures: exit 0 unless the run itself failed.
+    """
+    from pipeline.config import load_settings
+    from pipeline.morning import reconcile_account
+
+    settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
+    outcome = reconcile_account(
+        settings,
+        out_dir,
+        crm_path=crm_path,
+        profile=profile,
+        max_calls=max_calls,
+        today=today.date() if today is not None else None,
+        expiring_days=expiring_days,
+        pad_pending_days=pad_pending_days,
+        stale_nights=stale_nights,
+    )
+    rec = outcome.summary["reconciliation"]
+    severity = rec["findings_by_severity"]
+    click.echo(
+        f"{rec['counts']['customers']} customers, {rec['counts']['cards']} cards, "
+        f"{rec['counts']['bank_accounts']} bank accounts, {rec['counts']['pads']} PADs as of {rec['today']}: "
+        f"{severity['critical']} critical, {severity['warning']} warnings, {severity['info']} for information."
+    )
+    for note in rec["notes"]:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"API calls: {outcome.summary['api_calls']}. Report: {outcome.files['report']}")
+    raise click.exceptions.Exit(outcome.exit_code)

@@ -1,0 +1,178 @@
+"""``crmsync reconcile``: refresh what the budget allows, reconcile, write the morning files.
+
+:func:`reconcile_account` is the library call behind the command; the nightly
+``crmsync run`` uses the same pieces directly (:func:`pipeline.reconcile.reconcile`,
+:func:`pipeline.report.write_reconciliation`, :func:`pipeline.export.write_crm_import`)
+and :func:`previous_reconciliation` for the "change since the previous run" figures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.config import Settings
+from pipeline.diff import DiffResult, diff
+from pipeline.errors import CrmsyncError, UsageError
+from pipeline.export import write_crm_import
+from pipeline.reconcile import Reconciliation, reconcile
+from pipeline.report import write_reconciliation
+from pipeline.snapshot import Progress, Snapshot, load_snapshot, refresh_customers, refresh_payment_methods
+from pipeline.state import StateStore, open_state
+from pipeline.sync import CheckedExport, check_crm, pages_for
+
+__all__ = ["ReconcileOutcome", "previous_reconciliation", "reconcile_account", "reconcile_snapshot"]
+
+
+def reconcile_snapshot(
+    snapshot: Snapshot,
+    links: pd.DataFrame,
+    crm_ids: pd.Series | None,
+    today: date,
+    *,
+    expiring_days: int = 30,
+    pad_pending_days: int = 14,
+    stale_nights: int = 7,
+) -> Reconciliation:
+    """:func:`pipeline.reconcile.reconcile` on a :class:`Snapshot` (bank refresh times included)."""
+    return reconcile(
+        snapshot.customers,
+        snapshot.cards,
+        snapshot.banks,
+        snapshot.pads,
+        links,
+        crm_ids,
+        today,
+        bank_refreshed=snapshot.bank_refreshed,
+        expiring_days=expiring_days,
+        pad_pending_days=pad_pending_days,
+        stale_nights=stale_nights,
+    )
+
+
+def previous_reconciliation(state: StateStore) -> dict[str, Any] | None:
+    """The reconciliation summary of the latest finished run that recorded one (``reconcile`` or ``run``).
+
+    A run records it by putting the dict written to reconciliation/summary.json
+    under the key ``"reconciliation"`` of the summary it gives ``finish_run``.
+    """
+    rows = state.db.execute(
+        "SELECT summary FROM runs WHERE finished_at != '' AND status = 'ok' ORDER BY run_id DESC LIMIT 50"
+    ).fetchall()
+    for (text,) in rows:
+        summary = json.loads(text)
+        found = summary.get("reconciliation") if isinstance(summary, dict) else None
+        if isinstance(found, dict):
+            return found
+    return None
+
+
+@dataclass(frozen=True)
+class ReconcileOutcome:
+    reconciliation: Reconciliation
+    summary: dict[str, Any]  # reconciliation/summary.json plus calls and snapshot facts
+    out_dir: Path
+    files: dict[str, str]
+    exit_code: int  # 0: findings are not failures
+
+
+def _pure_diff(checked: CheckedExport, snapshot: Snapshot, state: StateStore) -> DiffResult:
+    """The diff for updates.csv / new_customers.csv, without recording anything in the state store."""
+    return diff(
+        checked.valid,
+        snapshot.customers,
+        state.base(),
+        state.links(),
+        fields=checked.fields,
+        known_crm_ids=set(checked.export.frame["crm_id"].astype(str)),
+        rejected_links=state.rejected_links(),
+    )
+
+
+def reconcile_account(
+    settings: Settings,
+    out_dir: Path,
+    *,
+    crm_path: Path | None = None,
+    profile: str = "generic",
+    max_calls: int | None = None,
+    today: date | None = None,
+    expiring_days: int = 30,
+    pad_pending_days: int = 14,
+    stale_nights: int = 7,
+    progress: Progress | None = None,
+) -> ReconcileOutcome:
+    """Refresh the snapshot within ``max_calls``, reconcile, write ``out_dir/reconciliation/`` and ``crm_import/``.
+
+    Customer pages are read as ``crmsync plan`` reads them; what is left of
+    the budget goes to bank accounts and PADs (never read first, then changed,
+    then oldest). Nothing is written to Helcim. The run is recorded in the state
+    store so the next report shows the change since this one.
+    """
+    checked = check_crm(crm_path, profile) if crm_path is not None else None
+    budget = max_calls if max_calls is not None else settings.rate_limits.per_hour
+    if budget < 1:
+        raise UsageError("--max-calls must be at least 1")
+    for name, value in (
+        ("--expiring-days", expiring_days),
+        ("--pad-pending-days", pad_pending_days),
+        ("--stale-nights", stale_nights),
+    ):
+        if value < 0:
+            raise UsageError(f"{name} must be 0 or more")
+    day = today or date.today()
+    client = settings.client(max_calls=budget)
+    with open_state(settings.state_path) as state:
+        state.bind_account(settings.api_url)
+        previous = previous_reconciliation(state)
+        run_id = state.start_run("reconcile")
+        try:
+            pages = refresh_customers(client, state, max_pages=pages_for(state, budget), progress=progress)
+            left = budget - int(client.stats()["calls"])
+            banks = refresh_payment_methods(client, state, max_calls=left, progress=progress)
+            snapshot = load_snapshot(state)
+            links = state.links()
+            crm_ids = None if checked is None else checked.export.frame["crm_id"].astype("str")
+            rec = reconcile_snapshot(
+                snapshot,
+                links,
+                crm_ids,
+                day,
+                expiring_days=expiring_days,
+                pad_pending_days=pad_pending_days,
+                stale_nights=stale_nights,
+            )
+            generated_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            files = write_reconciliation(out_dir, rec, previous=previous, generated_at=generated_at)
+            result = None if checked is None else _pure_diff(checked, snapshot, state)
+            files |= write_crm_import(out_dir, result=result, snapshot=snapshot, links=links, profile=profile)
+            written = json.loads(Path(files["summary"]).read_text(encoding="utf-8"))
+            written.pop("outputs", None)
+            stats = client.stats()
+            summary: dict[str, Any] = {
+                "command": "reconcile",
+                "reconciliation": written,
+                "api_calls": stats["calls"],
+                "calls_by_operation": stats["by_operation"],
+                "snapshot": {
+                    **snapshot.describe(),
+                    "pages_read": pages.pages,
+                    "complete": pages.complete,
+                    "bank_customers_read": banks.customers,
+                },
+                "crm": None
+                if checked is None
+                else {"file": str(checked.export.source_file), "rows_read": checked.rows_read},
+                "outputs": files,
+                "exit_code": 0,
+            }
+            state.finish_run(run_id, "ok", 0, {k: v for k, v in summary.items() if k != "outputs"})
+        except CrmsyncError as error:
+            state.finish_run(run_id, "failed", error.exit_code, {"error": str(error)})
+            raise
+    return ReconcileOutcome(rec, summary, out_dir, files, 0)
