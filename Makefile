@@ -48,7 +48,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 
 $(BENCH_STAMP): $(STAMP)
 	@echo "installing the benchmarks' baselines (datacompy, csv-diff) (log: $(VENV)/install.log)"
-	@$(BIN)/python -m pip install -e '.[dev,bench]' >> $(VENV)/install.log 2>&1 \
+	@{ $(BIN)/python -m pip install -e '.[dev,bench]' && $(BIN)/python -m pip install --no-deps 'datacompy>=1.0'; } >> $(VENV)/install.log 2>&1 \
 		|| { tail -n 40 $(VENV)/install.log; echo "install failed: see $(VENV)/install.log"; exit 1; }
 	@touch $(BENCH_STAMP)
 
@@ -75,6 +75,10 @@ sync: install  ## the nightly job against HELCIM_API_URL/HELCIM_API_TOKEN: make 
 	@test -n "$$HELCIM_API_TOKEN" || { echo "make sync: set HELCIM_API_TOKEN (and HELCIM_API_URL unless it is the real API)"; exit 2; }
 	@test -n "$(CRM)" || { echo "make sync: name the CRM export: make sync CRM=export.csv [PROFILE=hubspot] [OUT=dir]"; exit 2; }
 	$(BIN)/crmsync run --crm "$(CRM)" --profile "$(PROFILE)" --out "$(OUT)"
+
+reconcile: install  ## the morning report against HELCIM_API_URL/HELCIM_API_TOKEN: make reconcile [CRM=export.csv] [OUT=…]
+	@test -n "$$HELCIM_API_TOKEN" || { echo "make reconcile: set HELCIM_API_TOKEN (and HELCIM_API_URL unless it is the real API)"; exit 2; }
+	$(BIN)/crmsync reconcile --out "$(OUT)" $(if $(CRM),--crm "$(CRM)" --profile "$(PROFILE)")
 
 sandbox: install  ## run helcim-sandbox in the foreground (PORT, LIMITS, FAULTS, SANDBOX_DB)
 	@mkdir -p $(dir $(SANDBOX_DB))

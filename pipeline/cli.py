@@ -233,7 +233,8 @@ def run(
     night), and write to --out: summary.json (rows_read = created + updated +
     unchanged + rejected + deferred + failed + conflicts), results.csv (one row
     per operation), plan.json, plan.csv, conflicts.csv, link_proposals.csv,
-    rejects.csv.
+    rejects.csv, crm_import/ (files for the CRM) and reconciliation/ (findings
+    on cards, bank accounts and PADs, and report.html).
     \b
     Exit codes: 0 done (deferred rows are not a failure)
                 1 some rows were rejected or failed

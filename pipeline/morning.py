@@ -23,7 +23,7 @@ from pipeline.export import write_crm_import
 from pipeline.reconcile import Reconciliation, reconcile
 from pipeline.report import write_reconciliation
 from pipeline.snapshot import Progress, Snapshot, load_snapshot, refresh_customers, refresh_payment_methods
-from pipeline.state import StateStore, open_state
+from pipeline.state import StateStore, open_state, state_lock
 from pipeline.sync import CheckedExport, check_crm, pages_for
 
 __all__ = ["ReconcileOutcome", "previous_reconciliation", "reconcile_account", "reconcile_snapshot"]
@@ -62,7 +62,7 @@ def previous_reconciliation(state: StateStore) -> dict[str, Any] | None:
     under the key ``"reconciliation"`` of the summary it gives ``finish_run``.
     """
     rows = state.db.execute(
-        "SELECT summary FROM runs WHERE finished_at != '' AND status = 'ok' ORDER BY run_id DESC LIMIT 50"
+        "SELECT summary FROM runs WHERE finished_at != '' AND status IN ('ok', 'partial') ORDER BY run_id DESC LIMIT 50"
     ).fetchall()
     for (text,) in rows:
         summary = json.loads(text)
@@ -127,7 +127,7 @@ def reconcile_account(
             raise UsageError(f"{name} must be 0 or more")
     day = today or date.today()
     client = settings.client(max_calls=budget)
-    with open_state(settings.state_path) as state:
+    with state_lock(settings.state_path), open_state(settings.state_path) as state:
         state.bind_account(settings.api_url)
         previous = previous_reconciliation(state)
         run_id = state.start_run("reconcile")

@@ -21,13 +21,11 @@ deferred, failed, conflicts (skipped) — :func:`account` decides which, and
 
 from __future__ import annotations
 
-import fcntl
+import json
 import logging
-import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,12 +33,14 @@ import pandas as pd
 
 from pipeline.config import Settings
 from pipeline.diff import DiffResult, Policy
-from pipeline.errors import EXIT_OK, EXIT_PARTIAL, AuthenticationError, StateLockedError, UsageError
+from pipeline.errors import EXIT_OK, EXIT_PARTIAL, AuthenticationError, UsageError
+from pipeline.export import write_crm_import
 from pipeline.load import RESULT_COLUMNS, ApplyOutcome, OpResult, apply_plan, resolve_pending
+from pipeline.morning import previous_reconciliation, reconcile_snapshot
 from pipeline.plan import Plan
-from pipeline.report import write_csv, write_json
-from pipeline.snapshot import refresh_payment_methods
-from pipeline.state import StateStore, open_state
+from pipeline.report import write_csv, write_json, write_reconciliation
+from pipeline.snapshot import load_snapshot, refresh_payment_methods
+from pipeline.state import StateStore, open_state, state_lock
 from pipeline.sync import CheckedExport, Prepared, check_crm, prepare, write_plan_outputs
 
 log = logging.getLogger("crmsync.run")
@@ -61,44 +61,6 @@ class Progress(Protocol):
     """Where long work reports: ``stage`` advanced by ``advance``; ``total`` when it becomes known."""
 
     def __call__(self, stage: str, advance: int, total: int | None = None) -> None: ...
-
-
-#: Optional extra stages (Helcim → CRM exports, reconciliation) run after the writes.
-AfterRun = Callable[[Settings, StateStore, "RunContext"], dict[str, str]]
-AFTER_RUN: list[AfterRun] = []
-
-
-@dataclass
-class RunContext:
-    """What the stages after the writes may read."""
-
-    out_dir: Path
-    checked: CheckedExport
-    result: DiffResult
-    profile: str
-    warnings: list[str] = field(default_factory=list)
-
-
-@contextmanager
-def state_lock(state_path: Path) -> Iterator[None]:
-    """Hold ``<state>.lock`` for the run; another holder means another run is busy with this store."""
-    lock_path = Path(f"{state_path}.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
-            raise StateLockedError(
-                f"another crmsync run is using the state store {state_path} ({holder}); "
-                "it exits when it is done, so try again later"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock; the kernel releases it too if we are killed
 
 
 # -- accounting (pure) -------------------------------------------------------------------
@@ -171,6 +133,31 @@ def _results_frame(applied: ApplyOutcome | None, extra: pd.DataFrame) -> pd.Data
 
 
 # -- crmsync run ---------------------------------------------------------------------------
+
+
+def _morning_outputs(
+    state: StateStore, out_dir: Path, checked: CheckedExport, result: DiffResult, profile: str
+) -> dict[str, str]:
+    """crm_import/ and reconciliation/ from the snapshot as this run left it (no further calls)."""
+    snapshot = load_snapshot(state)
+    links = state.links()
+    rec = reconcile_snapshot(snapshot, links, checked.export.frame["crm_id"].astype("str"), date.today())
+    generated_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    files = write_reconciliation(
+        out_dir, rec, previous=previous_reconciliation(state), generated_at=generated_at
+    )
+    files |= write_crm_import(out_dir, result=result, snapshot=snapshot, links=links, profile=profile)
+    return files
+
+
+def _written_summary(files: dict[str, str]) -> dict[str, Any] | None:
+    """reconciliation/summary.json as written (what the next report compares with), or None."""
+    path = files.get("summary")
+    if not path:
+        return None
+    written: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    written.pop("outputs", None)
+    return written
 
 
 @dataclass(frozen=True)
@@ -256,17 +243,17 @@ def run_nightly(
             files["results"] = str(
                 write_csv(_results_frame(applied, extra), out_dir / "results.csv", RESULT_COLUMNS)
             )
-            context = RunContext(out_dir, checked, prepared.result, profile, list(prepared.warnings))
-            for stage in AFTER_RUN:
-                files |= stage(settings, state, context)
+            files |= _morning_outputs(state, out_dir, checked, prepared.result, profile)
+            warnings = list(prepared.warnings)
             exit_code = EXIT_PARTIAL if counts["rejected"] or counts["failed"] else EXIT_OK
             status = "ok" if exit_code == EXIT_OK else "partial"
             summary = _summary(
-                "run", checked, prepared, counts, client.stats(), applied, files, context.warnings, started,
+                "run", checked, prepared, counts, client.stats(), applied, files, warnings, started,
                 dry_run=dry_run, status=status, exit_code=exit_code,
             )  # fmt: skip
             write_json(summary, out_dir / "summary.json")
-            recorded = summary
+            recorded = {k: v for k, v in summary.items() if k != "outputs"}
+            recorded["reconciliation"] = _written_summary(files)
             return RunOutcome(summary, out_dir, exit_code)
         except AuthenticationError:
             status, exit_code = "failed", AuthenticationError.exit_code

@@ -37,9 +37,11 @@ use and another URL is refused (:class:`~pipeline.errors.AccountMismatchError`).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -50,7 +52,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.errors import AccountMismatchError, StateError
+from pipeline.errors import AccountMismatchError, StateError, StateLockedError
 from schemas.helcim import SYNCED_FIELDS
 
 _FIELD_COLUMNS = ", ".join(f"{f} TEXT NOT NULL DEFAULT ''" for f in SYNCED_FIELDS)
@@ -468,3 +470,25 @@ class StateStore:
 def open_state(path: Path) -> StateStore:
     """Open (creating and migrating as needed) the state store at ``path``."""
     return StateStore(path)
+
+
+@contextmanager
+def state_lock(state_path: Path) -> Iterator[None]:
+    """Hold ``<state>.lock`` for the run; another holder means another run is busy with this store."""
+    lock_path = Path(f"{state_path}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            raise StateLockedError(
+                f"another crmsync run is using the state store {state_path} ({holder}); "
+                "it exits when it is done, so try again later"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock; the kernel releases it too if we are killed

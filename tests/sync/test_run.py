@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from helcim_sandbox.launcher import SandboxProcess
-from pipeline.nightly import state_lock
-from pipeline.state import open_state
+from pipeline.state import open_state, state_lock
 from tests.conftest import TOKEN
 from tests.sync.test_plan_cli import add_to_helcim, helcim, invoke, read_csv, row, write_export
 
