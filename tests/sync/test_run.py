@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -287,3 +288,41 @@ def test_killed_mid_run_then_run_again_converges_without_duplicates(
     done = crmsync(env, "run", "--crm", str(export), "--out", str(tmp_path / "after"))
     after = summary_of(tmp_path / "after")
     assert (after["created"], after["updated"], after["unchanged"]) == (0, 0, 80)  # field by field equal
+
+
+def test_no_token_or_full_number_in_anything_a_run_leaves(tmp_path: Path, sandbox: SandboxProcess) -> None:
+    sandbox.seed(40, seed=3, today="2026-11-27")
+    first = add_to_helcim(sandbox, "C-1", "Ada King")
+    sandbox.add_card(
+        first, cardHolderName="Ada King", cardNumber="4111111111111111", cardExpiry="0130", default=True
+    )
+    export = write_export(
+        tmp_path / "crm.csv", [row("C-1", "Ada King"), row("C-2", "Bob Lee", cell_phone="4035550122")]
+    )
+    done = crmsync(
+        run_env(tmp_path, sandbox),
+        "run",
+        "--crm",
+        str(export),
+        "--out",
+        str(tmp_path / "out"),
+        "--log-format",
+        "json",
+    )
+    assert done.returncode == 0, done.stderr
+    client = helcim(sandbox)
+    tokens = {
+        card.token
+        for page in (1, 2)
+        for c in client.list_customers(page=page, include_cards=True)
+        for card in c.cards
+    }
+    assert len(tokens) > 20
+    files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert {"report.html", "findings.csv", "payment_methods.csv", "results.csv"} <= {p.name for p in files}
+    texts = {str(p): p.read_text(encoding="utf-8") for p in files} | {"logs": done.stdout + done.stderr}
+    for where, text in texts.items():
+        assert TOKEN not in text, where
+        assert not [t for t in tokens if t in text], where
+        assert "4111111111111111" not in text, where
+        assert not re.search(r"\d{12,}", text), where
