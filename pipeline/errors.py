@@ -77,9 +77,14 @@ class HelcimError(CrmsyncError):
 
 
 class HelcimUnavailable(HelcimError):
-    """The API could not be reached or kept failing (connection errors, timeouts, 5xx)."""
+    """The API could not be reached or kept failing (connection errors, timeouts, 5xx).
+
+    ``timed_out``: the request was sent and no answer came in time, so Helcim
+    may still perform it later.
+    """
 
     exit_code = EXIT_UNREACHABLE
+    timed_out = False
 
 
 class AuthenticationError(HelcimError):

@@ -12,7 +12,8 @@ updates; up to 5 workers sharing the client's pacer):
    recorded as deferred (the next night starts with them).
 
 A run killed between 2 and 3 leaves ``pending`` entries. :func:`resolve_pending`
-settles them on the next run before anything else: a pending create is looked
+settles them on the next run before anything else: after waiting one read
+timeout (a request of the killed run may still be landing), a pending create is looked
 up by its customerCode (found → linked, as if it had answered; absent → it
 never landed, and the new plan creates it); a pending update is left to the
 next diff, which sees whether Helcim holds the new values.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -166,7 +168,12 @@ class Loader:
 def resolve_pending(client: HelcimClient, state: StateStore) -> list[OpResult]:
     """Settle the writes an interrupted run left pending (see the module docstring)."""
     resolved: list[OpResult] = []
-    for entry in state.journal_entries(state="pending"):
+    pending = state.journal_entries(state="pending")
+    if any(entry.kind == "create" for entry in pending):
+        # The killed run may have left a request Helcim is still working on: let it land before looking.
+        log.info("waiting %.0f s for writes a previous run left in flight to land", client.settle_seconds)
+        time.sleep(client.settle_seconds)
+    for entry in pending:
         if entry.kind == "create":
             found = client.find_customer_by_code(entry.customer_code)
             if found is None:

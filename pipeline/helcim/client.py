@@ -231,6 +231,11 @@ class HelcimClient:
                 return self._send_once(operation, method, path, params, body, ok)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
+    @property
+    def settle_seconds(self) -> float:
+        """How long a request that timed out may still take to land: the read timeout."""
+        return float(self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout)
+
     def stats(self) -> dict[str, Any]:
         """Calls made by operation and status, 429s met, time spent waiting for the limits."""
         with self._retry_lock:
@@ -291,6 +296,8 @@ class HelcimClient:
 
         After a lost answer, a timeout or a 5xx, the next attempt first looks
         the code up and returns the existing customer instead of posting again.
+        After a timeout it first waits :attr:`settle_seconds`: Helcim may still
+        be working on the request, and a look-up too early would miss it.
         A 400 because the code already exists is resolved by the same look-up.
         Without a code there is nothing to look up, so ambiguous failures are
         not retried.
@@ -299,9 +306,12 @@ class HelcimClient:
         if not code:
             answer = self._call("create-customer", "POST", "/customers", body=data.to_api(), repeatable=False)
             return CreateResult(Customer.from_api(answer.body))
-        uncertain = False
+        uncertain = settle = False
         for attempt in self._retrying(lambda e: isinstance(e, HelcimUnavailable)):
             with attempt:
+                if settle:  # a timed-out POST may still be performed: give it time before looking
+                    self._sleep(self.settle_seconds)
+                    settle = False
                 if uncertain:
                     existing = self.find_customer_by_code(code)
                     if existing is not None:
@@ -313,8 +323,8 @@ class HelcimClient:
                     )
                 except _Unsent:
                     raise
-                except HelcimUnavailable:
-                    uncertain = True
+                except HelcimUnavailable as unavailable:
+                    uncertain, settle = True, unavailable.timed_out
                     raise
                 except HelcimRequestError as refused:
                     if refused.status == 400 and "already exist" in refused.detail.lower():

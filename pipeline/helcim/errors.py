@@ -119,7 +119,9 @@ def error_for_exception(operation: str, base_url: str, exc: requests.RequestExce
         what = "could not connect or the connection was dropped"
     else:
         what = f"failed ({type(exc).__name__})"
-    return HelcimUnavailable(f"{operation}: request to {host} {what}", operation=operation)
+    error = HelcimUnavailable(f"{operation}: request to {host} {what}", operation=operation)
+    error.timed_out = isinstance(exc, requests.ReadTimeout)
+    return error
 
 
 _NEVER_CONNECTED = (

@@ -130,6 +130,18 @@ class TestSafeCreate:
         assert (result.customer.id, result.recovered) == (7, False)
         assert adapter.calls() == ["POST /v2/customers", "GET /v2/customers"] * 2 + ["POST /v2/customers"]
 
+    def test_after_a_read_timeout_the_look_up_waits_a_read_timeout_first(self) -> None:
+        """A timed-out POST may still be performed: looking at once would miss it and post a duplicate."""
+        client, adapter, waits = client_with(
+            requests.ReadTimeout("slow"), (200, [CUSTOMER]), (500, {"errors": "x"}), (200, [])
+        )
+        assert client.create_customer(self.data).recovered is True
+        assert client.settle_seconds == 30.0
+        assert waits.count(30.0) == 1  # one settle wait, before the look-up; the 5xx path has none
+        client, adapter, waits = client_with((500, {"errors": "x"}), (200, [CUSTOMER]))
+        assert client.create_customer(self.data).recovered is True
+        assert 30.0 not in waits
+
     def test_an_unsent_request_is_resent_without_a_look_up(self) -> None:
         client, adapter, _ = client_with(requests.ConnectTimeout("no route"), (200, CUSTOMER))
         assert client.create_customer(self.data).recovered is False

@@ -87,6 +87,7 @@ def invoke(tmp_path: Path, sandbox: SandboxProcess, *args: str) -> tuple[int, st
         "CRMSYNC_STATE_DB": str(tmp_path / "state.db"),
         "CRMSYNC_CONFIG": "",
         "CRMSYNC_RATE_LIMITS": "off",
+        "CRMSYNC_TIMEOUT": "5",  # also how long a restart waits for writes a killed run left in flight
     }
     result = CliRunner().invoke(cli, list(args), env=env)
     return result.exit_code, result.output

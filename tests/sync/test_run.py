@@ -234,6 +234,7 @@ def run_env(tmp_path: Path, sandbox: SandboxProcess) -> dict[str, str]:
         "CRMSYNC_STATE_DB": str(tmp_path / "state.db"),
         "CRMSYNC_CONFIG": "",
         "CRMSYNC_RATE_LIMITS": "off",
+        "CRMSYNC_TIMEOUT": "3",
     }
 
 
@@ -259,7 +260,10 @@ def test_json_logs_carry_no_token(tmp_path: Path, sandbox: SandboxProcess) -> No
 def test_killed_mid_run_then_run_again_converges_without_duplicates(
     tmp_path: Path, sandbox: SandboxProcess, kill_after_writes: int
 ) -> None:
-    sandbox.configure(faults="error500=0.05,drop_after_commit=0.03,latency_ms=5-30", duplicate_codes="allow")
+    sandbox.configure(
+        faults="error500=0.05,drop_after_commit=0.03,timeout=0.02,timeout_s=2,latency_ms=5-30",
+        duplicate_codes="allow",
+    )
     rows = [row(f"K-{n:03d}", f"Person {n}", billing_city=f"Town {n}") for n in range(80)]
     export = write_export(tmp_path / "crm.csv", rows)
     env = run_env(tmp_path, sandbox)
@@ -276,7 +280,7 @@ def test_killed_mid_run_then_run_again_converges_without_duplicates(
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
 
-    sandbox.configure(faults="error500=0.05,drop_after_commit=0.03")
+    sandbox.configure(faults="error500=0.05,drop_after_commit=0.03,timeout=0.02,timeout_s=2")
     done = crmsync(env, "run", "--crm", str(export), "--out", str(tmp_path / "resumed"))
     assert done.returncode == 0, done.stderr
     resumed = summary_of(tmp_path / "resumed")
