@@ -136,9 +136,10 @@ class TestSafeCreate:
             requests.ReadTimeout("slow"), (200, [CUSTOMER]), (500, {"errors": "x"}), (200, [])
         )
         assert client.create_customer(self.data).recovered is True
+        assert adapter.calls() == ["POST /v2/customers", "GET /v2/customers"]
         assert client.settle_seconds == 30.0
         assert waits.count(30.0) == 1  # one settle wait, before the look-up; the 5xx path has none
-        client, adapter, waits = client_with((500, {"errors": "x"}), (200, [CUSTOMER]))
+        client, _, waits = client_with((500, {"errors": "x"}), (200, [CUSTOMER]))
         assert client.create_customer(self.data).recovered is True
         assert 30.0 not in waits
 
