@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -86,8 +87,13 @@ class LogProgress:
         self.total: dict[str, int | None] = {}
         self.next_mark: dict[str, int] = {}
         self.log = logging.getLogger("crmsync.progress")
+        self._lock = threading.Lock()  # the loader's workers report from their own threads
 
     def __call__(self, stage: str, advance: int, total: int | None = None) -> None:
+        with self._lock:
+            self._advance(stage, advance, total)
+
+    def _advance(self, stage: str, advance: int, total: int | None) -> None:
         if total is not None:
             self.total[stage] = total
             self.log.info("%s: %d to do", stage, total, extra={"stage": stage, "done": 0, "total": total})

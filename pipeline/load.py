@@ -31,7 +31,14 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.errors import AuthenticationError, BudgetExhausted, HelcimError
+from pipeline.errors import (
+    AuthenticationError,
+    BudgetExhausted,
+    HelcimError,
+    HelcimRequestError,
+    HelcimUnavailable,
+    RateLimited,
+)
 from pipeline.helcim.client import HelcimClient
 from pipeline.helcim.models import Address, Customer, CustomerInput
 from pipeline.plan import Operation, Plan
@@ -125,6 +132,26 @@ class Loader:
             self.state.set_base_row(op.crm_id, values)
             cache_write(self.state, customer, values)
 
+    def _failed(self, op: Operation, error: HelcimError) -> None:
+        """Journal a write that did not succeed; stop the run when nothing more can succeed.
+
+        A create that Helcim did not plainly refuse may have been performed
+        (its answer lost, or a look-up after it cut short): it stays *pending*,
+        so the next run looks it up before anything is posted again.
+        """
+        if isinstance(error, BudgetExhausted | AuthenticationError | HelcimUnavailable | RateLimited):
+            self._stop.set()  # budget spent, token refused, or Helcim down after every retry
+            if not isinstance(error, BudgetExhausted):
+                self.fatal = self.fatal or error
+        uncertain = op.kind == "create" and not isinstance(error, HelcimRequestError)
+        with self._lock:
+            if uncertain:
+                self.state.journal_outcome(op.op_id, "pending", "uncertain", error=str(error))
+            else:
+                self.state.journal_outcome(op.op_id, "failed", "failed", error=str(error))
+        if not isinstance(error, BudgetExhausted):
+            log.warning("%s %s failed: %s", op.kind, op.crm_id, error)
+
     def execute(self, op: Operation) -> OpResult:
         """Run one operation with its journal entries around it."""
         if self._stop.is_set():
@@ -142,22 +169,11 @@ class Loader:
             else:
                 assert op.helcim_id is not None
                 customer, outcome = self.client.update_customer(op.helcim_id, _input(op.body)), "updated"
-        except BudgetExhausted:
-            self._stop.set()
-            with self._lock:
-                self.state.journal_outcome(op.op_id, "failed", "deferred", error="budget spent; not sent")
-            return OpResult(op.crm_id, op.customer_code, op.kind, "deferred", op.helcim_id)
-        except AuthenticationError as error:
-            self._stop.set()
-            self.fatal = error
-            with self._lock:
-                self.state.journal_outcome(op.op_id, "failed", "failed", error=str(error))
-            return OpResult(op.crm_id, op.customer_code, op.kind, "failed", op.helcim_id, str(error))
         except HelcimError as error:
-            with self._lock:
-                self.state.journal_outcome(op.op_id, "failed", "failed", error=str(error))
-            log.warning("%s %s failed: %s", op.kind, op.crm_id, error)
-            return OpResult(op.crm_id, op.customer_code, op.kind, "failed", op.helcim_id, str(error))
+            self._failed(op, error)
+            outcome = "deferred" if isinstance(error, BudgetExhausted) else "failed"
+            detail = "" if outcome == "deferred" else str(error)
+            return OpResult(op.crm_id, op.customer_code, op.kind, outcome, op.helcim_id, detail)
         finally:
             if self.progress:
                 self.progress("writes", 1)
@@ -211,6 +227,9 @@ def apply_plan(
         for e in state.journal_entries(op_ids=[op.op_id for op in plan.operations])
         if e.state == "done"
     }
+    # a create whose row is linked already happened (an earlier run, or a write settled just now)
+    linked = set(state.links()["crm_id"])
+    done |= {op.op_id for op in plan.operations if op.kind == "create" and op.crm_id in linked}
     loader = Loader(client, state, run_id, progress)
     results: list[OpResult] = []
     for kind in ("create", "update"):

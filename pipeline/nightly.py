@@ -33,7 +33,7 @@ import pandas as pd
 
 from pipeline.config import Settings
 from pipeline.diff import DiffResult, Policy
-from pipeline.errors import EXIT_OK, EXIT_PARTIAL, AuthenticationError, UsageError
+from pipeline.errors import EXIT_OK, EXIT_PARTIAL, CrmsyncError, HelcimError, UsageError
 from pipeline.export import write_crm_import
 from pipeline.load import RESULT_COLUMNS, ApplyOutcome, OpResult, apply_plan, resolve_pending
 from pipeline.morning import previous_reconciliation, reconcile_snapshot
@@ -228,17 +228,18 @@ def run_nightly(
                     progress("writes", 0, total=len(plan.operations))
                 applied = apply_plan(plan, client, state, run_id, progress=progress)
                 applied.resolved = pending + applied.resolved
-                if applied.fatal is not None:
-                    raise applied.fatal
                 deferred_rows = [
                     (r.crm_id, r.operation, "budget") for r in applied.results if r.outcome == "deferred"
                 ]
                 state.set_deferred(deferred_rows)
                 left = budget - int(client.stats()["calls"])
-                if left > 0 and prepared.bank_calls > 0:
-                    refresh_payment_methods(
-                        client, state, max_calls=min(left, prepared.bank_calls), progress=progress
-                    )
+                if applied.fatal is None and left > 0 and prepared.bank_calls > 0:
+                    try:
+                        refresh_payment_methods(
+                            client, state, max_calls=min(left, prepared.bank_calls), progress=progress
+                        )
+                    except HelcimError as error:  # reads only: the run's writes and outputs stand
+                        prepared.warnings.append(f"bank accounts and PADs not all read: {error}")
             counts, extra = account(checked, prepared.result, plan, applied)
             files["results"] = str(
                 write_csv(_results_frame(applied, extra), out_dir / "results.csv", RESULT_COLUMNS)
@@ -247,6 +248,9 @@ def run_nightly(
             warnings = list(prepared.warnings)
             exit_code = EXIT_PARTIAL if counts["rejected"] or counts["failed"] else EXIT_OK
             status = "ok" if exit_code == EXIT_OK else "partial"
+            if applied is not None and applied.fatal is not None:  # Helcim down or the token refused mid-run
+                exit_code, status = applied.fatal.exit_code, "failed"
+                warnings.append(f"stopped writing: {applied.fatal}")
             summary = _summary(
                 "run", checked, prepared, counts, client.stats(), applied, files, warnings, started,
                 dry_run=dry_run, status=status, exit_code=exit_code,
@@ -255,8 +259,8 @@ def run_nightly(
             recorded = {k: v for k, v in summary.items() if k != "outputs"}
             recorded["reconciliation"] = _written_summary(files)
             return RunOutcome(summary, out_dir, exit_code)
-        except AuthenticationError:
-            status, exit_code = "failed", AuthenticationError.exit_code
+        except CrmsyncError as error:
+            status, exit_code = "failed", error.exit_code
             raise
         finally:
             state.finish_run(run_id, status, exit_code, {**recorded, "api_calls": client.stats()["calls"]})
@@ -340,17 +344,23 @@ def apply_plan_file(
             if progress:
                 progress("writes", 0, total=writes)
             applied = apply_plan(plan, client, state, run_id, progress=progress)
-            if applied.fatal is not None:
-                raise applied.fatal
-            state.set_deferred(
-                [(r.crm_id, r.operation, "budget") for r in applied.results if r.outcome == "deferred"]
-            )
+            # the nightly carry-over stays; what this plan wrote leaves it, what it deferred joins it
+            written = {r.crm_id for r in applied.results if r.outcome not in ("deferred", "failed")}
+            carried = [
+                (str(r.crm_id), str(r.kind), str(r.reason))
+                for r in state.deferred().itertuples()
+                if r.crm_id not in written
+            ]
+            new = [(r.crm_id, r.operation, "budget") for r in applied.results if r.outcome == "deferred"]
+            state.set_deferred(list({row[0]: row for row in carried + new}.values()))
             out_dir.mkdir(parents=True, exist_ok=True)
             frame = _results_frame(applied, pd.DataFrame(columns=list(RESULT_COLUMNS)))
             results = write_csv(frame, out_dir / "results.csv", RESULT_COLUMNS)
             by_outcome = applied.counts()
             exit_code = EXIT_PARTIAL if by_outcome.get("failed") else EXIT_OK
             status = "ok" if exit_code == EXIT_OK else "partial"
+            if applied.fatal is not None:
+                exit_code, status = applied.fatal.exit_code, "failed"
             stats = client.stats()
             summary = {
                 "command": "apply",
@@ -370,13 +380,14 @@ def apply_plan_file(
                 "calls_by_operation": stats["by_operation"],
                 "retries": int(stats.get("retries", 0)),
                 "rate_limited_429": int(stats["rate_limited"]),
+                "error": str(applied.fatal) if applied.fatal is not None else "",
                 "outputs": {"results": str(results)},
             }
             write_json(summary, out_dir / "summary.json")
             recorded = summary
             return ApplyFileOutcome(summary, out_dir, exit_code)
-        except AuthenticationError:
-            status, exit_code = "failed", AuthenticationError.exit_code
+        except CrmsyncError as error:
+            status, exit_code = "failed", error.exit_code
             raise
         finally:
             state.finish_run(run_id, status, exit_code, {**recorded, "api_calls": client.stats()["calls"]})

@@ -25,7 +25,7 @@ from pipeline.plan import CONFLICT_CSV_COLUMNS, PLAN_CSV_COLUMNS, Plan, build_pl
 from pipeline.profiles import load_profile
 from pipeline.report import write_csv, write_json
 from pipeline.snapshot import CustomerRefresh, Snapshot, load_snapshot, refresh_customers
-from pipeline.state import StateStore, open_state
+from pipeline.state import StateStore, open_state, state_lock
 from pipeline.validate import REJECT_COLUMNS, validate_frame
 from schemas.helcim import SYNCED_FIELDS
 
@@ -212,7 +212,7 @@ def plan_sync(
     if budget < 1:
         raise UsageError("--max-calls must be at least 1")
     client = settings.client(max_calls=budget)
-    with open_state(settings.state_path) as state:
+    with state_lock(settings.state_path), open_state(settings.state_path) as state:
         prepared = prepare(
             settings, state, client, checked, policy=policy, budget=budget, profile=profile, progress=progress
         )
@@ -278,7 +278,7 @@ def accept_links(settings: Settings, proposals_file: Path) -> LinkOutcome:
         doubled = yes[yes[column].duplicated(keep=False)][column].unique()
         if len(doubled):
             raise UsageError(f"{proposals_file}: {column} {doubled[0]} is accepted for two {other}; keep one")
-    with open_state(settings.state_path) as state:
+    with state_lock(settings.state_path), open_state(settings.state_path) as state:
         state.bind_account(settings.api_url)
         links = state.links()
         with state.transaction():

@@ -79,6 +79,7 @@ class RetryPolicy:
     backoff_base: float = 0.5  # exponential backoff with full jitter: up to base * 2**n seconds
     backoff_max: float = 30.0
     rate_limit_patience: float = 3900.0  # how long 429s may hold one call before RateLimited
+    settle_after_drop: float = 2.0  # wait before looking up a create whose connection dropped unanswered
 
 
 class _Unsent(HelcimUnavailable):
@@ -296,8 +297,10 @@ class HelcimClient:
 
         After a lost answer, a timeout or a 5xx, the next attempt first looks
         the code up and returns the existing customer instead of posting again.
-        After a timeout it first waits :attr:`settle_seconds`: Helcim may still
-        be working on the request, and a look-up too early would miss it.
+        After a timeout (or a 502/504) it first waits :attr:`settle_seconds`,
+        after a dropped connection ``retry.settle_after_drop``: Helcim may
+        still be working on the request, and a look-up too early would miss
+        it. A 500/503 answer needs no wait.
         A 400 because the code already exists is resolved by the same look-up.
         Without a code there is nothing to look up, so ambiguous failures are
         not retried.
@@ -306,12 +309,12 @@ class HelcimClient:
         if not code:
             answer = self._call("create-customer", "POST", "/customers", body=data.to_api(), repeatable=False)
             return CreateResult(Customer.from_api(answer.body))
-        uncertain = settle = False
+        uncertain, settle = False, 0.0
         for attempt in self._retrying(lambda e: isinstance(e, HelcimUnavailable)):
             with attempt:
-                if settle:  # a timed-out POST may still be performed: give it time before looking
-                    self._sleep(self.settle_seconds)
-                    settle = False
+                if settle:  # an unanswered POST may still be performed: give it time before looking
+                    self._sleep(settle)
+                    settle = 0.0
                 if uncertain:
                     existing = self.find_customer_by_code(code)
                     if existing is not None:
@@ -324,7 +327,13 @@ class HelcimClient:
                 except _Unsent:
                     raise
                 except HelcimUnavailable as unavailable:
-                    uncertain, settle = True, unavailable.timed_out
+                    # Helcim may still be working on it: after a timeout or a gateway's error for
+                    # as long as we were willing to wait for it, after a dropped connection briefly
+                    uncertain = True
+                    if unavailable.timed_out or unavailable.status in (502, 504):
+                        settle = self.settle_seconds
+                    elif unavailable.status is None:
+                        settle = self.retry.settle_after_drop
                     raise
                 except HelcimRequestError as refused:
                     if refused.status == 400 and "already exist" in refused.detail.lower():

@@ -18,7 +18,8 @@ from pipeline.helcim.limits import RateLimits
 from pipeline.helcim.models import Address, BankAccountInput, CustomerInput
 from tests.conftest import TOKEN
 
-FAST_RETRY = RetryPolicy(attempts=8, backoff_base=0.01, backoff_max=0.2)
+# the sandbox commits before it drops a connection, so a look-up needs no settling time here
+FAST_RETRY = RetryPolicy(attempts=8, backoff_base=0.01, backoff_max=0.2, settle_after_drop=0.05)
 
 
 def make_client(sandbox: SandboxProcess, token: str = TOKEN, **kwargs: Any) -> HelcimClient:

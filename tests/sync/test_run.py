@@ -15,6 +15,11 @@ from typing import Any
 import pytest
 
 from helcim_sandbox.launcher import SandboxProcess
+from pipeline.errors import HelcimUnavailable
+from pipeline.helcim.client import HelcimClient, RetryPolicy
+from pipeline.helcim.limits import RateLimits
+from pipeline.load import apply_plan
+from pipeline.plan import Plan
 from pipeline.state import open_state, state_lock
 from tests.conftest import TOKEN
 from tests.sync.test_plan_cli import add_to_helcim, helcim, invoke, read_csv, row, write_export
@@ -330,3 +335,61 @@ def test_no_token_or_full_number_in_anything_a_run_leaves(tmp_path: Path, sandbo
         assert not [t for t in tokens if t in text], where
         assert "4111111111111111" not in text, where
         assert not re.search(r"\d{12,}", text), where
+
+
+def test_helcim_down_mid_run_stops_keeps_uncertain_creates_pending_and_a_rerun_finishes(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    export = write_export(
+        tmp_path / "crm.csv", [row(f"C-{n}", f"Person {n}", cell_phone=f"403555010{n}") for n in range(3)]
+    )
+    invoke(tmp_path, sandbox, "plan", "--crm", str(export), "--out", str(tmp_path / "plan"))
+    plan = Plan.load(tmp_path / "plan" / "plan.json")
+    sandbox.configure(faults="error500=1.0,on=writes")
+    client = HelcimClient(
+        sandbox.base_url,
+        TOKEN,
+        limits=RateLimits(paced=False),
+        retry=RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.01),
+    )
+    with open_state(tmp_path / "state.db") as state:
+        outcome = apply_plan(plan, client, state, "r1", workers=1)
+        assert isinstance(outcome.fatal, HelcimUnavailable)
+        assert [r.outcome for r in outcome.results] == ["failed", "deferred", "deferred"]
+        journal = state.journal_entries()
+        assert [(e.state, e.outcome) for e in journal] == [("pending", "uncertain")]  # may have landed
+    sandbox.configure(faults="")
+    code, output = invoke(
+        tmp_path,
+        sandbox,
+        "apply",
+        "--plan",
+        str(tmp_path / "plan" / "plan.json"),
+        "--out",
+        str(tmp_path / "a"),
+    )
+    assert code == 0, output
+    outcomes = sorted(r["outcome"] for r in read_csv(tmp_path / "a" / "results.csv"))
+    assert outcomes == ["created", "created", "created", "resolved: not-landed"]
+    assert sorted(codes_in_helcim(sandbox)) == ["C-0", "C-1", "C-2"]
+
+
+def test_a_stale_plan_does_not_create_a_linked_customer_again(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    export = write_export(tmp_path / "crm.csv", [row("C-1", "Ada King")])
+    invoke(tmp_path, sandbox, "plan", "--crm", str(export), "--out", str(tmp_path / "plan"))
+    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "run"))
+    assert code == 0, output
+    code, output = invoke(
+        tmp_path,
+        sandbox,
+        "apply",
+        "--plan",
+        str(tmp_path / "plan" / "plan.json"),
+        "--out",
+        str(tmp_path / "a"),
+    )
+    assert code == 0, output
+    assert [r["outcome"] for r in read_csv(tmp_path / "a" / "results.csv")] == ["already-applied"]
+    assert codes_in_helcim(sandbox) == ["C-1"]
