@@ -179,61 +179,78 @@ def _frame(values: dict[str, object]) -> pd.DataFrame:
     return pd.DataFrame(values)
 
 
-def _row_text(frame: pd.DataFrame, fields: tuple[str, ...], *, missing_as_empty: bool) -> pa.Array:
-    """Every field of a row joined into one string, to find the rows that are equal as a whole.
-
-    With ``missing_as_empty`` False a row with any missing field is null (unknown).
-    """
-    columns = [_arrow(frame[name]) for name in fields]
-    if missing_as_empty:
-        columns = [pc.fill_null(column, "") for column in columns]
-    return pc.binary_join_element_wise(*columns, pa.scalar("\x1f", type=pa.large_string()))
-
-
-def _take(array: pa.Array, positions: np.ndarray) -> pa.Array:
-    """``array[positions]``, null where a position is -1."""
-    if len(array) == 0:
-        return pa.nulls(len(positions), type=array.type)
-    indices = pa.array(positions, type=pa.int64(), mask=positions < 0)
-    return pc.take(array, indices)
-
-
 def _pair(
     crm: pd.DataFrame, helcim: pd.DataFrame, links: pd.DataFrame, known_crm_ids: Collection[str] | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(pairs, crm_only, helcim_only, missing_in_helcim, orphaned)."""
+    """(pairs, crm_only, helcim_only, missing_in_helcim, orphaned).
+
+    ``pairs`` holds crm_id, helcim_id, how ("link" | "code") and the row
+    positions of each side (crm_pos, helcim_pos). Each string key column is
+    hashed once; the rest is position arithmetic.
+    """
     crm_ids = crm["crm_id"]
-    helcim_ids = helcim["helcim_id"]
-    links = links.loc[:, ["crm_id", "helcim_id"]]
-    present = _isin(links["helcim_id"], helcim_ids)
-    in_export = _isin(links["crm_id"], crm_ids)
+    helcim_ids = helcim["helcim_id"].to_numpy(dtype="int64")
+    links = links.loc[:, ["crm_id", "helcim_id"]].reset_index(drop=True)
+    none = np.zeros(0, dtype=np.int64)
+    link_helcim_pos = (
+        pd.Index(helcim_ids).get_indexer(links["helcim_id"].to_numpy(dtype="int64")) if len(links) else none
+    )
+    link_crm_pos = _positions(crm_ids, links["crm_id"])
+    present, in_export = link_helcim_pos >= 0, link_crm_pos >= 0
     linked_present = links[present]
     missing = links[~present & in_export]
-    by_link = links[present & in_export]
+    by_link = present & in_export
     if known_crm_ids is None:
         orphan_links = links[present & ~in_export]
     else:
         known = pd.concat([pd.Series(list(known_crm_ids), dtype="str"), crm_ids.astype("str")])
         orphan_links = linked_present[~_isin(linked_present["crm_id"], known)]
 
-    free_helcim = helcim.loc[~_isin(helcim_ids, links["helcim_id"]), ["helcim_id", "customer_code"]]
+    helcim_linked = np.zeros(len(helcim), dtype=bool)
+    helcim_linked[link_helcim_pos[present]] = True
+    crm_linked = np.zeros(len(crm), dtype=bool)
+    crm_linked[link_crm_pos[in_export]] = True
     # the oldest Helcim customer holding a code wins it; later duplicates stay Helcim-only
-    if not free_helcim["helcim_id"].is_monotonic_increasing:
-        free_helcim = free_helcim.sort_values("helcim_id")
-    first_by_code = free_helcim[~free_helcim["customer_code"].duplicated()]
-    free_crm_ids = crm_ids[~_isin(crm_ids, links["crm_id"])]
-    code_position = _positions(first_by_code["customer_code"], free_crm_ids)
+    free_helcim = np.flatnonzero(~helcim_linked)
+    free_ids = helcim_ids[free_helcim]
+    if len(free_ids) > 1 and not bool(np.all(free_ids[1:] >= free_ids[:-1])):
+        free_helcim = free_helcim[np.argsort(free_ids, kind="stable")]
+    free_codes = helcim["customer_code"].take(free_helcim)
+    first = ~free_codes.duplicated().to_numpy()
+    free_crm = np.flatnonzero(~crm_linked)
+    code_position = _positions(free_codes[first], crm_ids.take(free_crm))
     found = code_position >= 0
-    by_code = pd.DataFrame(
-        {
-            "crm_id": free_crm_ids.to_numpy()[found],
-            "helcim_id": first_by_code["helcim_id"].to_numpy()[code_position[found]],
-        }
+    code_crm_pos, code_helcim_pos = free_crm[found], free_helcim[first][code_position[found]]
+    pairs = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "crm_id": links.loc[by_link, "crm_id"].to_numpy(),
+                    "helcim_id": links.loc[by_link, "helcim_id"].to_numpy(dtype="int64"),
+                    "how": "link",
+                    "crm_pos": link_crm_pos[by_link],
+                    "helcim_pos": link_helcim_pos[by_link].astype("int64"),
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "crm_id": crm_ids.take(code_crm_pos).to_numpy(),
+                    "helcim_id": helcim_ids[code_helcim_pos],
+                    "how": "code",
+                    "crm_pos": code_crm_pos,
+                    "helcim_pos": code_helcim_pos,
+                }
+            ),
+        ],
+        ignore_index=True,
     )
-    pairs = pd.concat([by_link.assign(how="link"), by_code.assign(how="code")], ignore_index=True)
     pairs["helcim_id"] = pairs["helcim_id"].astype("int64")
-    crm_only = crm[~_isin(crm_ids, pd.concat([pairs["crm_id"], missing["crm_id"]]))]
-    helcim_only = helcim[~_isin(helcim_ids, pd.concat([pairs["helcim_id"], linked_present["helcim_id"]]))]
+    paired_crm = crm_linked.copy()
+    paired_crm[code_crm_pos] = True
+    paired_helcim = helcim_linked.copy()
+    paired_helcim[code_helcim_pos] = True
+    crm_only = crm[~paired_crm]
+    helcim_only = helcim[~paired_helcim]
     orphaned = orphan_links.merge(helcim[["helcim_id", "customer_code"]], on="helcim_id", how="left")
     return pairs, crm_only, helcim_only, missing.reset_index(drop=True), orphaned.reset_index(drop=True)
 
@@ -337,16 +354,20 @@ def diff(
         raise ValueError(f"unknown conflict policy {policy!r}: use {', '.join(POLICIES)}")
     pairs, crm_only, helcim_only, missing, orphaned = _pair(crm, helcim, links, known_crm_ids)
 
-    # -- rows equal as a whole (almost all, most nights) skip the field-by-field work --
-    crm_pos = _positions(crm["crm_id"], pairs["crm_id"])
-    helcim_pos = _positions(helcim["helcim_id"], pairs["helcim_id"])
+    # -- rows equal as a whole (almost all, most nights) skip the field-by-field work ----
+    crm_pos = pairs["crm_pos"].to_numpy(dtype=np.int64)
+    helcim_pos = pairs["helcim_pos"].to_numpy(dtype=np.int64)
     base_pos = _positions(base["crm_id"], pairs["crm_id"])
-    crm_rows = _take(_row_text(crm, fields, missing_as_empty=True), crm_pos)
-    helcim_rows = _take(_row_text(helcim, fields, missing_as_empty=True), helcim_pos)
-    base_rows = _take(_row_text(base, fields, missing_as_empty=False), base_pos)
-    whole_same = _bool(pc.equal(crm_rows, helcim_rows))
-    base_agrees = _bool(pc.equal(crm_rows, base_rows))  # false when any base field is unknown
-    del crm_rows, helcim_rows, base_rows
+    crm_at, helcim_at = pa.array(crm_pos, type=pa.int64()), pa.array(helcim_pos, type=pa.int64())
+    base_at = pa.array(base_pos, type=pa.int64(), mask=base_pos < 0)
+    whole_same = np.ones(len(pairs), dtype=bool)
+    base_agrees = base_pos >= 0  # and, below, every base field known and equal to the CRM's
+    for name in fields:  # one column at a time: Arrow gathers and compares, little memory
+        c = pc.take(pc.fill_null(_arrow(crm[name]), ""), crm_at)
+        h = pc.take(pc.fill_null(_arrow(helcim[name]), ""), helcim_at)
+        whole_same &= _bool(pc.equal(c, h))
+        if len(base):
+            base_agrees &= _bool(pc.equal(c, pc.take(_arrow(base[name]), base_at)))
     ident = pd.DataFrame(
         {
             "crm_id": pairs["crm_id"].reset_index(drop=True),
