@@ -225,7 +225,7 @@ def _pair(
         [
             pd.DataFrame(
                 {
-                    "crm_id": links.loc[by_link, "crm_id"].to_numpy(),
+                    "crm_id": links.loc[by_link, "crm_id"].astype("str").reset_index(drop=True),
                     "helcim_id": links.loc[by_link, "helcim_id"].to_numpy(dtype="int64"),
                     "how": "link",
                     "crm_pos": link_crm_pos[by_link],
@@ -234,7 +234,7 @@ def _pair(
             ),
             pd.DataFrame(
                 {
-                    "crm_id": crm_ids.take(code_crm_pos).to_numpy(),
+                    "crm_id": crm_ids.take(code_crm_pos).reset_index(drop=True),
                     "helcim_id": helcim_ids[code_helcim_pos],
                     "how": "code",
                     "crm_pos": code_crm_pos,
