@@ -17,6 +17,7 @@ BENCHMARKS = {
     "pacing": "bench.client_pacing",
     "validate": "bench.validate_throughput",
     "diff": "bench.diff_scale",
+    "nightly": "bench.nightly_reliability",
 }
 RESULTS = Path(__file__).parent / "results"
 
