@@ -203,9 +203,21 @@ def job_crmsync_subset(folder: Path) -> dict[str, Any]:
     return {"seconds": seconds, "changed": sorted(changed), "creates": sorted(result.creates["crm_id"])}
 
 
+def _peak_mb() -> float:
+    """This process's own peak RSS. ``ru_maxrss`` would do, except that Linux carries it across the
+    fork+exec of a spawned child, so it starts at the parent's size; VmHWM belongs to this process."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _child(job: Callable[[Path], dict[str, Any]], folder: Path, queue: mp.Queue[Any]) -> None:
     result = job(folder)
-    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_mb"] = _peak_mb()
     queue.put(result)
 
 
