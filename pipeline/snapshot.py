@@ -219,11 +219,18 @@ def cache_write(store: StateStore, customer: Customer, values: dict[str, str | N
             (*sets.values(), utcnow(), customer.id),
         )
         return
+    now = utcnow()
     row = {"helcim_id": customer.id, "customer_code": customer.code, **dict.fromkeys(SYNCED_FIELDS, "")}
-    row |= {**written, **dates, "page": 0, "fetched_at": utcnow()}
+    row |= {**written, **dates, "page": 0, "fetched_at": now}
     store.db.execute(
         f"INSERT INTO helcim_customers ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
         tuple(row.values()),
+    )
+    # A customer just created through the API has no bank account or PAD yet: known without a call,
+    # so the rolling refresh (and the morning report) does not treat it as never read.
+    store.db.execute(
+        "INSERT OR IGNORE INTO bank_refresh (helcim_id, refreshed_at, customer_updated) VALUES (?, ?, ?)",
+        (customer.id, now, dates["date_updated"]),
     )
 
 

@@ -89,6 +89,10 @@ def test_every_row_is_accounted_for_and_the_second_night_writes_nothing(
     assert results["C-1"]["helcim_id"].isdigit()
     for name in ("plan.json", "plan.csv", "conflicts.csv", "rejects.csv", "link_proposals.csv"):
         assert (tmp_path / "night1" / name).exists(), name
+    findings = read_csv(tmp_path / "night1" / "reconciliation" / "findings.csv")
+    stale = {f["customer_code"] for f in findings if f["code"] == "stale_payment_data"}
+    assert not stale & {"C-1", "C-3"}  # created tonight: known to hold no bank account, without a call
+    assert {f["crm_id"] for f in findings if f["code"] == "crm_only_customer"} == {"C-4"}
 
     before = writes(sandbox)
     code, output = invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "night2"))
