@@ -437,21 +437,23 @@ def diff(
     # -- long table of differing cells ---------------------------------------------
     rows, cols = np.nonzero(status != SAME)
     pieces = []
+    slow_ids = merged["crm_id"].to_numpy(dtype=object)
+    slow_helcim_ids = merged["helcim_id"].to_numpy()
+    slow_codes = merged["customer_code"].to_numpy(dtype=object)
     for j, name in enumerate(fields):
         picked = rows[cols == j]
         if not len(picked):
             continue
-        part = merged.iloc[picked]
         pieces.append(
             pd.DataFrame(
                 {
-                    "crm_id": part["crm_id"].to_numpy(),
-                    "helcim_id": part["helcim_id"].to_numpy(),
-                    "customer_code": part["customer_code"].to_numpy(),
+                    "crm_id": slow_ids[picked],
+                    "helcim_id": slow_helcim_ids[picked],
+                    "customer_code": slow_codes[picked],
                     "field": name,
-                    "base": part[f"{name}_b"].fillna("").to_numpy(),
-                    "crm": part[f"{name}_c"].to_numpy(),
-                    "helcim": part[f"{name}_h"].to_numpy(),
+                    "base": merged[f"{name}_b"].fillna("").to_numpy(dtype=object)[picked],
+                    "crm": merged[f"{name}_c"].to_numpy(dtype=object)[picked],
+                    "helcim": merged[f"{name}_h"].to_numpy(dtype=object)[picked],
                     "status": STATUS_NAMES[status[picked, j]],
                     "resolution": RESOLUTION_NAMES[resolution[picked, j]],
                     "first_sync": ~known[picked, j],
