@@ -39,6 +39,8 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = getattr(record, key)
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # already formatted (and cleaned) by RedactingFilter
+            payload["exception"] = record.exc_text
         return json.dumps(payload, ensure_ascii=False)
 
 
@@ -49,12 +51,18 @@ class RedactingFilter(logging.Filter):
         super().__init__()
         self.secrets = [s for s in secrets if s]
 
+    def _clean(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if any(secret in message for secret in self.secrets):
-            for secret in self.secrets:
-                message = message.replace(secret, "[redacted]")
-            record.msg, record.args = message, None
+            record.msg, record.args = self._clean(message), None
+        if record.exc_info and self.secrets:  # a traceback is text too
+            record.exc_text = self._clean(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
         return True
 
 
