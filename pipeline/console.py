@@ -121,8 +121,15 @@ class BarProgress:
         self.bars = progress
         self.tasks: dict[str, Any] = {}
 
+    def finish_open_ended(self) -> None:
+        """Stages whose size was never known are done when another starts: show them complete."""
+        for task in self.bars.tasks:
+            if task.total is None:
+                self.bars.update(task.id, total=task.completed)
+
     def __call__(self, stage: str, advance: int, total: int | None = None) -> None:
         if stage not in self.tasks:
+            self.finish_open_ended()
             self.tasks[stage] = self.bars.add_task(stage, total=total)
         elif total is not None:
             self.bars.update(self.tasks[stage], total=total)
@@ -154,7 +161,9 @@ def progress_reporter(log_format: str, *, secrets: list[str] | None = None) -> I
             TimeElapsedColumn(),
         )
         with Progress(*columns, console=console, transient=False) as bars:
-            yield BarProgress(bars)
+            reporter = BarProgress(bars)
+            yield reporter
+            reporter.finish_open_ended()
         return
     configure_logging(log_format, secrets=secrets)
     yield LogProgress()

@@ -35,3 +35,20 @@ def test_progress_lines_every_tenth_and_at_the_end() -> None:
     assert lines[0] == "writes: 25 to do"
     assert lines[-1] == "writes: 25/25"
     assert len(lines) == 1 + 12 + 1  # "to do", every 2 (a tenth of 25, rounded down), and the last
+
+
+def test_bars_close_a_stage_of_unknown_size_when_the_next_begins() -> None:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from pipeline.console import BarProgress
+
+    with Progress(console=Console(file=io.StringIO(), force_terminal=True)) as bars:
+        progress = BarProgress(bars)
+        for _ in range(3):
+            progress("customer pages", 1)
+        progress("writes", 0, total=2)
+        progress("writes", 2)
+        pages, writes = bars.tasks
+        assert (pages.total, pages.completed, pages.finished) == (3, 3, True)
+        assert (writes.total, writes.completed) == (2, 2)
