@@ -179,7 +179,7 @@ def _frame(values: dict[str, object]) -> pd.DataFrame:
     return pd.DataFrame(values)
 
 
-def _pair(
+def pair_customers(
     crm: pd.DataFrame, helcim: pd.DataFrame, links: pd.DataFrame, known_crm_ids: Collection[str] | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(pairs, crm_only, helcim_only, missing_in_helcim, orphaned).
@@ -352,7 +352,7 @@ def diff(
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown conflict policy {policy!r}: use {', '.join(POLICIES)}")
-    pairs, crm_only, helcim_only, missing, orphaned = _pair(crm, helcim, links, known_crm_ids)
+    pairs, crm_only, helcim_only, missing, orphaned = pair_customers(crm, helcim, links, known_crm_ids)
 
     # -- rows equal as a whole (almost all, most nights) skip the field-by-field work ----
     crm_pos = pairs["crm_pos"].to_numpy(dtype=np.int64)

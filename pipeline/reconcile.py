@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.diff import pair_customers
+
 __all__ = [
     "BANK_REPORT_COLUMNS",
     "CARD_REPORT_COLUMNS",
@@ -366,14 +368,15 @@ def _identities(
     if crm_ids is None:
         ident["crm_id"] = by_link.fillna("").astype("str")
         return ident.loc[:, list(_IDENT)], pd.Series(False, index=ident.index)
-    known = set(crm_ids.astype("str"))
-    claimed = set(by_link.dropna())  # a crm_id linked elsewhere does not also pair by code
-    by_code = ident["customer_code"].where(
-        ident["customer_code"].isin(known) & ~ident["customer_code"].isin(claimed)
-    )
-    crm_id = by_link.fillna(by_code).fillna("").astype("str")
-    ident["crm_id"] = crm_id
-    paired = crm_id.isin(known) & (crm_id != "")
+    # the diff's own pairing: links first (also to customers Helcim no longer has), then the oldest
+    # customer holding a crm_id as its code
+    ids = crm_ids.astype("str")
+    crm = pd.DataFrame({"crm_id": ids[ids != ""].drop_duplicates().reset_index(drop=True)})
+    pairs = pair_customers(crm, ident[["helcim_id", "customer_code"]], links, None)[0]
+    paired_to = dict(zip(pairs["helcim_id"].astype("int64"), pairs["crm_id"].astype("str"), strict=True))
+    by_pair = ident["helcim_id"].map(paired_to).astype(object)
+    ident["crm_id"] = by_pair.fillna(by_link).fillna("").astype("str")
+    paired = by_pair.notna()
     return ident.loc[:, list(_IDENT)], paired
 
 
@@ -400,7 +403,7 @@ def _card_table(cards: pd.DataFrame, ident: pd.DataFrame, today: date, expiring_
     days_left = (expires_on - pd.Timestamp(today)).dt.days
     this_month = today.year * 12 + today.month - 1
     status = np.select(
-        [~readable, index < this_month, days_left <= expiring_days],
+        [~readable, index < this_month, (days_left <= expiring_days) | (index == this_month)],
         ["unreadable", "expired", "expiring"],
         default="valid",
     )
@@ -410,7 +413,7 @@ def _card_table(cards: pd.DataFrame, ident: pd.DataFrame, today: date, expiring_
     table["brand"] = card_brand(cards["f6l4"]).to_numpy()
     table["expiry"] = np.where(readable, expiry.str[:2] + "/" + expiry.str[2:], expiry).astype(str)
     table["expires_on"] = expires_on.dt.strftime("%Y-%m-%d").fillna("").to_numpy()
-    table["days_left"] = days_left.astype("Int64").to_numpy()
+    table["days_left"] = days_left.astype("Int64").array  # .to_numpy() would turn them into floats
     table["status"] = status
     table["is_default"] = _yes(cards["is_default"]).to_numpy()
     table["date_created"] = cards["date_created"].astype("str").to_numpy()
@@ -559,10 +562,24 @@ def reconcile(
     shared = key.map(owners).fillna(0) > 1
     rows = card_table[shared]
     if len(rows):
-        codes = rows.groupby(key[shared])["customer_code"].agg(lambda v: sorted(set(v)))
+        # name the other customers by code, or by Helcim id where they share this one's code
+        owners_of = (
+            pd.Series(
+                list(zip(rows["customer_code"], rows["helcim_id"].astype("int64"), strict=True)),
+                index=rows.index,
+            )
+            .groupby(key[shared])
+            .agg(lambda v: sorted(set(v)))
+        )
         others = [
-            ", ".join(c for c in codes[k] if c != own)
-            for k, own in zip(key[shared], rows["customer_code"], strict=True)
+            ", ".join(
+                code if code and code != own_code else f"Helcim {hid}"
+                for code, hid in owners_of[k]
+                if hid != own_id
+            )
+            for k, own_code, own_id in zip(
+                key[shared], rows["customer_code"], rows["helcim_id"].astype("int64"), strict=True
+            )
         ]
         detail: pd.Series | str = pd.Series(["also stored on " + o for o in others], index=rows.index)
     else:
@@ -612,9 +629,15 @@ def reconcile(
             method=bank_method[unverified],
         )
     )
+    if bank_refreshed is None:
+        pads_known = pd.Series(True, index=bank_table.index)
+    else:
+        pads_known = bank_table["helcim_id"].isin(bank_refreshed["helcim_id"].astype("int64"))
     not_ready = bank_table["ready"] == "no"
     rows = bank_table[not_ready]
-    reason = rows["pad_status"].map(
+    # without its PADs read, "no PAD" is only "not known yet": never ask the customer for a new one on that
+    pad_state = rows["pad_status"].where(pads_known[not_ready], "unknown")
+    reason = pad_state.map(
         {
             "none": ("no PAD agreement", FINDINGS["bank_without_pad"].action),
             "pending": ("PAD agreement not accepted yet", FINDINGS["pad_pending"].action),
@@ -622,6 +645,10 @@ def reconcile(
             "accepted": (
                 "PAD accepted, but Helcim does not mark the account ready",
                 "Check the bank account and its PAD in Helcim",
+            ),
+            "unknown": (
+                "its PAD agreements are not read yet",
+                "Check the account's PAD in Helcim (the next runs read it)",
             ),
         }
     )
@@ -636,10 +663,6 @@ def reconcile(
             action=reason.str[1] if len(rows) else None,
         )
     )
-    if bank_refreshed is None:
-        pads_known = pd.Series(True, index=bank_table.index)
-    else:
-        pads_known = bank_table["helcim_id"].isin(bank_refreshed["helcim_id"].astype("int64"))
     without = (bank_table["pad_status"] == "none") & pads_known
     rows = bank_table[without]
     found.append(
@@ -667,7 +690,7 @@ def reconcile(
     )
     for column in ("date_created", "date_accepted", "date_revoked"):
         pad_table[column] = pads[column].astype("str").to_numpy()
-    pad_table["age_days"] = _age_days(pads["date_created"], today).astype("Int64").to_numpy()
+    pad_table["age_days"] = _age_days(pads["date_created"], today).astype("Int64").array
     pad_table = pad_table.loc[:, list(PAD_REPORT_COLUMNS)]
     pad_method = "PAD on " + pad_table["account"].where(pad_table["account"] != "", "a removed account")
 

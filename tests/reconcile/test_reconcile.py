@@ -263,3 +263,48 @@ def test_masking_helpers_never_show_more_than_first6_last4() -> None:
 def test_negative_thresholds_are_refused() -> None:
     with pytest.raises(ValueError, match="expiring_days"):
         run(ONE, expiring_days=-1)
+
+
+# -- found in review -----------------------------------------------------------------------------
+
+
+def test_pairing_agrees_with_the_diff_duplicate_codes_and_links_to_deleted_customers() -> None:
+    customers = f.customers((1, "A", "Ada King"), (2, "A", "Ada King again"), (3, "G", "Gus Roy"))
+    rec = run(customers, links=f.links(("G", 99)), crm=["A", "G"])
+    by_code = {
+        (code, customer)
+        for code, customer in zip(rec.findings["code"], rec.findings["customer"], strict=True)
+    }
+    # only the oldest "A" pairs; the later duplicate is Helcim-only, as in new_customers.csv
+    assert ("helcim_only_customer", "Ada King again") in by_code
+    assert ("helcim_only_customer", "Ada King") not in by_code
+    # G is linked to a customer Helcim no longer has: customer 3 does not pair with it by code
+    assert ("helcim_only_customer", "Gus Roy") in by_code
+
+
+def test_whole_day_counts_stay_integers_next_to_an_unreadable_card() -> None:
+    rec = run(ONE, f.cards(f.card(10, 1, "0226"), f.card(11, 1, "ab12", default=False)), expiring_days=40)
+    assert rec.cards["days_left"].tolist()[0] == 39
+    assert str(rec.cards["days_left"].dtype) == "Int64"
+    assert "(in 39 days)" in " ".join(rec.findings["detail"])
+
+
+def test_a_card_expiring_this_month_is_expiring_whatever_the_window() -> None:
+    rec = run(ONE, f.cards(f.card(10, 1, "0126")), expiring_days=0)
+    assert rec.cards["status"].tolist() == ["expiring"]
+
+
+def test_bank_not_ready_never_asks_for_a_new_pad_before_the_pads_were_read() -> None:
+    customers = f.customers((1, "C-1", "Ada King"))
+    rec = run(customers, banks=f.banks(f.bank(20, 1, ready=False)), refreshed=f.refreshed())
+    row = rec.findings[rec.findings["code"] == "bank_not_ready"].iloc[0]
+    assert row["detail"] == "its PAD agreements are not read yet"
+    assert "Send" not in row["action"]
+    assert "bank_without_pad" not in set(rec.findings["code"])
+
+
+def test_a_duplicate_card_on_a_customer_with_the_same_code_is_named_by_helcim_id() -> None:
+    customers = f.customers((1, "A", "Ada King"), (2, "A", "Ada King"))
+    rec = run(customers, f.cards(f.card(10, 1, "0128"), f.card(11, 2, "0128")))
+    dup = rec.findings[rec.findings["code"] == "duplicate_card"]
+    assert sorted(dup["detail"]) == ["also stored on Helcim 1", "also stored on Helcim 2"]
