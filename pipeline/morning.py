@@ -175,4 +175,7 @@ def reconcile_account(
         except CrmsyncError as error:
             state.finish_run(run_id, "failed", error.exit_code, {"error": str(error)})
             raise
+        except Exception as error:  # not ours (a full disk, a bug): still leave the run finished
+            state.finish_run(run_id, "failed", 1, {"error": f"{type(error).__name__}: {error}"})
+            raise
     return ReconcileOutcome(rec, summary, out_dir, files, 0)

@@ -118,6 +118,8 @@ def _change(current: dict[str, Any], previous: dict[str, Any] | None) -> dict[st
         return None
     now, before = headline(current), headline(previous)
     codes = set(current["findings_by_code"]) | set(previous.get("findings_by_code", {}))
+    # a code one of the two runs did not check (no CRM export given) has no change to show
+    codes -= set(current.get("skipped_codes", [])) | set(previous.get("skipped_codes", []))
     return {
         "previous_generated_at": previous.get("generated_at", ""),
         "previous_today": previous.get("today", ""),

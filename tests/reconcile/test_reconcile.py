@@ -308,3 +308,15 @@ def test_a_duplicate_card_on_a_customer_with_the_same_code_is_named_by_helcim_id
     rec = run(customers, f.cards(f.card(10, 1, "0128"), f.card(11, 2, "0128")))
     dup = rec.findings[rec.findings["code"] == "duplicate_card"]
     assert sorted(dup["detail"]) == ["also stored on Helcim 1", "also stored on Helcim 2"]
+
+
+def test_no_change_figure_for_codes_one_of_the_two_runs_did_not_check() -> None:
+    from pipeline.report import _change
+
+    customers = f.customers((1, "C-1", "Ada King"), (2, "C-2", "Bob Lee"))
+    with_crm = run(customers, crm=["C-1", "C-9"]).summary()
+    without = run(customers).summary()
+    change = _change(without, with_crm)
+    assert change is not None
+    assert not set(CRM_CODES) & set(change["findings_by_code"])
+    assert set(change["findings_by_code"]) <= set(FINDINGS)
