@@ -36,7 +36,9 @@ Everything is vectorised over columns (no per-row Python), for a million rows.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -362,12 +364,19 @@ def diff(
     base_at = pa.array(base_pos, type=pa.int64(), mask=base_pos < 0)
     whole_same = np.ones(len(pairs), dtype=bool)
     base_agrees = base_pos >= 0  # and, below, every base field known and equal to the CRM's
-    for name in fields:  # one column at a time: Arrow gathers and compares, little memory
+
+    def compare(name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """One column: Arrow gathers and compares (releasing the GIL), little memory."""
         c = pc.take(pc.fill_null(_arrow(crm[name]), ""), crm_at)
         h = pc.take(pc.fill_null(_arrow(helcim[name]), ""), helcim_at)
-        whole_same &= _bool(pc.equal(c, h))
-        if len(base):
-            base_agrees &= _bool(pc.equal(c, pc.take(_arrow(base[name]), base_at)))
+        b = _bool(pc.equal(c, pc.take(_arrow(base[name]), base_at))) if len(base) else None
+        return _bool(pc.equal(c, h)), b
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for same_here, base_here in pool.map(compare, fields):
+            whole_same &= same_here
+            if base_here is not None:
+                base_agrees &= base_here
     ident = pd.DataFrame(
         {
             "crm_id": pairs["crm_id"].reset_index(drop=True),
