@@ -151,6 +151,12 @@ def _key(values: pd.Series) -> pa.Array:
     return pc.utf8_lower(pc.fill_null(_arrow(values), ""))
 
 
+def _key_of(values: np.ndarray) -> pa.Array:
+    """:func:`_key` of an object array (None / NaN are missing)."""
+    array = pa.array(values, type=pa.large_string(), from_pandas=True)
+    return pc.utf8_lower(pc.fill_null(array, ""))
+
+
 def _bool(array: pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
 
@@ -218,7 +224,11 @@ def pair_customers(
     if len(free_ids) > 1 and not bool(np.all(free_ids[1:] >= free_ids[:-1])):
         free_helcim = free_helcim[np.argsort(free_ids, kind="stable")]
     free_codes = helcim["customer_code"].take(free_helcim)
-    first = ~free_codes.duplicated().to_numpy()
+    codes_arrow = _arrow(free_codes)
+    if pc.count_distinct(codes_arrow, mode="all").as_py() == len(codes_arrow):  # the usual case
+        first = np.ones(len(free_codes), dtype=bool)
+    else:
+        first = ~free_codes.duplicated().to_numpy()
     free_crm = np.flatnonzero(~crm_linked)
     code_position = _positions(free_codes[first], crm_ids.take(free_crm))
     found = code_position >= 0
@@ -354,12 +364,15 @@ def diff(
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown conflict policy {policy!r}: use {', '.join(POLICIES)}")
-    pairs, crm_only, helcim_only, missing, orphaned = pair_customers(crm, helcim, links, known_crm_ids)
+    with ThreadPoolExecutor(max_workers=1) as side:  # where each CRM row's base is, meanwhile
+        base_of_crm = side.submit(_positions, base["crm_id"], crm["crm_id"])
+        pairs, crm_only, helcim_only, missing, orphaned = pair_customers(crm, helcim, links, known_crm_ids)
+        base_by_crm = base_of_crm.result()
 
     # -- rows equal as a whole (almost all, most nights) skip the field-by-field work ----
     crm_pos = pairs["crm_pos"].to_numpy(dtype=np.int64)
     helcim_pos = pairs["helcim_pos"].to_numpy(dtype=np.int64)
-    base_pos = _positions(base["crm_id"], pairs["crm_id"])
+    base_pos = base_by_crm[crm_pos] if len(crm_pos) else np.zeros(0, dtype=np.int64)
     crm_at, helcim_at = pa.array(crm_pos, type=pa.int64()), pa.array(helcim_pos, type=pa.int64())
     base_at = pa.array(base_pos, type=pa.int64(), mask=base_pos < 0)
     whole_same = np.ones(len(pairs), dtype=bool)
@@ -386,25 +399,31 @@ def diff(
     )
     slow = np.flatnonzero(~whole_same)
 
-    # -- field by field over the rows that differ somewhere --------------------------
-    merged = ident.iloc[slow].reset_index(drop=True)
+    # -- field by field over the rows that differ somewhere (plain object arrays) -----
+    slow_ident = ident.iloc[slow]
+    m: dict[str, np.ndarray] = {
+        "crm_id": slow_ident["crm_id"].to_numpy(dtype=object),
+        "helcim_id": slow_ident["helcim_id"].to_numpy(),
+        "customer_code": slow_ident["customer_code"].to_numpy(dtype=object),
+    }
     for name in fields:
-        merged[f"{name}_c"] = crm[name].take(crm_pos[slow]).to_numpy(dtype=object)
+        m[f"{name}_c"] = crm[name].take(crm_pos[slow]).to_numpy(dtype=object)
     for name in SYNCED_FIELDS:
-        merged[f"{name}_h"] = helcim[name].take(helcim_pos[slow]).to_numpy(dtype=object)
+        m[f"{name}_h"] = helcim[name].take(helcim_pos[slow]).to_numpy(dtype=object)
     slow_base = base_pos[slow]
+    known_row = slow_base >= 0
     for name in fields:
         values = np.full(len(slow), None, dtype=object)
         if len(base):
-            known_row = slow_base >= 0
             values[known_row] = base[name].take(slow_base[known_row]).to_numpy(dtype=object)
-        merged[f"{name}_b"] = pd.Series(values, dtype=object).where(lambda v: v.notna(), None)
-    n = len(merged)
+        values[pd.isna(values)] = None
+        m[f"{name}_b"] = values
+    n = len(slow)
     status = np.zeros((n, len(fields)), dtype=np.int8)
     known = np.zeros((n, len(fields)), dtype=bool)  # a base value exists for the cell
     for j, name in enumerate(fields):
-        c, h, b = _key(merged[f"{name}_c"]), _key(merged[f"{name}_h"]), _key(merged[f"{name}_b"])
-        has_base = merged[f"{name}_b"].notna().to_numpy(dtype=bool)
+        c, h, b = _key_of(m[f"{name}_c"]), _key_of(m[f"{name}_h"]), _key_of(m[f"{name}_b"])
+        has_base = ~pd.isna(m[f"{name}_b"])
         same = _bool(pc.equal(c, h))
         crm_kept = _bool(pc.equal(c, b))
         helcim_kept = _bool(pc.equal(h, b))
@@ -446,9 +465,7 @@ def diff(
     # -- long table of differing cells ---------------------------------------------
     rows, cols = np.nonzero(status != SAME)
     pieces = []
-    slow_ids = merged["crm_id"].to_numpy(dtype=object)
-    slow_helcim_ids = merged["helcim_id"].to_numpy()
-    slow_codes = merged["customer_code"].to_numpy(dtype=object)
+    slow_ids, slow_helcim_ids, slow_codes = m["crm_id"], m["helcim_id"], m["customer_code"]
     for j, name in enumerate(fields):
         picked = rows[cols == j]
         if not len(picked):
@@ -460,9 +477,9 @@ def diff(
                     "helcim_id": slow_helcim_ids[picked],
                     "customer_code": slow_codes[picked],
                     "field": name,
-                    "base": merged[f"{name}_b"].fillna("").to_numpy(dtype=object)[picked],
-                    "crm": merged[f"{name}_c"].to_numpy(dtype=object)[picked],
-                    "helcim": merged[f"{name}_h"].to_numpy(dtype=object)[picked],
+                    "base": np.where(known[picked, j], m[f"{name}_b"][picked], ""),
+                    "crm": m[f"{name}_c"][picked],
+                    "helcim": m[f"{name}_h"][picked],
                     "status": STATUS_NAMES[status[picked, j]],
                     "resolution": RESOLUTION_NAMES[resolution[picked, j]],
                     "first_sync": ~known[picked, j],
@@ -478,15 +495,15 @@ def diff(
     )
 
     # -- what to store as base now, and what Helcim should hold --------------------
-    agreed: dict[str, object] = {"crm_id": merged["crm_id"].to_numpy()}
+    agreed: dict[str, object] = {"crm_id": m["crm_id"]}
     # Every synced field: one the export does not carry keeps Helcim's value in an update body.
-    targets: dict[str, object] = {"crm_id": merged["crm_id"].to_numpy()}
-    targets |= {name: merged[f"{name}_h"].to_numpy(dtype=object) for name in SYNCED_FIELDS}
+    targets: dict[str, object] = {"crm_id": m["crm_id"]}
+    targets |= {name: m[f"{name}_h"] for name in SYNCED_FIELDS}
     moves = np.zeros(n, dtype=bool)
     for j, name in enumerate(fields):
-        crm_values = merged[f"{name}_c"].to_numpy(dtype=object)
-        helcim_values = merged[f"{name}_h"].to_numpy(dtype=object)
-        base_values = merged[f"{name}_b"].to_numpy(dtype=object, copy=True)
+        crm_values = m[f"{name}_c"]
+        helcim_values = m[f"{name}_h"]
+        base_values = m[f"{name}_b"].copy()
         base_values[~known[:, j]] = None  # no agreed value yet
         same = status[:, j] == SAME
         agreed[name] = np.where(same, crm_values, base_values)  # None: still unknown
