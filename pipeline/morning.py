@@ -18,7 +18,7 @@ import pandas as pd
 
 from pipeline.config import Settings
 from pipeline.diff import DiffResult, diff
-from pipeline.errors import CrmsyncError, UsageError
+from pipeline.errors import UsageError
 from pipeline.export import write_crm_import
 from pipeline.reconcile import Reconciliation, reconcile
 from pipeline.report import write_reconciliation
@@ -26,7 +26,13 @@ from pipeline.snapshot import Progress, Snapshot, load_snapshot, refresh_custome
 from pipeline.state import StateStore, open_state, state_lock
 from pipeline.sync import CheckedExport, check_crm, pages_for
 
-__all__ = ["ReconcileOutcome", "previous_reconciliation", "reconcile_account", "reconcile_snapshot"]
+__all__ = [
+    "ReconcileOutcome",
+    "previous_reconciliation",
+    "reconcile_account",
+    "reconcile_snapshot",
+    "reconciliation_summary",
+]
 
 
 def reconcile_snapshot(
@@ -53,6 +59,16 @@ def reconcile_snapshot(
         pad_pending_days=pad_pending_days,
         stale_nights=stale_nights,
     )
+
+
+def reconciliation_summary(files: dict[str, str]) -> dict[str, Any] | None:
+    """reconciliation/summary.json as written, without its list of outputs (what a run records)."""
+    path = files.get("summary")
+    if not path:
+        return None
+    written: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    written.pop("outputs", None)
+    return written
 
 
 def previous_reconciliation(state: StateStore) -> dict[str, Any] | None:
@@ -130,8 +146,7 @@ def reconcile_account(
     with state_lock(settings.state_path), open_state(settings.state_path) as state:
         state.bind_account(settings.api_url)
         previous = previous_reconciliation(state)
-        run_id = state.start_run("reconcile")
-        try:
+        with state.recording("reconcile", {}) as record:
             pages = refresh_customers(client, state, max_pages=pages_for(state, budget), progress=progress)
             left = budget - int(client.stats()["calls"])
             banks = refresh_payment_methods(client, state, max_calls=left, progress=progress)
@@ -151,8 +166,7 @@ def reconcile_account(
             files = write_reconciliation(out_dir, rec, previous=previous, generated_at=generated_at)
             result = None if checked is None else _pure_diff(checked, snapshot, state)
             files |= write_crm_import(out_dir, result=result, snapshot=snapshot, links=links, profile=profile)
-            written = json.loads(Path(files["summary"]).read_text(encoding="utf-8"))
-            written.pop("outputs", None)
+            written = reconciliation_summary(files)
             stats = client.stats()
             summary: dict[str, Any] = {
                 "command": "reconcile",
@@ -171,11 +185,6 @@ def reconcile_account(
                 "outputs": files,
                 "exit_code": 0,
             }
-            state.finish_run(run_id, "ok", 0, {k: v for k, v in summary.items() if k != "outputs"})
-        except CrmsyncError as error:
-            state.finish_run(run_id, "failed", error.exit_code, {"error": str(error)})
-            raise
-        except Exception as error:  # not ours (a full disk, a bug): still leave the run finished
-            state.finish_run(run_id, "failed", 1, {"error": f"{type(error).__name__}: {error}"})
-            raise
+            record.status, record.exit_code = "ok", 0
+            record.summary = {k: v for k, v in summary.items() if k != "outputs"}
     return ReconcileOutcome(rec, summary, out_dir, files, 0)

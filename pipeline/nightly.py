@@ -21,7 +21,6 @@ deferred, failed, conflicts (skipped) — :func:`account` decides which, and
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -33,10 +32,10 @@ import pandas as pd
 
 from pipeline.config import Settings
 from pipeline.diff import DiffResult, Policy
-from pipeline.errors import EXIT_OK, EXIT_PARTIAL, CrmsyncError, HelcimError, UsageError
+from pipeline.errors import EXIT_OK, EXIT_PARTIAL, HelcimError, UsageError
 from pipeline.export import write_crm_import
 from pipeline.load import RESULT_COLUMNS, ApplyOutcome, OpResult, apply_plan, resolve_pending
-from pipeline.morning import previous_reconciliation, reconcile_snapshot
+from pipeline.morning import previous_reconciliation, reconcile_snapshot, reconciliation_summary
 from pipeline.plan import Plan
 from pipeline.report import write_csv, write_json, write_reconciliation
 from pipeline.snapshot import load_snapshot, refresh_payment_methods
@@ -150,16 +149,6 @@ def _morning_outputs(
     return files
 
 
-def _written_summary(files: dict[str, str]) -> dict[str, Any] | None:
-    """reconciliation/summary.json as written (what the next report compares with), or None."""
-    path = files.get("summary")
-    if not path:
-        return None
-    written: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
-    written.pop("outputs", None)
-    return written
-
-
 @dataclass(frozen=True)
 class RunOutcome:
     summary: dict[str, Any]
@@ -194,10 +183,8 @@ def run_nightly(
     client = settings.client(max_calls=budget)
     with state_lock(settings.state_path), open_state(settings.state_path) as state:
         state.bind_account(settings.api_url)
-        run_id = state.start_run("run")
-        status, exit_code = "failed", EXIT_PARTIAL
-        recorded: dict[str, Any] = {"out_dir": str(out_dir)}
-        try:
+        start = {"out_dir": str(out_dir)}
+        with state.recording("run", start, always=lambda: {"api_calls": client.stats()["calls"]}) as record:
             pending: list[OpResult] = []
             if not dry_run:
                 pending = resolve_pending(client, state)
@@ -226,7 +213,7 @@ def run_nightly(
             if not dry_run:
                 if progress:
                     progress("writes", 0, total=len(plan.operations))
-                applied = apply_plan(plan, client, state, run_id, progress=progress)
+                applied = apply_plan(plan, client, state, record.run_id, progress=progress)
                 applied.resolved = pending + applied.resolved
                 deferred_rows = [
                     (r.crm_id, r.operation, "budget") for r in applied.results if r.outcome == "deferred"
@@ -256,14 +243,10 @@ def run_nightly(
                 dry_run=dry_run, status=status, exit_code=exit_code,
             )  # fmt: skip
             write_json(summary, out_dir / "summary.json")
-            recorded = {k: v for k, v in summary.items() if k != "outputs"}
-            recorded["reconciliation"] = _written_summary(files)
-            return RunOutcome(summary, out_dir, exit_code)
-        except CrmsyncError as error:
-            status, exit_code = "failed", error.exit_code
-            raise
-        finally:
-            state.finish_run(run_id, status, exit_code, {**recorded, "api_calls": client.stats()["calls"]})
+            record.status, record.exit_code = status, exit_code
+            record.summary = {k: v for k, v in summary.items() if k != "outputs"}
+            record.summary["reconciliation"] = reconciliation_summary(files)
+    return RunOutcome(summary, out_dir, exit_code)
 
 
 def _summary(
@@ -337,13 +320,11 @@ def apply_plan_file(
     client = settings.client(max_calls=max(1, plan.estimate.budget))
     with state_lock(settings.state_path), open_state(settings.state_path) as state:
         state.bind_account(settings.api_url)
-        run_id = state.start_run("apply")
-        status, exit_code = "failed", EXIT_PARTIAL
-        recorded: dict[str, Any] = {"out_dir": str(out_dir)}
-        try:
+        start = {"out_dir": str(out_dir)}
+        with state.recording("apply", start, always=lambda: {"api_calls": client.stats()["calls"]}) as record:
             if progress:
                 progress("writes", 0, total=writes)
-            applied = apply_plan(plan, client, state, run_id, progress=progress)
+            applied = apply_plan(plan, client, state, record.run_id, progress=progress)
             # the nightly carry-over stays; what this plan wrote leaves it, what it deferred joins it
             written = {r.crm_id for r in applied.results if r.outcome not in ("deferred", "failed")}
             carried = [
@@ -384,10 +365,5 @@ def apply_plan_file(
                 "outputs": {"results": str(results)},
             }
             write_json(summary, out_dir / "summary.json")
-            recorded = summary
-            return ApplyFileOutcome(summary, out_dir, exit_code)
-        except CrmsyncError as error:
-            status, exit_code = "failed", error.exit_code
-            raise
-        finally:
-            state.finish_run(run_id, status, exit_code, {**recorded, "api_calls": client.stats()["calls"]})
+            record.status, record.exit_code, record.summary = status, exit_code, dict(summary)
+    return ApplyFileOutcome(summary, out_dir, exit_code)

@@ -43,16 +43,16 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pipeline.errors import AccountMismatchError, StateError, StateLockedError
+from pipeline.errors import EXIT_PARTIAL, AccountMismatchError, CrmsyncError, StateError, StateLockedError
 from schemas.helcim import SYNCED_FIELDS
 
 _FIELD_COLUMNS = ", ".join(f"{f} TEXT NOT NULL DEFAULT ''" for f in SYNCED_FIELDS)
@@ -193,6 +193,28 @@ class JournalEntry:
     error: str
 
 
+def _base_upsert(fields: Sequence[str]) -> str:
+    """INSERT … ON CONFLICT for crm_id, ``fields`` and agreed_at; a NULL leaves a stored field as it is."""
+    columns = ("crm_id", *fields, "agreed_at")
+    updates = ", ".join(
+        [*(f"{f} = COALESCE(excluded.{f}, base.{f})" for f in fields), "agreed_at = excluded.agreed_at"]
+    )
+    return (
+        f"INSERT INTO base ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        f" ON CONFLICT (crm_id) DO UPDATE SET {updates}"
+    )
+
+
+@dataclass
+class RunRecord:
+    """A run in progress, as :meth:`StateStore.recording` will finish it."""
+
+    run_id: str
+    status: str = "failed"
+    exit_code: int = EXIT_PARTIAL
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
 class StateStore:
     """The state file of one merchant account. Use as a context manager."""
 
@@ -331,27 +353,18 @@ class StateStore:
             return 0
         fields = [f for f in SYNCED_FIELDS if f in rows.columns]
         now = utcnow()
-        columns = ("crm_id", *fields)
-        marks = ", ".join("?" * (len(columns) + 1))
-        updates = ", ".join(f"{f} = COALESCE(excluded.{f}, base.{f})" for f in fields)
-        values = rows.loc[:, list(columns)].astype(object).where(rows.loc[:, list(columns)].notna(), None)
+        columns = ["crm_id", *fields]
+        values = rows.loc[:, columns].astype(object).where(rows.loc[:, columns].notna(), None)
         self.db.executemany(
-            f"INSERT INTO base ({', '.join(columns)}, agreed_at) VALUES ({marks})"
-            f" ON CONFLICT (crm_id) DO UPDATE SET {updates}, agreed_at = excluded.agreed_at",
-            ((*row, now) for row in values.itertuples(index=False, name=None)),
+            _base_upsert(fields), ((*row, now) for row in values.itertuples(index=False, name=None))
         )
         return len(values)
 
     def set_base_row(self, crm_id: str, values: dict[str, str | None]) -> None:
         """:meth:`set_base` for one customer, without a DataFrame (the loader calls it per write)."""
         fields = [f for f in SYNCED_FIELDS if f in values]
-        columns = ("crm_id", *fields)
-        updates = ", ".join(
-            [*(f"{f} = COALESCE(excluded.{f}, base.{f})" for f in fields), "agreed_at = excluded.agreed_at"]
-        )
         self.db.execute(
-            f"INSERT INTO base ({', '.join(columns)}, agreed_at) VALUES ({', '.join('?' * (len(columns) + 1))})"
-            f" ON CONFLICT (crm_id) DO UPDATE SET {updates}",
+            _base_upsert(fields),
             (crm_id, *(values[f] for f in fields), utcnow()),
         )
 
@@ -369,6 +382,33 @@ class StateStore:
             "UPDATE runs SET finished_at = ?, status = ?, exit_code = ?, summary = ? WHERE run_id = ?",
             (utcnow(), status, exit_code, json.dumps(summary, default=str), run_id),
         )
+
+    @contextmanager
+    def recording(
+        self, command: str, summary: dict[str, Any], *, always: Callable[[], dict[str, Any]] | None = None
+    ) -> Iterator[RunRecord]:
+        """Record a run from start to finish, whatever ends it.
+
+        The caller fills ``record.status``, ``record.exit_code`` and
+        ``record.summary`` on success; an exception finishes the run as failed
+        with the exception's exit code (1 for one that is not crmsync's own).
+        ``always`` adds facts known only at the end (calls spent), either way.
+        """
+        record = RunRecord(self.start_run(command), summary=dict(summary))
+        try:
+            yield record
+        except CrmsyncError as error:
+            record.status, record.exit_code = "failed", error.exit_code
+            record.summary.setdefault("error", str(error))
+            raise
+        except Exception as error:  # not ours (a full disk, a bug): the run still ends on record
+            record.status, record.exit_code = "failed", EXIT_PARTIAL
+            record.summary.setdefault("error", f"{type(error).__name__}: {error}")
+            raise
+        finally:
+            if always is not None:
+                record.summary |= always()
+            self.finish_run(record.run_id, record.status, record.exit_code, record.summary)
 
     def previous_run(self, command: str, before: str | None = None) -> dict[str, Any] | None:
         """The latest finished run of ``command`` (before ``before``), with its summary."""
