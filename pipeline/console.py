@@ -19,9 +19,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 LOG_FORMATS = ("text", "json")
+
+
+class Progress(Protocol):
+    """Where long work reports: ``stage`` advanced by ``advance``; ``total`` when it becomes known."""
+
+    def __call__(self, stage: str, advance: int, total: int | None = None) -> None: ...
 
 
 class JsonFormatter(logging.Formatter):

@@ -24,13 +24,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from pipeline.console import Progress
 from pipeline.errors import (
     AuthenticationError,
     BudgetExhausted,
@@ -49,7 +50,6 @@ from schemas.helcim import SYNCED_FIELDS
 log = logging.getLogger("crmsync.load")
 
 RESULT_COLUMNS = ("crm_id", "customer_code", "operation", "outcome", "helcim_id", "error")
-Progress = Callable[[str, int], None]
 
 
 @dataclass(frozen=True)

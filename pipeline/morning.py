@@ -17,12 +17,13 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config import Settings
+from pipeline.console import Progress
 from pipeline.diff import DiffResult, diff
 from pipeline.errors import UsageError
 from pipeline.export import write_crm_import
 from pipeline.reconcile import Reconciliation, reconcile
 from pipeline.report import write_reconciliation
-from pipeline.snapshot import Progress, Snapshot, load_snapshot, refresh_customers, refresh_payment_methods
+from pipeline.snapshot import Snapshot, load_snapshot, refresh_customers, refresh_payment_methods
 from pipeline.state import StateStore, open_state, state_lock
 from pipeline.sync import CheckedExport, check_crm, pages_for
 

@@ -26,11 +26,12 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 
 from pipeline.config import Settings
+from pipeline.console import Progress
 from pipeline.diff import DiffResult, Policy
 from pipeline.errors import EXIT_OK, EXIT_PARTIAL, HelcimError, UsageError
 from pipeline.export import write_crm_import
@@ -54,12 +55,6 @@ _BUCKET_OF_OUTCOME = {
     "deferred": "deferred",
     "failed": "failed",
 }
-
-
-class Progress(Protocol):
-    """Where long work reports: ``stage`` advanced by ``advance``; ``total`` when it becomes known."""
-
-    def __call__(self, stage: str, advance: int, total: int | None = None) -> None: ...
 
 
 # -- accounting (pure) -------------------------------------------------------------------

@@ -20,13 +20,14 @@ stored. :func:`load_snapshot` returns the cached frames, validated by
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
+from pipeline.console import Progress
 from pipeline.errors import AccountMismatchError, BudgetExhausted
 from pipeline.helcim.client import PAGE_SIZE, HelcimClient
 from pipeline.helcim.models import Address, BankAccount, Customer, Pad
@@ -51,8 +52,6 @@ from schemas.helcim import (
 )
 
 log = logging.getLogger("crmsync.snapshot")
-
-Progress = Callable[[str, int], None]  # (what, how many more) — for progress bars
 
 
 def _when(moment: datetime | None) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config import Settings
+from pipeline.console import Progress
 from pipeline.diff import PROPOSAL_COLUMNS, DiffResult, Policy, diff
 from pipeline.errors import StateError, UsageError
 from pipeline.extract import CrmExport, read_crm
@@ -31,7 +31,6 @@ from schemas.helcim import SYNCED_FIELDS
 
 log = logging.getLogger("crmsync.sync")
 
-Progress = Callable[[str, int], None]
 
 #: Each customer's bank accounts and PADs are read at least once every this many runs.
 BANK_REFRESH_NIGHTS = 7
