@@ -55,6 +55,12 @@ _BUCKET_OF_OUTCOME = {
     "deferred": "deferred",
     "failed": "failed",
 }
+#: Why a plan holds a row back → (bucket, results.csv outcome).
+_BUCKET_OF_HOLD = {
+    "awaiting_link": ("deferred", "deferred"),
+    "missing_in_helcim": ("failed", "failed"),
+    "manual_conflict": ("conflicts", "conflict"),
+}
 
 
 # -- accounting (pure) -------------------------------------------------------------------
@@ -85,12 +91,7 @@ def account(
         crm_id, reason = held["crm_id"], held["reason"]
         if crm_id in bucket:
             continue
-        if reason.startswith("manual conflict"):
-            bucket[crm_id], outcome = "conflicts", "conflict"
-        elif "no longer exists" in reason:
-            bucket[crm_id], outcome = "failed", "failed"
-        else:
-            bucket[crm_id], outcome = "deferred", "deferred"
+        bucket[crm_id], outcome = _BUCKET_OF_HOLD[held["kind"]]
         extra.append((crm_id, "", "hold", outcome, "", reason))
     for row in result.conflicts.itertuples():
         crm_id = str(row.crm_id)

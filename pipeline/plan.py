@@ -277,10 +277,15 @@ def build_plan(
     affordable = max(0, budget - reads_spent - reads_planned)
     scheduled, deferred = queue[:affordable], queue[affordable:]
 
-    held = [{"crm_id": str(r.crm_id), "reason": str(r.reason)} for r in result.awaiting_link.itertuples()]
+    # kind: what holds the row back (the nightly job counts it by kind); reason: the same, for people
+    held = [
+        {"crm_id": str(r.crm_id), "kind": "awaiting_link", "reason": str(r.reason)}
+        for r in result.awaiting_link.itertuples()
+    ]
     held += [
         {
             "crm_id": str(r.crm_id),
+            "kind": "missing_in_helcim",
             "reason": f"linked Helcim customer {r.helcim_id} no longer exists in Helcim",
         }
         for r in result.missing_in_helcim.itertuples()
@@ -288,7 +293,13 @@ def build_plan(
     skipped = result.changes[result.changes["resolution"] == "skip"]
     for crm_id, cells in skipped.groupby("crm_id", sort=True):
         fields = ", ".join(sorted(cells["field"]))
-        held.append({"crm_id": str(crm_id), "reason": f"manual conflict on {fields}: changed on both sides"})
+        held.append(
+            {
+                "crm_id": str(crm_id),
+                "kind": "manual_conflict",
+                "reason": f"manual conflict on {fields}: changed on both sides",
+            }
+        )
     return Plan(
         plan_id=plan_id,
         created_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
