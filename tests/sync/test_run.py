@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from helcim_sandbox.launcher import SandboxProcess
 from pipeline.errors import HelcimUnavailable
 from pipeline.helcim.client import HelcimClient, RetryPolicy
 from pipeline.helcim.limits import RateLimits
+from pipeline.helcim.models import CustomerInput
 from pipeline.load import apply_plan
 from pipeline.plan import Plan
 from pipeline.state import open_state, state_lock
@@ -397,3 +399,37 @@ def test_a_stale_plan_does_not_create_a_linked_customer_again(
     assert code == 0, output
     assert [r["outcome"] for r in read_csv(tmp_path / "a" / "results.csv")] == ["already-applied"]
     assert codes_in_helcim(sandbox) == ["C-1"]
+
+
+def test_a_manual_conflict_is_counted_as_a_conflict_and_left_alone(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    first = write_export(tmp_path / "crm.csv", [row("C-1", "Ada King")])
+    invoke(tmp_path, sandbox, "run", "--crm", str(first), "--out", str(tmp_path / "night1"))
+    client = helcim(sandbox)
+    ada = client.find_customer_by_code("C-1")
+    assert ada is not None
+    assert ada.billing is not None
+    moved = dataclasses.replace(ada.billing, city="Canmore")
+    client.update_customer(ada.id, CustomerInput(contact_name="Ada King", billing=moved, code="C-1"))
+    second = write_export(tmp_path / "crm2.csv", [row("C-1", "Ada King", billing_city="Banff")])
+    before = writes(sandbox)
+    code, output = invoke(
+        tmp_path,
+        sandbox,
+        "run",
+        "--crm",
+        str(second),
+        "--out",
+        str(tmp_path / "night2"),
+        "--policy",
+        "manual",
+    )
+    assert code == 0, output
+    summary = summary_of(tmp_path / "night2")
+    assert_adds_up(summary)
+    assert (summary["conflicts"], summary["updated"]) == (1, 0)
+    assert [(r["operation"], r["outcome"]) for r in read_csv(tmp_path / "night2" / "results.csv")] == [
+        ("hold", "conflict")
+    ]
+    assert writes(sandbox) == before
