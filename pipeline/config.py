@@ -6,13 +6,14 @@ environment                crmsync.toml                  default
 ``HELCIM_API_URL``         ``[helcim] url``              ``https://api.helcim.com/v2``
 ``HELCIM_API_TOKEN``       (never read from a file)      none: commands that call Helcim stop
 ``CRMSYNC_RATE_LIMITS``    ``[helcim] rate_limits``      ``helcim`` (5 / 100 per min / 3000 per h)
-``CRMSYNC_TIMEOUT``        ``[helcim] timeout``          30 (seconds to wait for an answer)
+``CRMSYNC_TIMEOUT``        ``[helcim] timeout``          30 (seconds for a whole call: connect, headers, body)
 ``CRMSYNC_STATE_DB``       ``[state] path``              ``$XDG_STATE_HOME/crmsync/state.db``
 ``CRMSYNC_CONFIG``         —                             ``./crmsync.toml`` if it exists
 =========================  ============================  =====================================
 
 Command-line options override all of these. The token is kept out of every
-``repr`` and message.
+``repr`` and message. An API URL with a user name or password in it is refused
+(exit 2), and so is a token an HTTP header cannot carry: neither is echoed.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import AuthenticationError, UsageError
-from pipeline.helcim.client import DEFAULT_URL, HelcimClient, RetryPolicy
+from pipeline.helcim.client import DEFAULT_URL, HelcimClient, RetryPolicy, check_api_url, check_token
 from pipeline.helcim.limits import RateLimits
+from pipeline.stopping import StopSignal
 
 
 def default_state_path(env: Mapping[str, str] = os.environ) -> Path:
@@ -50,7 +52,14 @@ class Settings:
             )
         return self.api_token
 
-    def client(self, *, max_calls: int | None = None, retry: RetryPolicy | None = None) -> HelcimClient:
+    def client(
+        self,
+        *,
+        max_calls: int | None = None,
+        retry: RetryPolicy | None = None,
+        stop: StopSignal | None = None,
+    ) -> HelcimClient:
+        """A client for this account: ``timeout`` bounds each call whole (connect, headers, body)."""
         return HelcimClient(
             self.api_url,
             self.require_token(),
@@ -58,6 +67,8 @@ class Settings:
             max_calls=max_calls,
             retry=retry,
             timeout=(min(5.0, self.timeout), self.timeout),
+            deadline=self.timeout,
+            stop=stop,
         )
 
 
@@ -89,9 +100,7 @@ def load_settings(
     if "token" in helcim:
         raise UsageError(f"{path}: the API token is not read from files; set HELCIM_API_TOKEN instead")
 
-    url = api_url or env.get("HELCIM_API_URL") or helcim.get("url") or DEFAULT_URL
-    if not url.startswith(("http://", "https://")):
-        raise UsageError(f"HELCIM_API_URL must start with http:// or https://, got {url!r}")
+    url = check_api_url(str(api_url or env.get("HELCIM_API_URL") or helcim.get("url") or DEFAULT_URL))
     spec = rate_limits or env.get("CRMSYNC_RATE_LIMITS") or helcim.get("rate_limits") or "helcim"
     raw_timeout = env.get("CRMSYNC_TIMEOUT") or helcim.get("timeout") or 30
     try:
@@ -104,8 +113,8 @@ def load_settings(
     if state_file is None and state.get("path"):
         state_file = Path(str(state["path"]))
     return Settings(
-        api_url=url.rstrip("/"),
-        api_token=env.get("HELCIM_API_TOKEN", "").strip(),
+        api_url=url,
+        api_token=check_token(env.get("HELCIM_API_TOKEN", "").strip()),
         rate_limits=RateLimits.from_spec(spec),
         timeout=timeout,
         state_path=state_file or default_state_path(env),

@@ -4,6 +4,8 @@
 
     CrmsyncError                      exit 1 unless a subclass says otherwise
     ├── UsageError                    2  bad option, bad config, bad plan file
+    │   └── MassChangeError           2  the run would clear or change one field on too many customers
+    ├── OutputError                   2  the output folder cannot be written (a full disk, no permission)
     ├── InputFileError                2  the CRM file cannot be read as the CSV we need
     │   └── MissingColumnsError       2  required columns absent (names them, with the nearest header present)
     ├── StateError                    2  the state store cannot be used
@@ -11,10 +13,14 @@
     │   └── AccountMismatchError      2  the state belongs to another merchant account (or a wiped sandbox)
     └── HelcimError                   1  anything the Helcim API answered or failed to answer
         ├── HelcimUnavailable         3  could not reach the API (connection, timeouts, 5xx) after retries
-        ├── AuthenticationError       3  401: the token is missing or wrong
+        │   └── ProtocolError         3  an answer that is not Helcim's documented shape (HTML, cut-off
+        │                                JSON, a list where an object belongs, no id): retried, then this
+        ├── RedirectRefused           3  the API answered a redirect: never followed (the token would go too)
+        ├── AuthenticationError       3  401/403: the token is missing, wrong or lacks the permission
         ├── RateLimited               1  429s outlasted the patience of the retry policy
         ├── HelcimRequestError        1  a 4xx Helcim refused (validation, not found, ...): not retried
-        └── BudgetExhausted           1  the run's call budget is spent; raised before sending
+        ├── BudgetExhausted           1  the run's call budget is spent; raised before sending
+        └── Interrupted         130/143  SIGINT/SIGTERM asked the run to stop; raised before sending
 
 Messages never contain the API token or personal data: the HTTP layer builds
 them from the status, Helcim's message and the operation name only.
@@ -26,6 +32,8 @@ EXIT_OK = 0
 EXIT_PARTIAL = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_SIGINT = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+EXIT_SIGTERM = 143  # 128 + SIGTERM
 
 
 class CrmsyncError(Exception):
@@ -36,6 +44,16 @@ class CrmsyncError(Exception):
 
 class UsageError(CrmsyncError):
     """A bad option, setting or plan file."""
+
+    exit_code = EXIT_USAGE
+
+
+class MassChangeError(UsageError):
+    """The run would clear or change one field on more linked customers than the guard allows."""
+
+
+class OutputError(CrmsyncError):
+    """The output folder (or a file in it) cannot be written."""
 
     exit_code = EXIT_USAGE
 
@@ -87,8 +105,18 @@ class HelcimUnavailable(HelcimError):
     timed_out = False
 
 
+class ProtocolError(HelcimUnavailable):
+    """Helcim answered, but not in its documented shape: retried like a 5xx, then reported."""
+
+
+class RedirectRefused(HelcimError):
+    """The API answered with a redirect, which crmsync never follows."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
 class AuthenticationError(HelcimError):
-    """Helcim answered 401: the api-token is missing, wrong or revoked."""
+    """Helcim answered 401 or 403: the api-token is missing, wrong, revoked or lacks a permission."""
 
     exit_code = EXIT_UNREACHABLE
 
@@ -103,3 +131,11 @@ class HelcimRequestError(HelcimError):
 
 class BudgetExhausted(HelcimError):
     """The run's call budget (``max_calls``) is spent; the call was not sent."""
+
+
+class Interrupted(HelcimError):
+    """A signal asked the run to stop: nothing more is sent; what is in flight finishes."""
+
+    def __init__(self, message: str, *, exit_code: int = EXIT_SIGTERM, operation: str = "") -> None:
+        super().__init__(message, operation=operation)
+        self.exit_code = exit_code

@@ -1,22 +1,31 @@
 """Classify every HTTP outcome once: retriable, fatal, or success in disguise.
 
-* **retriable**: 429, 5xx, connection errors, timeouts — tenacity retries these
-  (a 429 is waited out by the pacer instead and never counts as an attempt);
-* **fatal**: any other 4xx — retrying cannot help; 401 is its own class;
+* **retriable**: 429, 5xx, connection errors, timeouts, and answers that are
+  not Helcim's documented shape (:class:`~pipeline.errors.ProtocolError`: an
+  HTML page, cut-off JSON, an object where a list belongs, a customer without
+  an id) — tenacity retries these (a 429 is waited out by the pacer instead
+  and never counts as an attempt);
+* **fatal**: any other 4xx — retrying cannot help; 401 and 403 are an
+  authentication failure; a 3xx is a redirect crmsync never follows;
 * **200 is not always success**: Helcim's docs say to check the body, so a
-  2xx whose body is an ``{"errors": ...}`` object is treated as a refusal.
+  2xx whose body is an ``{"errors": ...}`` object is treated as a refusal, and
+  one that does not parse or has the wrong shape as a protocol error.
 
 Error bodies come in every shape (a string, an object of field messages, an
-array, ``[]``, ``{"message": ...}``); :func:`error_text` turns any of them into
-one line. Messages are built from the operation, the status and Helcim's text
-only: never from the request, so never with the token.
+array, ``[]``, ``{"message": ...}``, and at Helcim's Cloudflare edge an HTML
+page); :func:`error_text` turns any of them into one short line. Messages are
+built from the operation, the status and Helcim's text only: never from the
+request, so never with the token.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -26,6 +35,7 @@ from pipeline.errors import (
     HelcimRequestError,
     HelcimUnavailable,
     RateLimited,
+    RedirectRefused,
 )
 
 TOKEN_HINT = (
@@ -33,10 +43,39 @@ TOKEN_HINT = (
 )
 
 
+@dataclass(frozen=True)
+class NotJson:
+    """A body that is not JSON, described in a few words (never pasted whole)."""
+
+    description: str
+
+    def __str__(self) -> str:
+        return self.description
+
+
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_SPACES = re.compile(r"\s+")
+
+
+def describe_non_json(content: bytes, content_type: str = "") -> NotJson:
+    """``an HTML page ("502 Bad gateway")`` or ``a non-JSON answer ("Service unav…")``: at most ~100 chars."""
+    head = content[:4096]
+    title = _TITLE.search(head)
+    if title or "html" in content_type.lower() or head.lstrip().startswith(b"<"):
+        text = title.group(1).decode("utf-8", "replace") if title else ""
+        text = _SPACES.sub(" ", text).strip()[:80]
+        return NotJson(f'an HTML page ("{text}")' if text else "an HTML page")
+    text = _SPACES.sub(" ", head[:200].decode("utf-8", "replace")).strip()
+    shown = text if len(text) <= 60 else text[:60] + "…"
+    return NotJson(f'a non-JSON answer ("{shown}")' if shown else "a non-JSON answer")
+
+
 def error_text(body: Any, fallback: str = "") -> str:
     """One readable line from any of Helcim's error body shapes."""
     if body is None or body == "" or body == [] or body == {}:
         return fallback
+    if isinstance(body, NotJson):
+        return body.description
     if isinstance(body, str):
         return body.strip() or fallback
     if isinstance(body, Mapping):
@@ -58,14 +97,14 @@ def _field_errors(body: Any) -> str:
     return error_text(body)
 
 
-def parse_body(response: requests.Response) -> Any:
-    """The JSON body, or the raw text when it is not JSON, or None when empty."""
-    if not response.content:
+def parse_body(content: bytes, content_type: str = "") -> Any:
+    """The JSON body, :class:`NotJson` when it is not JSON, or None when empty."""
+    if not content.strip():
         return None
     try:
-        return response.json()
-    except ValueError:
-        return response.text
+        return json.loads(content)
+    except ValueError:  # UnicodeDecodeError is one
+        return describe_non_json(content, content_type)
 
 
 def is_error_body(body: Any) -> bool:
@@ -73,17 +112,32 @@ def is_error_body(body: Any) -> bool:
     return isinstance(body, Mapping) and "errors" in body and "id" not in body and bool(body["errors"])
 
 
-def is_retriable_status(status: int) -> bool:
-    return status == 429 or status >= 500
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, without any user:password part."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}" if parts.scheme else f"{host}{port}"
 
 
-def error_for_response(operation: str, response: requests.Response, body: Any) -> HelcimError:
+def error_for_redirect(operation: str, base_url: str, status: int, location: str) -> RedirectRefused:
+    target = origin_of(location) if location else "nowhere (no Location header)"
+    return RedirectRefused(
+        f"{operation}: {origin_of(base_url)} answered {status}, a redirect to {target}; crmsync follows no "
+        "redirect (the API token and customer data would go with it): set HELCIM_API_URL to the API itself",
+        operation=operation,
+        status=status,
+        detail=f"redirect to {target}",
+    )
+
+
+def error_for_response(operation: str, status: int, reason: str, body: Any) -> HelcimError:
     """The exception for a non-success answer."""
-    status = response.status_code
-    detail = _field_errors(body) or response.reason or f"HTTP {status}"
-    if status == 401:
+    detail = _field_errors(body) or reason or f"HTTP {status}"
+    if status in (401, 403):
+        what = "401 Unauthorized" if status == 401 else "403 Forbidden: it lacks a permission this call needs"
         return AuthenticationError(
-            f"{operation}: Helcim refused the API token (401 Unauthorized); {TOKEN_HINT}",
+            f"{operation}: Helcim refused the API token ({what}); {TOKEN_HINT}",
             operation=operation,
             status=status,
             detail=detail,

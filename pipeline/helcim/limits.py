@@ -15,7 +15,9 @@ keeps a client under those limits instead of bouncing off 429s:
   client's own requests cannot explain is somebody else's traffic on the same
   account; it is subtracted from the allowance until it ages out;
 * **budget**: calls are counted by operation, and a hard ``max_calls`` stops a
-  call before it is sent (:class:`~pipeline.errors.BudgetExhausted`).
+  call before it is sent (:class:`~pipeline.errors.BudgetExhausted`);
+* **stopping**: once the run's :class:`~pipeline.stopping.StopSignal` is set,
+  nothing more is admitted (:class:`~pipeline.errors.Interrupted`).
 
 Limits spec (``--rate-limits`` / ``CRMSYNC_RATE_LIMITS``): ``helcim`` (the real
 limits, default), ``fast`` (the same shape with 60× shorter windows, matching
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import BudgetExhausted, UsageError
+from pipeline.stopping import StopSignal
 
 _PRESETS = {"helcim": 1.0, "real": 1.0, "fast": 60.0, "off": 1.0}
 
@@ -152,9 +155,11 @@ class Pacer:
         *,
         max_calls: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        stop: StopSignal | None = None,
     ) -> None:
         self.limits = limits or RateLimits()
         self.max_calls = max_calls
+        self.stop = stop
         self.stats = PacerStats()
         self._clock = clock
         self._cond = threading.Condition()
@@ -166,6 +171,12 @@ class Pacer:
         self._observations: deque[Observation] = deque(maxlen=max(2, self.limits.concurrent + 1))
         self._observed_seq = -1
         self._hold_until = float("-inf")  # after a 429: nobody sends before this
+        if stop is not None:
+            stop.on_set(self._wake)
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
 
     # -- admission ---------------------------------------------------------------
 
@@ -231,6 +242,8 @@ class Pacer:
             return self._try_acquire_locked(operation)
 
     def _try_acquire_locked(self, operation: str) -> Ticket | float:
+        if self.stop is not None and self.stop.is_set():
+            raise self.stop.error(operation)
         if self.max_calls is not None and self.stats.calls >= self.max_calls:
             raise BudgetExhausted(
                 f"{operation}: the call budget of {self.max_calls} is spent; not sent", operation=operation
@@ -252,7 +265,10 @@ class Pacer:
         return ticket
 
     def acquire(self, operation: str) -> Ticket:
-        """Block until a request may be sent; raises BudgetExhausted when the budget is spent."""
+        """Block until a request may be sent.
+
+        Raises BudgetExhausted when the budget is spent, Interrupted once the stop signal is set.
+        """
         started = self._clock()
         with self._cond:
             while True:

@@ -44,7 +44,11 @@ def make_response(
         503: "Service Unavailable",
     }.get(status, "")
     response.headers = CaseInsensitiveDict({"content-type": "application/json", **HEADERS, **(headers or {})})
-    response._content = b"" if body is None else json.dumps(body).encode()
+    if isinstance(body, bytes):  # a raw body: HTML, cut-off JSON
+        response._content = body
+    else:
+        response._content = b"" if body is None else json.dumps(body).encode()
+    response._content_consumed = True  # type: ignore[attr-defined]  # iter_content (the client streams) yields _content
     return response
 
 

@@ -182,17 +182,11 @@ def test_error_text(body: Any, expected: str) -> None:
     assert error_text(body, "fallback") == expected
 
 
-def _response(status: int) -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response.reason = "Reason"
-    return response
-
-
 @pytest.mark.parametrize(
     ("status", "kind"),
     [
         (401, AuthenticationError),
+        (403, AuthenticationError),
         (429, RateLimited),
         (500, HelcimUnavailable),
         (503, HelcimUnavailable),
@@ -201,14 +195,14 @@ def _response(status: int) -> requests.Response:
     ],
 )
 def test_classification(status: int, kind: type[Exception]) -> None:
-    error = error_for_response("get-customer", _response(status), {"errors": {"customerCode": "taken"}})
+    error = error_for_response("get-customer", status, "Reason", {"errors": {"customerCode": "taken"}})
     assert type(error) is kind
     assert error.status == status
     assert "get-customer" in str(error)
 
 
 def test_field_errors_read_as_one_line() -> None:
-    error = error_for_response("create-customer", _response(400), {"errors": {"a": "x", "b": "y"}})
+    error = error_for_response("create-customer", 400, "Reason", {"errors": {"a": "x", "b": "y"}})
     assert error.detail == "a: x; b: y"
 
 

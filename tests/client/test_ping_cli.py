@@ -58,7 +58,17 @@ def test_unreachable_api_exits_3() -> None:
 
 def test_bad_settings_exit_2(tmp_path: Path) -> None:
     code, output = ping({"HELCIM_API_URL": "ftp://example.com", "HELCIM_API_TOKEN": "x"})
-    assert (code, "must start with http:// or https://" in output) == (2, True)
+    assert (code, "must be an http:// or https:// URL" in output) == (2, True)
+    code, output = ping(
+        {"HELCIM_API_URL": "https://crmsync:hunter2@api.helcim.com/v2", "HELCIM_API_TOKEN": "x"}
+    )
+    assert (code, "carries a user name or password" in output, "hunter2" in output) == (2, True, False)
+    code, output = ping({"HELCIM_API_URL": "https://api.helcim.com/v2", "HELCIM_API_TOKEN": "tøken-ü"})
+    assert (code, "has a character an HTTP header cannot carry" in output, "tøken" in output) == (
+        2,
+        True,
+        False,
+    )
     config = tmp_path / "crmsync.toml"
     config.write_text('[helcim]\ntoken = "secret"\n')
     code, output = ping({"HELCIM_API_TOKEN": "x"}, "--config", str(config))

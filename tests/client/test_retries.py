@@ -155,11 +155,31 @@ class TestSafeCreate:
         assert client.create_customer(self.data).recovered is True
         assert len(adapter.sent) == 2
 
-    def test_a_validation_refusal_is_not_retried(self) -> None:
-        client, adapter, _ = client_with((400, {"errors": "Contact name or business name should be filled"}))
+    def test_a_validation_refusal_is_looked_up_once_and_not_retried(self) -> None:
+        client, adapter, _ = client_with(
+            (400, {"errors": "Contact name or business name should be filled"}), (200, [])
+        )
         with pytest.raises(HelcimRequestError, match="should be filled"):
             client.create_customer(CustomerInput(code="C-1"))
-        assert len(adapter.sent) == 1
+        assert adapter.calls() == ["POST /v2/customers", "GET /v2/customers"]
+
+    @pytest.mark.parametrize(
+        "refusal",
+        [
+            pytest.param(
+                {"errors": {"customerCode": "Customer code C-1 already exists"}}, id="sandbox-wording"
+            ),
+            pytest.param({"errors": "Duplicate customer code."}, id="other-wording"),
+            pytest.param({"message": "code in use"}, id="message-shape"),
+        ],
+    )
+    def test_any_400_to_a_create_finds_an_existing_code_whatever_the_wording(
+        self, refusal: dict[str, Any]
+    ) -> None:
+        client, adapter, _ = client_with((400, refusal), (200, [CUSTOMER]))
+        result = client.create_customer(self.data)
+        assert (result.customer.id, result.recovered) == (7, True)
+        assert adapter.calls() == ["POST /v2/customers", "GET /v2/customers"]
 
     def test_without_a_code_an_ambiguous_failure_is_not_retried(self) -> None:
         client, adapter, _ = client_with(requests.ReadTimeout("slow"))
@@ -199,7 +219,7 @@ def test_pads_204_means_none() -> None:
 
 
 def test_paging_stops_at_a_short_page() -> None:
-    full = [dict(CUSTOMER, id=i, customerCode=f"C-{i}") for i in range(100)]
+    full = [dict(CUSTOMER, id=i, customerCode=f"C-{i}") for i in range(1, 101)]
     client, adapter, _ = client_with((200, full), (200, full), (200, full[:3]))
     pages = list(client.iter_customers())
     assert [(n, len(batch)) for n, batch in pages] == [(1, 100), (2, 100), (3, 3)]
@@ -207,7 +227,7 @@ def test_paging_stops_at_a_short_page() -> None:
 
 
 def test_exact_page_multiple_ends_with_an_empty_page() -> None:
-    full = [dict(CUSTOMER, id=i) for i in range(100)]
+    full = [dict(CUSTOMER, id=i) for i in range(1, 101)]
     client, adapter, _ = client_with((200, full), (200, []))
     assert sum(len(batch) for _, batch in client.iter_customers()) == 100
     assert len(adapter.sent) == 2
