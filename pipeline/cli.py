@@ -9,30 +9,52 @@ file, 3 could not reach or authenticate to the API.
 from __future__ import annotations
 
 import functools
+import json
+import os
 import sys
+import traceback
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from pipeline.errors import EXIT_USAGE, CrmsyncError
+from pipeline.errors import EXIT_PARTIAL, EXIT_SIGINT, CrmsyncError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def reports_errors(func: F) -> F:
-    """Turn a CrmsyncError raised by the library into one clear line and its exit code."""
+    """Turn a CrmsyncError raised by the library into one clear line and its exit code.
+
+    Under ``--log-format json`` the line is a JSON object like every other log line.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except CrmsyncError as error:
-            click.echo(f"crmsync: error: {error}", err=True)
+            if kwargs.get("log_format") == "json":
+                click.echo(json_line("error", str(error), exit_code=error.exit_code), err=True)
+            else:
+                click.echo(f"crmsync: error: {error}", err=True)
             raise click.exceptions.Exit(error.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def json_line(level: str, message: str, **extra: Any) -> str:
+    """One log line in the shape of ``--log-format json`` (for what happens outside logging)."""
+    payload = {
+        "ts": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "level": level,
+        "logger": "crmsync",
+        "message": message,
+        **extra,
+    }
+    return json.dumps(payload, ensure_ascii=False)
 
 
 # -- shared option sets -----------------------------------------------------------
@@ -152,10 +174,20 @@ def plan(
     `crmsync link --accept`), rejects.csv and summary.json.
     """
     from pipeline.config import load_settings
+    from pipeline.stopping import StopSignal, stop_on_signals
     from pipeline.sync import plan_sync
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
-    outcome = plan_sync(settings, crm_path, profile, out_dir, policy=policy, max_calls=max_calls)  # type: ignore[arg-type]
+    with stop_on_signals(StopSignal()) as stop:
+        outcome = plan_sync(
+            settings,
+            crm_path,
+            profile,
+            out_dir,
+            policy=policy,  # type: ignore[arg-type]
+            max_calls=max_calls,
+            stop=stop,
+        )
     s = outcome.summary
     calls = s["calls"]
     click.echo(
@@ -172,6 +204,16 @@ def plan(
         f"Plan written to {outcome.out_dir / 'plan.json'} (and plan.csv, conflicts.csv, link_proposals.csv)"
     )
     raise click.exceptions.Exit(outcome.exit_code)
+
+
+def mass_change_option(func: F) -> F:
+    """--allow-mass-change."""
+    return click.option(
+        "--allow-mass-change",
+        is_flag=True,
+        help="Write even when one field would be cleared or changed on more than 10 % (and at least 20) of "
+        "the linked customers; without it such a run writes nothing and exits 2.",
+    )(func)
 
 
 def log_format_option(func: F) -> F:
@@ -208,6 +250,7 @@ def _print_run_summary(summary: dict[str, Any], out_dir: Path) -> None:
 @click.option(
     "--dry-run", is_flag=True, help="Read and plan, write nothing to Helcim (writes count as deferred)."
 )
+@mass_change_option
 @log_format_option
 @state_option
 @settings_options
@@ -219,6 +262,7 @@ def run(
     max_calls: int | None,
     policy: str,
     dry_run: bool,
+    allow_mass_change: bool,
     log_format: str,
     state_path: Path | None,
     config_file: Path | None,
@@ -238,15 +282,21 @@ def run(
     \b
     Exit codes: 0 done (deferred rows are not a failure)
                 1 some rows were rejected or failed
-                2 bad usage, bad input file, state store busy or of another account
+                2 bad usage, bad input file, state store busy or of another account,
+                  output folder not writable, or the mass-change guard refused the plan
                 3 could not reach or authenticate to the API
+                130/143 stopped by SIGINT/SIGTERM (summary.json says what was done)
     """
     from pipeline.config import load_settings
     from pipeline.console import progress_reporter
     from pipeline.nightly import run_nightly
+    from pipeline.stopping import StopSignal, stop_on_signals
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
-    with progress_reporter(log_format, secrets=[settings.api_token]) as progress:
+    with (
+        progress_reporter(log_format, secrets=[settings.api_token]) as progress,
+        stop_on_signals(StopSignal()) as stop,
+    ):
         outcome = run_nightly(
             settings,
             crm_path,
@@ -255,7 +305,9 @@ def run(
             policy=policy,  # type: ignore[arg-type]
             max_calls=max_calls,
             dry_run=dry_run,
+            allow_mass_change=allow_mass_change,
             progress=progress,
+            stop=stop,
         )
     _print_run_summary(outcome.summary, out_dir)
     raise click.exceptions.Exit(outcome.exit_code)
@@ -270,6 +322,7 @@ def run(
     help="plan.json as `crmsync plan` (or `crmsync run`) wrote it.",
 )
 @out_option
+@mass_change_option
 @log_format_option
 @state_option
 @settings_options
@@ -277,6 +330,7 @@ def run(
 def apply(
     plan_path: Path,
     out_dir: Path,
+    allow_mass_change: bool,
     log_format: str,
     state_path: Path | None,
     config_file: Path | None,
@@ -291,10 +345,16 @@ def apply(
     from pipeline.config import load_settings
     from pipeline.console import progress_reporter
     from pipeline.nightly import apply_plan_file
+    from pipeline.stopping import StopSignal, stop_on_signals
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
-    with progress_reporter(log_format, secrets=[settings.api_token]) as progress:
-        outcome = apply_plan_file(settings, plan_path, out_dir, progress=progress)
+    with (
+        progress_reporter(log_format, secrets=[settings.api_token]) as progress,
+        stop_on_signals(StopSignal()) as stop,
+    ):
+        outcome = apply_plan_file(
+            settings, plan_path, out_dir, allow_mass_change=allow_mass_change, progress=progress, stop=stop
+        )
     s = outcome.summary
     click.echo(
         f"{s['operations']} operations: {s['created']} created, {s['updated']} updated, "
@@ -349,13 +409,47 @@ def ping(url: str | None, config_file: Path | None, rate_limits: str | None) -> 
         click.echo(line)
 
 
-def main() -> None:
-    """Console-script entry point."""
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: every outcome is an exit code and clear words, never a bare traceback.
+
+    A bug still reports itself (type, message and the traceback, with the API
+    token removed), as one JSON line under ``--log-format json``; Ctrl-C where
+    no run is in progress exits 130.
+    """
+    args = sys.argv[1:] if argv is None else argv
     try:
-        cli.main(standalone_mode=True)
-    except KeyboardInterrupt:  # pragma: no cover - interactive only
+        code = cli.main(args=args, prog_name="crmsync", standalone_mode=False)
+    except click.exceptions.Exit as stop:
+        code = stop.exit_code
+    except click.ClickException as error:
+        error.show()
+        code = error.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("crmsync: interrupted", err=True)
-        sys.exit(EXIT_USAGE)
+        code = EXIT_SIGINT
+    except Exception as error:  # a bug: say so plainly, without the token
+        code = EXIT_PARTIAL
+        _report_crash(error, json_format=_wants_json(args))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _wants_json(args: list[str]) -> bool:
+    joined = " ".join(args)
+    return "--log-format json" in joined or "--log-format=json" in joined
+
+
+def _report_crash(error: Exception, *, json_format: bool) -> None:
+    token = os.environ.get("HELCIM_API_TOKEN", "").strip()
+
+    def clean(text: str) -> str:
+        return text.replace(token, "[redacted]") if token else text
+
+    message = clean(f"crmsync stopped on an unexpected error (a bug): {type(error).__name__}: {error}")
+    trace = clean("".join(traceback.format_exception(error)))
+    if json_format:
+        click.echo(json_line("critical", message, exception=trace, exit_code=EXIT_PARTIAL), err=True)
+    else:
+        click.echo(f"{trace}crmsync: error: {message}", err=True)
 
 
 # -- commands ------------------------------------------------------------------------
@@ -489,19 +583,22 @@ def reconcile(
     """
     from pipeline.config import load_settings
     from pipeline.morning import reconcile_account
+    from pipeline.stopping import StopSignal, stop_on_signals
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
-    outcome = reconcile_account(
-        settings,
-        out_dir,
-        crm_path=crm_path,
-        profile=profile,
-        max_calls=max_calls,
-        today=today.date() if today is not None else None,
-        expiring_days=expiring_days,
-        pad_pending_days=pad_pending_days,
-        stale_nights=stale_nights,
-    )
+    with stop_on_signals(StopSignal()) as stop:
+        outcome = reconcile_account(
+            settings,
+            out_dir,
+            crm_path=crm_path,
+            profile=profile,
+            max_calls=max_calls,
+            today=today.date() if today is not None else None,
+            expiring_days=expiring_days,
+            pad_pending_days=pad_pending_days,
+            stale_nights=stale_nights,
+            stop=stop,
+        )
     rec = outcome.summary["reconciliation"]
     severity = rec["findings_by_severity"]
     click.echo(

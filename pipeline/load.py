@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,11 +32,12 @@ import pandas as pd
 
 from pipeline.console import Progress
 from pipeline.errors import (
-    AuthenticationError,
+    EXIT_PARTIAL,
     BudgetExhausted,
     HelcimError,
     HelcimRequestError,
-    HelcimUnavailable,
+    Interrupted,
+    ProtocolError,
     RateLimited,
 )
 from pipeline.helcim.client import HelcimClient
@@ -139,8 +139,10 @@ class Loader:
         (its answer lost, or a look-up after it cut short): it stays *pending*,
         so the next run looks it up before anything is posted again.
         """
-        if isinstance(error, BudgetExhausted | AuthenticationError | HelcimUnavailable | RateLimited):
-            self._stop.set()  # budget spent, token refused, or Helcim down after every retry
+        # budget spent, a stop signal, the token refused, a redirect, or Helcim down after every retry:
+        # nothing more can succeed tonight (a 429 that outlasted the patience too)
+        if isinstance(error, BudgetExhausted | RateLimited) or error.exit_code != EXIT_PARTIAL:
+            self._stop.set()
             if not isinstance(error, BudgetExhausted):
                 self.fatal = self.fatal or error
         uncertain = op.kind == "create" and not isinstance(error, HelcimRequestError)
@@ -149,7 +151,7 @@ class Loader:
                 self.state.journal_outcome(op.op_id, "pending", "uncertain", error=str(error))
             else:
                 self.state.journal_outcome(op.op_id, "failed", "failed", error=str(error))
-        if not isinstance(error, BudgetExhausted):
+        if not isinstance(error, BudgetExhausted | Interrupted):
             log.warning("%s %s failed: %s", op.kind, op.crm_id, error)
 
     def execute(self, op: Operation) -> OpResult:
@@ -169,9 +171,11 @@ class Loader:
             else:
                 assert op.helcim_id is not None
                 customer, outcome = self.client.update_customer(op.helcim_id, _input(op.body)), "updated"
+            if customer.id <= 0:  # the client checks the shape; never link or cache a customer 0
+                raise ProtocolError(f"{op.kind}-customer: the answer carries no customer id", status=200)
         except HelcimError as error:
             self._failed(op, error)
-            outcome = "deferred" if isinstance(error, BudgetExhausted) else "failed"
+            outcome = "deferred" if isinstance(error, BudgetExhausted | Interrupted) else "failed"
             detail = "" if outcome == "deferred" else str(error)
             return OpResult(op.crm_id, op.customer_code, op.kind, outcome, op.helcim_id, detail)
         finally:
@@ -188,7 +192,7 @@ def resolve_pending(client: HelcimClient, state: StateStore) -> list[OpResult]:
     if any(entry.kind == "create" for entry in pending):
         # The killed run may have left a request Helcim is still working on: let it land before looking.
         log.info("waiting %.0f s for writes a previous run left in flight to land", client.settle_seconds)
-        time.sleep(client.settle_seconds)
+        client.pause(client.settle_seconds)
     for entry in pending:
         if entry.kind == "create":
             found = client.find_customer_by_code(entry.customer_code)

@@ -19,12 +19,20 @@ import pandas as pd
 from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.diff import DiffResult, diff
-from pipeline.errors import UsageError
+from pipeline.errors import Interrupted, UsageError
 from pipeline.export import write_crm_import
 from pipeline.reconcile import Reconciliation, reconcile
-from pipeline.report import write_reconciliation
-from pipeline.snapshot import Snapshot, load_snapshot, refresh_customers, refresh_payment_methods
+from pipeline.report import prepare_out_dir, write_reconciliation
+from pipeline.snapshot import (
+    BankRefresh,
+    CustomerRefresh,
+    Snapshot,
+    load_snapshot,
+    refresh_customers,
+    refresh_payment_methods,
+)
 from pipeline.state import StateStore, open_state, state_lock
+from pipeline.stopping import StopSignal
 from pipeline.sync import CheckedExport, check_crm, pages_for
 
 __all__ = [
@@ -123,14 +131,17 @@ def reconcile_account(
     pad_pending_days: int = 14,
     stale_nights: int = 7,
     progress: Progress | None = None,
+    stop: StopSignal | None = None,
 ) -> ReconcileOutcome:
     """Refresh the snapshot within ``max_calls``, reconcile, write ``out_dir/reconciliation/`` and ``crm_import/``.
 
     Customer pages are read as ``crmsync plan`` reads them; what is left of
     the budget goes to bank accounts and PADs (never read first, then changed,
     then oldest). Nothing is written to Helcim. The run is recorded in the state
-    store so the next report shows the change since this one.
+    store so the next report shows the change since this one. Stopped by a
+    signal, it reports on what it had read (status ``interrupted``).
     """
+    prepare_out_dir(out_dir)
     checked = check_crm(crm_path, profile) if crm_path is not None else None
     budget = max_calls if max_calls is not None else settings.rate_limits.per_hour
     if budget < 1:
@@ -143,14 +154,21 @@ def reconcile_account(
         if value < 0:
             raise UsageError(f"{name} must be 0 or more")
     day = today or date.today()
-    client = settings.client(max_calls=budget)
+    client = settings.client(max_calls=budget, stop=stop)
     with state_lock(settings.state_path), open_state(settings.state_path) as state:
         state.bind_account(settings.api_url)
         previous = previous_reconciliation(state)
         with state.recording("reconcile", {}) as record:
-            pages = refresh_customers(client, state, max_pages=pages_for(state, budget), progress=progress)
-            left = budget - int(client.stats()["calls"])
-            banks = refresh_payment_methods(client, state, max_calls=left, progress=progress)
+            pages, banks = CustomerRefresh(), BankRefresh()
+            interrupted: Interrupted | None = None
+            try:
+                pages = refresh_customers(
+                    client, state, max_pages=pages_for(state, budget), progress=progress
+                )
+                left = budget - int(client.stats()["calls"])
+                banks = refresh_payment_methods(client, state, max_calls=left, progress=progress)
+            except Interrupted as error:  # report on what was read before the signal
+                interrupted = error
             snapshot = load_snapshot(state)
             links = state.links()
             crm_ids = None if checked is None else checked.export.frame["crm_id"].astype("str")
@@ -184,8 +202,11 @@ def reconcile_account(
                 if checked is None
                 else {"file": str(checked.export.source_file), "rows_read": checked.rows_read},
                 "outputs": files,
-                "exit_code": 0,
+                "status": "ok" if interrupted is None else "interrupted",
+                "exit_code": 0 if interrupted is None else interrupted.exit_code,
             }
-            record.status, record.exit_code = "ok", 0
+            if interrupted is not None:
+                summary["error"] = str(interrupted)
+            record.status, record.exit_code = summary["status"], summary["exit_code"]
             record.summary = {k: v for k, v in summary.items() if k != "outputs"}
-    return ReconcileOutcome(rec, summary, out_dir, files, 0)
+    return ReconcileOutcome(rec, summary, out_dir, files, int(summary["exit_code"]))

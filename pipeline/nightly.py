@@ -33,14 +33,26 @@ import pandas as pd
 from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.diff import DiffResult, Policy
-from pipeline.errors import EXIT_OK, EXIT_PARTIAL, HelcimError, UsageError
+from pipeline.errors import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    CrmsyncError,
+    HelcimError,
+    Interrupted,
+    MassChangeError,
+    OutputError,
+    UsageError,
+)
 from pipeline.export import write_crm_import
+from pipeline.helcim.client import HelcimClient
 from pipeline.load import RESULT_COLUMNS, ApplyOutcome, OpResult, apply_plan, resolve_pending
 from pipeline.morning import previous_reconciliation, reconcile_snapshot, reconciliation_summary
 from pipeline.plan import Plan
-from pipeline.report import write_csv, write_json, write_reconciliation
+from pipeline.report import prepare_out_dir, write_csv, write_json, write_reconciliation
 from pipeline.snapshot import load_snapshot, refresh_payment_methods
-from pipeline.state import StateStore, open_state, state_lock
+from pipeline.state import RunRecord, StateStore, open_state, state_lock
+from pipeline.stopping import StopSignal
 from pipeline.sync import CheckedExport, Prepared, check_crm, prepare, write_plan_outputs
 
 log = logging.getLogger("crmsync.run")
@@ -67,12 +79,17 @@ _BUCKET_OF_HOLD = {
 
 
 def account(
-    checked: CheckedExport, result: DiffResult, plan: Plan, applied: ApplyOutcome | None
+    checked: CheckedExport,
+    result: DiffResult,
+    plan: Plan,
+    applied: ApplyOutcome | None,
+    not_applied: str = "dry run",
 ) -> tuple[dict[str, int], pd.DataFrame]:
     """Put every CRM row in exactly one bucket; return the counts and the non-write rows of results.csv.
 
-    ``applied`` is None for a dry run: what would have been written is
-    counted as deferred ("dry run").
+    ``applied`` is None when the plan was not applied (a dry run, or a plan the
+    mass-change guard stopped): what would have been written is counted as
+    deferred, with ``not_applied`` as the reason.
     """
     bucket: dict[str, str] = {}
     extra: list[tuple[str, str, str, str, str, str]] = []
@@ -85,7 +102,7 @@ def account(
         for op in [*plan.operations, *plan.deferred]:
             bucket[op.crm_id] = "deferred"
             extra.append(
-                (op.crm_id, op.customer_code, op.kind, "deferred", str(op.helcim_id or ""), "dry run")
+                (op.crm_id, op.customer_code, op.kind, "deferred", str(op.helcim_id or ""), not_applied)
             )
     for held in plan.held:
         crm_id, reason = held["crm_id"], held["reason"]
@@ -152,6 +169,44 @@ class RunOutcome:
     exit_code: int
 
 
+def _stopped_early(
+    command: str,
+    checked: CheckedExport | None,
+    error: CrmsyncError,
+    stats: dict[str, Any] | None,
+    started: float,
+) -> dict[str, Any]:
+    """summary.json of a run that stopped before its plan was applied: every valid row is deferred."""
+    counts = dict.fromkeys(OUTCOMES, 0)
+    rows_read = checked.rows_read if checked is not None else 0
+    if checked is not None:
+        counts["rejected"] = checked.rejected
+        counts["deferred"] = len(checked.valid)
+    interrupted = isinstance(error, Interrupted)
+    return {
+        "command": command,
+        "status": "interrupted" if interrupted else "failed",
+        "exit_code": error.exit_code,
+        "error": str(error),
+        "duration_seconds": round(time.monotonic() - started, 2),
+        "rows_read": rows_read,
+        **counts,
+        "accounted": sum(counts.values()),
+        "adds_up": sum(counts.values()) == rows_read,
+        "api_calls": int(stats["calls"]) if stats else 0,
+        "calls_by_operation": stats["by_operation"] if stats else {},
+        "warnings": [f"the run stopped before writing anything to Helcim: {error}"],
+    }
+
+
+def _write_summary_best_effort(summary: dict[str, Any], out_dir: Path) -> None:
+    """summary.json even after an error; on a full disk there may be no room for it either."""
+    try:
+        write_json(summary, out_dir / "summary.json")
+    except OutputError as error:
+        log.error("%s", error)
+
+
 def run_nightly(
     settings: Settings,
     crm_path: Path,
@@ -161,88 +216,165 @@ def run_nightly(
     policy: Policy = "crm-wins",
     max_calls: int | None = None,
     dry_run: bool = False,
+    allow_mass_change: bool = False,
     progress: Progress | None = None,
+    stop: StopSignal | None = None,
 ) -> RunOutcome:
-    """``crmsync run``: see the module docstring."""
+    """``crmsync run``: see the module docstring.
+
+    The output folder is made first: a run that fails (bad file, Helcim
+    unreachable, a signal, a full disk) still leaves ``summary.json`` saying
+    why, as far as the disk allows, and the state store records its outcome.
+    """
     started = time.monotonic()
     budget = max_calls if max_calls is not None else settings.rate_limits.per_hour
     if budget < 1:
         raise UsageError("--max-calls must be at least 1")
-    checked = check_crm(crm_path, profile)  # a bad file fails before any call or lock
-    log.info(
-        "read %d rows from %s: %d valid, %d rejected",
-        checked.rows_read,
-        crm_path,
-        len(checked.valid),
-        checked.rejected,
+    prepare_out_dir(out_dir)
+    checked: CheckedExport | None = None
+    client: HelcimClient | None = None
+    try:
+        checked = check_crm(crm_path, profile)  # a bad file fails before any call or lock
+        log.info(
+            "read %d rows from %s: %d valid, %d rejected",
+            checked.rows_read,
+            crm_path,
+            len(checked.valid),
+            checked.rejected,
+        )
+        client = settings.client(max_calls=budget, stop=stop)
+        with state_lock(settings.state_path), open_state(settings.state_path) as state:
+            state.bind_account(settings.api_url)
+            always = {"out_dir": str(out_dir)}
+            with state.recording("run", always, always=lambda: {"api_calls": _calls(client)}) as record:
+                summary = _night(
+                    settings, state, client, checked, out_dir, record,
+                    profile=profile, policy=policy, budget=budget, dry_run=dry_run,
+                    allow_mass_change=allow_mass_change, progress=progress, started=started,
+                )  # fmt: skip
+    except OutputError:
+        raise
+    except CrmsyncError as error:
+        summary = _stopped_early("run", checked, error, client.stats() if client else None, started)
+        _write_summary_best_effort(summary, out_dir)
+        raise
+    return RunOutcome(summary, out_dir, int(summary["exit_code"]))
+
+
+def _calls(client: HelcimClient | None) -> int:
+    return int(client.stats()["calls"]) if client is not None else 0
+
+
+def _night(
+    settings: Settings,
+    state: StateStore,
+    client: HelcimClient,
+    checked: CheckedExport,
+    out_dir: Path,
+    record: RunRecord,
+    *,
+    profile: str,
+    policy: Policy,
+    budget: int,
+    dry_run: bool,
+    allow_mass_change: bool,
+    progress: Progress | None,
+    started: float,
+) -> dict[str, Any]:
+    """The body of a locked, recorded run: settle, prepare, guard, apply, refresh, write the outputs."""
+    pending: list[OpResult] = []
+    if not dry_run:
+        pending = resolve_pending(client, state)
+        if pending:
+            log.info("settled %d writes a previous run left in flight", len(pending))
+    prepared = prepare(
+        settings,
+        state,
+        client,
+        checked,
+        policy=policy,
+        budget=budget,
+        profile=profile,
+        progress=progress,
     )
-    client = settings.client(max_calls=budget)
-    with state_lock(settings.state_path), open_state(settings.state_path) as state:
-        state.bind_account(settings.api_url)
-        start = {"out_dir": str(out_dir)}
-        with state.recording("run", start, always=lambda: {"api_calls": client.stats()["calls"]}) as record:
-            pending: list[OpResult] = []
-            if not dry_run:
-                pending = resolve_pending(client, state)
-                if pending:
-                    log.info("settled %d writes a previous run left in flight", len(pending))
-            prepared = prepare(
-                settings,
-                state,
-                client,
-                checked,
-                policy=policy,
-                budget=budget,
-                profile=profile,
-                progress=progress,
+    plan = prepared.plan
+    log.info(
+        "plan: %d creates, %d updates, %d deferred, %d held",
+        sum(op.kind == "create" for op in plan.operations),
+        sum(op.kind == "update" for op in plan.operations),
+        len(plan.deferred),
+        len(plan.held),
+    )
+    files = write_plan_outputs(out_dir, prepared)
+    guarded = bool(plan.mass_changes) and not allow_mass_change and not dry_run
+    applied: ApplyOutcome | None = None
+    if guarded:
+        for message in plan.mass_change_warnings():
+            log.error("mass-change guard: %s", message)
+    elif not dry_run:
+        applied = _apply_and_refresh(plan, client, state, record.run_id, prepared, budget, progress)
+        applied.resolved = pending + applied.resolved
+    warnings = list(prepared.warnings)
+    if guarded:
+        warnings += [f"refused to write anything: {w}" for w in plan.mass_change_warnings()]
+    counts, extra = account(
+        checked,
+        prepared.result,
+        plan,
+        applied,
+        not_applied="held by the mass-change guard" if guarded else "dry run",
+    )
+    files["results"] = str(write_csv(_results_frame(applied, extra), out_dir / "results.csv", RESULT_COLUMNS))
+    files |= _morning_outputs(state, out_dir, checked, prepared.result, profile)
+    exit_code = EXIT_PARTIAL if counts["rejected"] or counts["failed"] else EXIT_OK
+    status = "ok" if exit_code == EXIT_OK else "partial"
+    if guarded:
+        exit_code, status = EXIT_USAGE, "refused"
+    stop = client.stop
+    if applied is not None and applied.fatal is not None:  # Helcim down, the token refused, a signal
+        interrupted = isinstance(applied.fatal, Interrupted)
+        exit_code, status = applied.fatal.exit_code, "interrupted" if interrupted else "failed"
+        warnings.append(f"stopped writing: {applied.fatal}")
+    elif stop is not None and stop.is_set():  # the signal came while reading bank accounts
+        exit_code, status = stop.exit_code, "interrupted"
+        warnings.append(f"stopped: {stop.reason}")
+    summary = _summary(
+        "run", checked, prepared, counts, client.stats(), applied, files, warnings, started,
+        dry_run=dry_run, status=status, exit_code=exit_code,
+    )  # fmt: skip
+    write_json(summary, out_dir / "summary.json")
+    record.status, record.exit_code = status, exit_code
+    record.summary = {k: v for k, v in summary.items() if k != "outputs"}
+    record.summary["reconciliation"] = reconciliation_summary(files)
+    return summary
+
+
+def _apply_and_refresh(
+    plan: Plan,
+    client: HelcimClient,
+    state: StateStore,
+    run_id: str,
+    prepared: Prepared,
+    budget: int,
+    progress: Progress | None,
+) -> ApplyOutcome:
+    """Write the plan, remember what the budget deferred, then read bank accounts with what is left."""
+    if progress:
+        progress("writes", 0, total=len(plan.operations))
+    applied = apply_plan(plan, client, state, run_id, progress=progress)
+    deferred_rows = [(r.crm_id, r.operation, "budget") for r in applied.results if r.outcome == "deferred"]
+    state.set_deferred(deferred_rows)
+    left = budget - int(client.stats()["calls"])
+    if applied.fatal is None and left > 0 and prepared.bank_calls > 0:
+        try:
+            refresh_payment_methods(
+                client, state, max_calls=min(left, prepared.bank_calls), progress=progress
             )
-            plan = prepared.plan
-            log.info(
-                "plan: %d creates, %d updates, %d deferred, %d held",
-                sum(op.kind == "create" for op in plan.operations),
-                sum(op.kind == "update" for op in plan.operations),
-                len(plan.deferred),
-                len(plan.held),
-            )
-            files = write_plan_outputs(out_dir, prepared)
-            applied: ApplyOutcome | None = None
-            if not dry_run:
-                if progress:
-                    progress("writes", 0, total=len(plan.operations))
-                applied = apply_plan(plan, client, state, record.run_id, progress=progress)
-                applied.resolved = pending + applied.resolved
-                deferred_rows = [
-                    (r.crm_id, r.operation, "budget") for r in applied.results if r.outcome == "deferred"
-                ]
-                state.set_deferred(deferred_rows)
-                left = budget - int(client.stats()["calls"])
-                if applied.fatal is None and left > 0 and prepared.bank_calls > 0:
-                    try:
-                        refresh_payment_methods(
-                            client, state, max_calls=min(left, prepared.bank_calls), progress=progress
-                        )
-                    except HelcimError as error:  # reads only: the run's writes and outputs stand
-                        prepared.warnings.append(f"bank accounts and PADs not all read: {error}")
-            counts, extra = account(checked, prepared.result, plan, applied)
-            files["results"] = str(
-                write_csv(_results_frame(applied, extra), out_dir / "results.csv", RESULT_COLUMNS)
-            )
-            files |= _morning_outputs(state, out_dir, checked, prepared.result, profile)
-            warnings = list(prepared.warnings)
-            exit_code = EXIT_PARTIAL if counts["rejected"] or counts["failed"] else EXIT_OK
-            status = "ok" if exit_code == EXIT_OK else "partial"
-            if applied is not None and applied.fatal is not None:  # Helcim down or the token refused mid-run
-                exit_code, status = applied.fatal.exit_code, "failed"
-                warnings.append(f"stopped writing: {applied.fatal}")
-            summary = _summary(
-                "run", checked, prepared, counts, client.stats(), applied, files, warnings, started,
-                dry_run=dry_run, status=status, exit_code=exit_code,
-            )  # fmt: skip
-            write_json(summary, out_dir / "summary.json")
-            record.status, record.exit_code = status, exit_code
-            record.summary = {k: v for k, v in summary.items() if k != "outputs"}
-            record.summary["reconciliation"] = reconciliation_summary(files)
-    return RunOutcome(summary, out_dir, exit_code)
+        except Interrupted:
+            pass  # the caller sees the stop signal set
+        except HelcimError as error:  # reads only: the run's writes and outputs stand
+            prepared.warnings.append(f"bank accounts and PADs not all read: {error}")
+    return applied
 
 
 def _summary(
@@ -303,17 +435,32 @@ class ApplyFileOutcome:
 
 
 def apply_plan_file(
-    settings: Settings, plan_path: Path, out_dir: Path, *, progress: Progress | None = None
+    settings: Settings,
+    plan_path: Path,
+    out_dir: Path,
+    *,
+    allow_mass_change: bool = False,
+    progress: Progress | None = None,
+    stop: StopSignal | None = None,
 ) -> ApplyFileOutcome:
-    """``crmsync apply``: execute exactly the operations of ``plan_path``; twice writes nothing new."""
+    """``crmsync apply``: execute exactly the operations of ``plan_path``; twice writes nothing new.
+
+    A plan the mass-change guard flagged is refused (MassChangeError, exit 2)
+    unless ``allow_mass_change``.
+    """
     started = time.monotonic()
     plan = Plan.load(plan_path)
     if plan.api_url and plan.api_url.rstrip("/") != settings.api_url.rstrip("/"):
         raise UsageError(
             f"{plan_path} was planned against {plan.api_url}, but this run talks to {settings.api_url}"
         )
+    if plan.mass_changes and not allow_mass_change:
+        raise MassChangeError(
+            f"{plan_path}: refused to write anything: " + "; ".join(plan.mass_change_warnings())
+        )
+    prepare_out_dir(out_dir)
     writes = len(plan.operations)
-    client = settings.client(max_calls=max(1, plan.estimate.budget))
+    client = settings.client(max_calls=max(1, plan.estimate.budget), stop=stop)
     with state_lock(settings.state_path), open_state(settings.state_path) as state:
         state.bind_account(settings.api_url)
         start = {"out_dir": str(out_dir)}
@@ -330,14 +477,14 @@ def apply_plan_file(
             ]
             new = [(r.crm_id, r.operation, "budget") for r in applied.results if r.outcome == "deferred"]
             state.set_deferred(list({row[0]: row for row in carried + new}.values()))
-            out_dir.mkdir(parents=True, exist_ok=True)
             frame = _results_frame(applied, pd.DataFrame(columns=list(RESULT_COLUMNS)))
             results = write_csv(frame, out_dir / "results.csv", RESULT_COLUMNS)
             by_outcome = applied.counts()
             exit_code = EXIT_PARTIAL if by_outcome.get("failed") else EXIT_OK
             status = "ok" if exit_code == EXIT_OK else "partial"
             if applied.fatal is not None:
-                exit_code, status = applied.fatal.exit_code, "failed"
+                exit_code = applied.fatal.exit_code
+                status = "interrupted" if isinstance(applied.fatal, Interrupted) else "failed"
             stats = client.stats()
             summary = {
                 "command": "apply",

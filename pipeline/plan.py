@@ -8,7 +8,12 @@ A plan is built from a :class:`~pipeline.diff.DiffResult` and a call budget:
 * **held**: rows that must not be written yet (awaiting a link decision,
   linked customer missing in Helcim, manual conflicts);
 * **estimate**: reads already spent, reads planned (bank accounts and PADs),
-  writes, against the budget.
+  writes, against the budget;
+* **mass_changes**: fields the plan would clear or change on more than
+  ``MASS_CHANGE_SHARE`` (and at least ``MASS_CHANGE_MIN``) of the linked
+  customers — what a broken export job looks like (a column blank on every
+  row). ``crmsync run`` and ``crmsync apply`` refuse such a plan unless told
+  ``--allow-mass-change``; ``crmsync plan`` warns.
 
 ``plan.json`` is what ``crmsync apply`` executes verbatim; ``plan.csv`` shows
 the same, one row per field, old → new, for people. Pure: no I/O here.
@@ -44,6 +49,55 @@ CONFLICT_CSV_COLUMNS = (
     "resolution",
 )
 ADDRESS_KEYS = ("name", "street1", "street2", "city", "province", "country", "postal_code", "phone", "email")
+#: The mass-change guard: a field cleared or changed on more than this share of the linked customers…
+MASS_CHANGE_SHARE = 0.10
+#: …and on at least this many of them.
+MASS_CHANGE_MIN = 20
+
+
+@dataclass(frozen=True)
+class MassChange:
+    """One field the plan would clear or change on too many linked customers."""
+
+    field: str
+    cleared: int
+    changed: int
+    linked: int
+
+    @property
+    def customers(self) -> int:
+        return self.cleared + self.changed
+
+    def message(self) -> str:
+        what = " and ".join(
+            part
+            for part in (
+                f"clear it on {self.cleared}" if self.cleared else "",
+                f"change it on {self.changed}" if self.changed else "",
+            )
+            if part
+        )
+        return (
+            f"{self.field}: the plan would {what} of the {self.linked} linked customers "
+            f"(the guard stops at more than {MASS_CHANGE_SHARE:.0%} and at least {MASS_CHANGE_MIN}); "
+            "if the export is right, run again with --allow-mass-change"
+        )
+
+
+def mass_changes(
+    result: DiffResult, *, share: float = MASS_CHANGE_SHARE, minimum: int = MASS_CHANGE_MIN
+) -> list[MassChange]:
+    """Fields pushed (cleared or changed) on more than ``share`` and at least ``minimum`` linked customers."""
+    linked = len(result.unchanged) + len(result.updates) + len(result.conflicts)
+    linked += int((result.exports["crm_id"] != "").sum())
+    pushed = result.changes[result.changes["resolution"] == "push"]
+    found = []
+    for name, cells in pushed.groupby("field", sort=True):
+        cleared = int(((cells["crm"].astype("str") == "") & (cells["helcim"].astype("str") != "")).sum())
+        total = cells["crm_id"].nunique()
+        if total >= minimum and total > share * linked:
+            found.append(MassChange(str(name), cleared, total - cleared, linked))
+    return found
 
 
 @dataclass(frozen=True)
@@ -87,6 +141,7 @@ class Plan:
     estimate: Estimate
     counts: dict[str, int] = field(default_factory=dict)
     snapshot: dict[str, Any] = field(default_factory=dict)
+    mass_changes: list[dict[str, Any]] = field(default_factory=list)  # MassChange, as a dict
     version: int = PLAN_VERSION
 
     # -- (de)serialisation ---------------------------------------------------------
@@ -115,6 +170,7 @@ class Plan:
                 estimate=Estimate(**raw["estimate"]),
                 counts=dict(raw.get("counts", {})),
                 snapshot=dict(raw.get("snapshot", {})),
+                mass_changes=list(raw.get("mass_changes", [])),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"{source} is not a crmsync plan ({type(exc).__name__}: {exc})") from None
@@ -126,6 +182,9 @@ class Plan:
         except OSError as exc:
             raise UsageError(f"cannot read the plan {path}: {exc.strerror}") from None
         return cls.from_json(text, str(path))
+
+    def mass_change_warnings(self) -> list[str]:
+        return [MassChange(**change).message() for change in self.mass_changes]
 
     # -- views for people ----------------------------------------------------------
 
@@ -320,6 +379,7 @@ def build_plan(
         ),
         counts=result.counts(),
         snapshot=snapshot or {},
+        mass_changes=[asdict(change) for change in mass_changes(result)],
     )
 
 

@@ -11,13 +11,15 @@ plain text (OWASP's CSV-injection advice).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import pandas as pd
 
+from pipeline.errors import OutputError
 from pipeline.reconcile import (
     BANK_REPORT_COLUMNS,
     CARD_REPORT_COLUMNS,
@@ -33,10 +35,12 @@ __all__ = [
     "HEADLINE",
     "headline",
     "neutralise_formulas",
+    "prepare_out_dir",
     "render_report_html",
     "write_csv",
     "write_json",
     "write_reconciliation",
+    "write_text",
 ]
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -60,21 +64,46 @@ def neutralise_formulas(values: pd.Series[Any]) -> pd.Series[Any]:
     return text
 
 
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """A full disk or a folder without permission is an :class:`OutputError` naming the file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def prepare_out_dir(out_dir: Path) -> Path:
+    """Create the output folder first thing, so that even a run that fails early leaves its summary."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder {out_dir}: {exc.strerror or exc}") from None
+    if not out_dir.is_dir():
+        raise OutputError(f"the output folder {out_dir} is not a folder")
+    return out_dir
+
+
 def write_csv(frame: pd.DataFrame, path: Path, columns: Sequence[str] | None = None) -> Path:
     """Write ``frame`` (optionally only ``columns``, in that order) as UTF-8 CSV with formulas neutralised."""
     selected = frame if columns is None else frame.loc[:, list(columns)]
     safe = pd.DataFrame(
         {name: neutralise_formulas(selected[name]) for name in selected.columns}, index=selected.index
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    safe.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
+    with _writing(path):
+        safe.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
+    return path
+
+
+def write_text(text: str, path: Path) -> Path:
+    with _writing(path):
+        path.write_text(text, encoding="utf-8")
     return path
 
 
 def write_json(document: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    return write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", path)
 
 
 # -- the morning reconciliation ------------------------------------------------------------
@@ -241,7 +270,7 @@ def write_reconciliation(
     }
     html = render_report_html(rec, summary, change=change, generated_at=generated_at)
     files["report"] = folder / "report.html"
-    files["report"].write_text(html, encoding="utf-8")
+    write_text(html, files["report"])
     files["summary"] = folder / "summary.json"
     outputs = {name: str(path) for name, path in files.items()}
     write_json({**summary, "outputs": outputs}, files["summary"])

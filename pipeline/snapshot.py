@@ -284,29 +284,33 @@ def refresh_customers(
     row = store.db.execute("SELECT next_page FROM snapshot_cursor WHERE id = 1").fetchone()
     start = 1 if max_pages is None or row is None else int(row[0])
     page, gone_ids = start, []
-    while max_pages is None or result.pages < max_pages:
-        try:
-            batch = client.list_customers(limit=PAGE_SIZE, page=page, include_cards=True)
-        except BudgetExhausted:
-            break
-        last = len(batch) < PAGE_SIZE
-        gone_ids += _store_page(store, page, batch, utcnow(), last)
-        result.pages += 1
-        result.customers += len(batch)
-        if progress:
-            progress("customer pages", 1)
-        page = 1 if last else page + 1
-        if last:
-            result.complete = True  # a pass over every page ends here (earlier runs read the pages before)
-        if page == start:  # came all the way round within this run
-            result.all_read = True
-            break
-    store.db.execute(
-        "INSERT INTO snapshot_cursor (id, next_page, complete_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE"
-        " SET next_page = excluded.next_page,"
-        " complete_at = CASE WHEN ? THEN excluded.complete_at ELSE snapshot_cursor.complete_at END",
-        (page, utcnow() if result.complete else "", result.complete),
-    )
+    try:
+        while max_pages is None or result.pages < max_pages:
+            try:
+                batch = client.list_customers(limit=PAGE_SIZE, page=page, include_cards=True)
+            except BudgetExhausted:
+                break
+            last = len(batch) < PAGE_SIZE  # only a page that parsed as a list of customers gets here
+            gone_ids += _store_page(store, page, batch, utcnow(), last)
+            result.pages += 1
+            result.customers += len(batch)
+            if progress:
+                progress("customer pages", 1)
+            page = 1 if last else page + 1
+            if last:
+                result.complete = (
+                    True  # a pass over every page ends here (earlier runs read the pages before)
+                )
+            if page == start:  # came all the way round within this run
+                result.all_read = True
+                break
+    finally:  # whatever stops the paging (a signal, Helcim down), the next run resumes after the last page kept
+        store.db.execute(
+            "INSERT INTO snapshot_cursor (id, next_page, complete_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE"
+            " SET next_page = excluded.next_page,"
+            " complete_at = CASE WHEN ? THEN excluded.complete_at ELSE snapshot_cursor.complete_at END",
+            (page, utcnow() if result.complete else "", result.complete),
+        )
     result.missing_links = _check_links(store, gone_ids, result)
     return result
 

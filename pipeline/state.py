@@ -37,6 +37,7 @@ use and another URL is refused (:class:`~pipeline.errors.AccountMismatchError`).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -52,7 +53,14 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.errors import EXIT_PARTIAL, AccountMismatchError, CrmsyncError, StateError, StateLockedError
+from pipeline.errors import (
+    EXIT_PARTIAL,
+    AccountMismatchError,
+    CrmsyncError,
+    Interrupted,
+    StateError,
+    StateLockedError,
+)
 from schemas.helcim import SYNCED_FIELDS
 
 _FIELD_COLUMNS = ", ".join(f"{f} TEXT NOT NULL DEFAULT ''" for f in SYNCED_FIELDS)
@@ -230,15 +238,30 @@ class StateStore:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            os.chmod(self.path, 0o600)
+            mode = self.path.stat().st_mode & 0o777
         except OSError as exc:
             raise StateError(f"cannot create the state store {self.path}: {exc.strerror}") from None
+        if not os.access(self.path, os.W_OK) or not mode & 0o200:
+            raise StateError(
+                f"the state store {self.path} is read-only (mode {mode:o}): crmsync records every run and "
+                "write in it; make it writable by its owner (chmod 600) or use another --state file"
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise StateError(
+                f"cannot write in the folder of the state store {folder}: SQLite keeps its journal "
+                f"({self.path.name}-wal) beside the file; make the folder writable or use another --state file"
+            )
+        if mode & 0o077:  # customer data: owner only (never loosened, never made writable here)
+            with contextlib.suppress(OSError):
+                os.chmod(self.path, mode & 0o700)
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")  # the journal must survive a power cut
             self.db.execute("PRAGMA foreign_keys=ON")
             version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            raise StateError(f"cannot open the state store {self.path} (SQLite says: {exc})") from None
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{self.path} is not a crmsync state store (SQLite says: {exc})") from None
         if version > SCHEMA_VERSION:
@@ -259,7 +282,8 @@ class StateStore:
         for suffix in ("-wal", "-shm"):
             sidecar = Path(f"{self.path}{suffix}")
             if sidecar.exists():
-                os.chmod(sidecar, 0o600)
+                with contextlib.suppress(OSError):
+                    os.chmod(sidecar, 0o600)
 
     def close(self) -> None:
         self.db.close()
@@ -398,12 +422,20 @@ class StateStore:
         try:
             yield record
         except CrmsyncError as error:
-            record.status, record.exit_code = "failed", error.exit_code
+            record.status = "interrupted" if isinstance(error, Interrupted) else "failed"
+            record.exit_code = error.exit_code
             record.summary.setdefault("error", str(error))
             raise
-        except Exception as error:  # not ours (a full disk, a bug): the run still ends on record
+        except Exception as error:  # not ours (a bug): the run still ends on record
             record.status, record.exit_code = "failed", EXIT_PARTIAL
             record.summary.setdefault("error", f"{type(error).__name__}: {error}")
+            raise
+        except BaseException as error:  # a second Ctrl-C, SystemExit: stopped at once, journal intact
+            record.status = "interrupted"
+            record.exit_code = (
+                error.code if isinstance(error, SystemExit) and isinstance(error.code, int) else 130
+            )
+            record.summary.setdefault("error", f"stopped at once ({type(error).__name__})")
             raise
         finally:
             if always is not None:
@@ -507,17 +539,33 @@ class StateStore:
             )
 
 
+def real_state_path(path: Path) -> Path:
+    """The state file's real path: symlinks and ``..`` resolved, so every name for it shares one lock."""
+    return Path(os.path.realpath(path))
+
+
 def open_state(path: Path) -> StateStore:
-    """Open (creating and migrating as needed) the state store at ``path``."""
-    return StateStore(path)
+    """Open (creating and migrating as needed) the state store at ``path`` (its real path)."""
+    return StateStore(real_state_path(path))
 
 
 @contextmanager
 def state_lock(state_path: Path) -> Iterator[None]:
-    """Hold ``<state>.lock`` for the run; another holder means another run is busy with this store."""
-    lock_path = Path(f"{state_path}.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    """Hold ``<real path of the state>.lock`` for the run; another holder means another run is busy.
+
+    The lock is keyed on the resolved real path, so a run on ``state.db`` and
+    one on a symlink to it (or a path through a symlinked folder) exclude
+    each other.
+    """
+    lock_path = Path(f"{real_state_path(state_path)}.lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StateError(
+            f"cannot create the state store's lock file {lock_path}: {exc.strerror}; "
+            "make the folder writable or use another --state file"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -23,9 +23,10 @@ from pipeline.helcim.client import HelcimClient
 from pipeline.normalize import normalize_crm
 from pipeline.plan import CONFLICT_CSV_COLUMNS, PLAN_CSV_COLUMNS, Plan, build_plan, conflict_rows
 from pipeline.profiles import load_profile
-from pipeline.report import write_csv, write_json
+from pipeline.report import prepare_out_dir, write_csv, write_json, write_text
 from pipeline.snapshot import CustomerRefresh, Snapshot, load_snapshot, refresh_customers
 from pipeline.state import StateStore, open_state, state_lock
+from pipeline.stopping import StopSignal
 from pipeline.validate import REJECT_COLUMNS, validate_frame
 from schemas.helcim import SYNCED_FIELDS
 
@@ -175,9 +176,8 @@ class PlanOutcome:
 
 
 def write_plan_outputs(out_dir: Path, prepared: Prepared) -> dict[str, str]:
-    out_dir.mkdir(parents=True, exist_ok=True)
     plan, result, checked = prepared.plan, prepared.result, prepared.checked
-    (out_dir / "plan.json").write_text(plan.to_json(), encoding="utf-8")
+    write_text(plan.to_json(), out_dir / "plan.json")
     return {
         "plan": str(out_dir / "plan.json"),
         "plan_csv": str(write_csv(plan.rows(), out_dir / "plan.csv", PLAN_CSV_COLUMNS)),
@@ -204,13 +204,15 @@ def plan_sync(
     policy: Policy = "crm-wins",
     max_calls: int | None = None,
     progress: Progress | None = None,
+    stop: StopSignal | None = None,
 ) -> PlanOutcome:
     """``crmsync plan``: everything a run would do, and its cost, without writing to Helcim."""
-    checked = check_crm(crm_path, profile)
     budget = max_calls if max_calls is not None else settings.rate_limits.per_hour
     if budget < 1:
         raise UsageError("--max-calls must be at least 1")
-    client = settings.client(max_calls=budget)
+    prepare_out_dir(out_dir)
+    checked = check_crm(crm_path, profile)
+    client = settings.client(max_calls=budget, stop=stop)
     with state_lock(settings.state_path), open_state(settings.state_path) as state:
         prepared = prepare(
             settings, state, client, checked, policy=policy, budget=budget, profile=profile, progress=progress
@@ -225,7 +227,8 @@ def plan_sync(
         "api_calls": client.stats()["calls"],
         "calls_by_operation": client.stats()["by_operation"],
         "snapshot": prepared.plan.snapshot,
-        "warnings": prepared.warnings,
+        "mass_changes": prepared.plan.mass_changes,
+        "warnings": prepared.warnings + prepared.plan.mass_change_warnings(),
         "outputs": files,
     }
     exit_code = 1 if checked.rejected else 0

@@ -235,7 +235,7 @@ class HelcimClient:
         self.timeout = timeout
         # the whole call (connect, headers, body): the read timeout unless given
         self.deadline = float(deadline if deadline is not None else _read_timeout(timeout))
-        self._sleep = sleep or self._pause
+        self._sleep = sleep or self.pause
         if session is None:
             session = bounded_session(max(10, self.pacer.limits.concurrent * 2))
         self.session = session
@@ -245,7 +245,7 @@ class HelcimClient:
             "user-agent": f"crmsync/{__version__}",
         }
 
-    def _pause(self, seconds: float) -> None:
+    def pause(self, seconds: float) -> None:
         """Sleep, ending early when the run is asked to stop (the next send then raises Interrupted)."""
         if self.stop is not None:
             self.stop.wait(seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import stat
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.errors import AccountMismatchError, StateError
-from pipeline.state import SCHEMA_VERSION, open_state
+from pipeline.errors import AccountMismatchError, StateError, StateLockedError
+from pipeline.state import SCHEMA_VERSION, open_state, state_lock
 from schemas.helcim import SYNCED_FIELDS
 
 
@@ -109,3 +110,57 @@ def test_deferred_keeps_its_first_date(tmp_path: Path) -> None:
         assert set(since) == {"C1", "C2"}
         state.set_deferred([])
         assert state.deferred().empty
+
+
+def test_a_symlink_and_the_file_share_one_lock(tmp_path: Path) -> None:
+    real = tmp_path / "state.db"
+    open_state(real).close()
+    (tmp_path / "other").mkdir()
+    alias = tmp_path / "other" / "alias.db"
+    alias.symlink_to(real)
+    with state_lock(real), pytest.raises(StateLockedError, match="another crmsync run"):  # noqa: SIM117
+        with state_lock(alias):
+            pass
+    with state_lock(tmp_path / "other" / ".." / "state.db"):  # free again, whatever the spelling
+        pass
+
+
+def test_a_read_only_state_file_is_refused_not_made_writable(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    open_state(path).close()
+    path.chmod(0o400)
+    with pytest.raises(StateError, match=r"is read-only \(mode 400\)"):
+        open_state(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o400  # left as the owner set it
+
+
+def test_a_loose_state_file_is_tightened(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    open_state(path).close()
+    path.chmod(0o664)
+    open_state(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_folder_nothing_can_be_created_in_is_a_clear_state_error(tmp_path: Path) -> None:
+    # /proc refuses new files even to root, so this holds whoever runs the suite
+    with pytest.raises(StateError, match="cannot create the state store /proc/crmsync-test/state.db"):
+        open_state(Path("/proc/crmsync-test/state.db"))
+    with pytest.raises(StateError, match="cannot create the state store's lock file"):  # noqa: SIM117
+        with state_lock(Path("/proc/crmsync-test/state.db")):
+            pass
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in read-only folders")
+def test_a_read_only_folder_is_named_as_such(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    open_state(folder / "state.db").close()
+    for sidecar in folder.glob("state.db-*"):
+        sidecar.unlink()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(StateError, match="cannot write in the folder of the state store"):
+            open_state(folder / "state.db")
+    finally:
+        folder.chmod(0o700)
