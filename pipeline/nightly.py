@@ -252,8 +252,6 @@ def run_nightly(
                     profile=profile, policy=policy, budget=budget, dry_run=dry_run,
                     allow_mass_change=allow_mass_change, progress=progress, started=started,
                 )  # fmt: skip
-    except OutputError:
-        raise
     except CrmsyncError as error:
         summary = _stopped_early("run", checked, error, client.stats() if client else None, started)
         _write_summary_best_effort(summary, out_dir)
@@ -324,8 +322,13 @@ def _night(
         applied,
         not_applied="held by the mass-change guard" if guarded else "dry run",
     )
-    files["results"] = str(write_csv(_results_frame(applied, extra), out_dir / "results.csv", RESULT_COLUMNS))
-    files |= _morning_outputs(state, out_dir, checked, prepared.result, profile)
+    unwritten: OutputError | None = None
+    try:
+        results = _results_frame(applied, extra)
+        files["results"] = str(write_csv(results, out_dir / "results.csv", RESULT_COLUMNS))
+        files |= _morning_outputs(state, out_dir, checked, prepared.result, profile)
+    except OutputError as error:  # a full disk after the writes: what was written is journaled; say so
+        unwritten = error
     exit_code = EXIT_PARTIAL if counts["rejected"] or counts["failed"] else EXIT_OK
     status = "ok" if exit_code == EXIT_OK else "partial"
     if guarded:
@@ -338,14 +341,21 @@ def _night(
     elif stop is not None and stop.is_set():  # the signal came while reading bank accounts
         exit_code, status = stop.exit_code, "interrupted"
         warnings.append(f"stopped: {stop.reason}")
+    if unwritten is not None:
+        exit_code, status = unwritten.exit_code, "failed"
+        warnings.append(f"the outputs are incomplete: {unwritten}")
     summary = _summary(
         "run", checked, prepared, counts, client.stats(), applied, files, warnings, started,
         dry_run=dry_run, status=status, exit_code=exit_code,
     )  # fmt: skip
-    write_json(summary, out_dir / "summary.json")
     record.status, record.exit_code = status, exit_code
     record.summary = {k: v for k, v in summary.items() if k != "outputs"}
-    record.summary["reconciliation"] = reconciliation_summary(files)
+    record.summary["reconciliation"] = reconciliation_summary(files) if unwritten is None else None
+    if unwritten is not None:
+        summary["error"] = record.summary["error"] = str(unwritten)
+        _write_summary_best_effort(summary, out_dir)
+    else:
+        write_json(summary, out_dir / "summary.json")
     return summary
 
 

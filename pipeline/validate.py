@@ -33,7 +33,14 @@ from pipeline.extract import DELIMITER_NAMES, read_crm
 from pipeline.normalize import email_error, normalize_crm
 from pipeline.profiles import load_profile
 from pipeline.report import write_csv, write_json
-from schemas.address import ADDRESS_FIELDS, ADDRESS_REASONS, Address, address_frame, describe_region
+from schemas.address import (
+    ADDRESS_FIELDS,
+    ADDRESS_REASONS,
+    MAX_LENGTHS,
+    Address,
+    address_frame,
+    describe_region,
+)
 from schemas.crm import ADDRESS_PREFIXES, CRM_COLUMNS, CRM_REASONS, CUSTOMER_COLUMNS, CrmCustomer
 
 __all__ = [
@@ -135,13 +142,32 @@ def _given(row: Callable[[str], Any], prefix: str) -> str:
     return ", ".join(filled[:3]) + (" …" if len(filled) > 3 else "")
 
 
+#: A value longer than this is cut in a reason (and, past VALUE_MAX, in the value column of rejects.csv).
+SHOWN_MAX = 80
+VALUE_MAX = 1000
+
+
+def shown(value: str, limit: int = SHOWN_MAX) -> str:
+    """A value as a reason quotes it: invisible characters escaped (a BOM reads ``\\ufeff``), long ones cut."""
+    cut = value if len(value) <= limit else value[:limit]
+    text = "".join(c if c.isprintable() else _escape(c) for c in cut)
+    return text if cut is value else f"{text}… ({len(value):,} characters)"
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def _reason(
     rule: str, column: str, value: str, row: Callable[[str], Any], duplicates: dict[str, list[int]]
 ) -> str:
     template = _REASONS.get(rule, "{column}: " + rule)
     normalised = str(row(column))
     prefix = column.split("_", 1)[0] if column.split("_", 1)[0] in ADDRESS_PREFIXES else ""
-    context: dict[str, Any] = {"column": column, "value": value, "address": prefix}
+    context: dict[str, Any] = {"column": column, "value": shown(value), "address": prefix}
+    if "{max}" in template:
+        context["max"] = MAX_LENGTHS[column.removeprefix(f"{prefix}_") if prefix else column]
     if "{digits}" in template:
         context["digits"] = len(re.sub(r"[^0-9]", "", normalised))
     if "{length}" in template:
@@ -233,6 +259,8 @@ def validate_frame(frame: pd.DataFrame, raw: pd.DataFrame | None = None) -> tupl
         value = raws.get(label, column)
         value = "" if not isinstance(value, str) else value
         reason = _reason(str(rule), str(column), value, functools.partial(rows.get, label), duplicates)
+        if len(value) > VALUE_MAX:  # a 2 MB name stays out of rejects.csv; the reason says how long it was
+            value = value[:VALUE_MAX] + "…"
         line, crm_id = int(rows.get(label, "source_line")), str(rows.get(label, "crm_id"))
         records.append((line, crm_id, str(column), value, reason, str(rule)))
     for label in frame.index[problem_rows]:

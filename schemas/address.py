@@ -37,6 +37,8 @@ from pipeline.normalize import (
 __all__ = [
     "ADDRESS_FIELDS",
     "ADDRESS_REASONS",
+    "LENGTH_REASON",
+    "MAX_LENGTHS",
     "PHONE_REASONS",
     "Address",
     "address_frame",
@@ -57,9 +59,28 @@ PHONE_REASONS = {
     "phone_length": '{column} "{value}" has {digits} digits; Helcim needs 10 to 15',
 }
 
+#: The longest value crmsync sends, per field. Helcim documents no limits, so these are conservative
+#: choices (helcim-sandbox answers 400 past the same numbers); phones are bounded by their 15 digits.
+MAX_LENGTHS = {
+    "contact_name": 100,
+    "business_name": 100,
+    "name": 100,
+    "street1": 100,
+    "street2": 100,
+    "city": 60,
+    "province": 60,
+    "postal_code": 16,
+    "email": 254,
+}
+LENGTH_REASON = (
+    "{column} has {length} characters; crmsync sends at most {max} (a conservative limit: "
+    "Helcim does not document its own)"
+)
+
 #: How each address rule reads in rejects.csv.
 ADDRESS_REASONS = {
     **PHONE_REASONS,
+    "field_length": LENGTH_REASON,
     "required_with_address": "{column}: required when a {address} address is given ({given} filled in)",
     "country_code": '{column} "{value}" is not a known country; use its name or ISO code (CAN, USA, …)',
     "province_required": "{column}: required when the country is {country}",
@@ -88,6 +109,10 @@ def phone_length_ok(phone: pd.Series[str]) -> pd.Series[bool]:
     """True unless a phone made of digits and punctuation has fewer than 10 or more than 15 digits."""
     count = digit_counts(phone)
     return ~phone_punctuation_only(phone) | (lengths(phone) == 0) | ((count >= 10) & (count <= 15))
+
+
+def within_length(values: pd.Series[str], field: str) -> pd.Series[bool]:
+    return lengths(values) <= MAX_LENGTHS[field]
 
 
 def column_rule(field: str, rule: str) -> Callable[[T], T]:
@@ -131,6 +156,41 @@ class Address(pa.DataFrameModel):
         name = "Address"
         strict = True
         coerce = False
+
+    @column_rule("name", "field_length")
+    @classmethod
+    def _name_length(cls, values: Series[str]) -> Series[bool]:
+        return within_length(values, "name")  # type: ignore[return-value]
+
+    @column_rule("street1", "field_length")
+    @classmethod
+    def _street1_length(cls, values: Series[str]) -> Series[bool]:
+        return within_length(values, "street1")  # type: ignore[return-value]
+
+    @column_rule("street2", "field_length")
+    @classmethod
+    def _street2_length(cls, values: Series[str]) -> Series[bool]:
+        return within_length(values, "street2")  # type: ignore[return-value]
+
+    @column_rule("city", "field_length")
+    @classmethod
+    def _city_length(cls, values: Series[str]) -> Series[bool]:
+        return within_length(values, "city")  # type: ignore[return-value]
+
+    @column_rule("province", "field_length")
+    @classmethod
+    def _province_length(cls, values: Series[str]) -> Series[bool]:
+        return within_length(values, "province")  # type: ignore[return-value]
+
+    @column_rule("postal_code", "field_length")
+    @classmethod
+    def _postal_code_length(cls, values: Series[str]) -> Series[bool]:
+        return within_length(values, "postal_code")  # type: ignore[return-value]
+
+    @column_rule("email", "field_length")
+    @classmethod
+    def _email_length(cls, values: Series[str]) -> Series[bool]:
+        return within_length(values, "email")  # type: ignore[return-value]
 
     @column_rule("country", "country_code")
     @classmethod

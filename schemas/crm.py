@@ -15,12 +15,14 @@ from pandera.typing import Series
 from pipeline.normalize import duplicated, lengths, matches
 from schemas.address import (
     ADDRESS_FIELDS,
+    LENGTH_REASON,
     PHONE_REASONS,
     column_rule,
     phone_characters_ok,
     phone_has_extension,
     phone_length_ok,
     row_rule,
+    within_length,
 )
 
 __all__ = [
@@ -53,6 +55,7 @@ CRM_REASONS = {
     "crm_id_length": '{column} "{value}" has {length} characters; Helcim allows at most 50',
     "crm_id_unique": '{column} "{value}" also appears on {other_lines}',
     "contact_or_business_name": "{column}: a contact name or a business name is required (both are empty)",
+    "field_length": LENGTH_REASON,
 }
 
 
@@ -89,6 +92,16 @@ class CrmCustomer(pa.DataFrameModel):
     def _crm_id_unique(cls, crm_id: Series[str]) -> Series[bool]:
         """Every copy of a duplicated id fails; empty ids are reported as missing instead."""
         return (crm_id == "") | ~duplicated(crm_id)  # type: ignore[return-value]
+
+    @column_rule("contact_name", "field_length")
+    @classmethod
+    def _contact_name_length(cls, values: Series[str]) -> Series[bool]:
+        return within_length(values, "contact_name")  # type: ignore[return-value]
+
+    @column_rule("business_name", "field_length")
+    @classmethod
+    def _business_name_length(cls, values: Series[str]) -> Series[bool]:
+        return within_length(values, "business_name")  # type: ignore[return-value]
 
     @column_rule("cell_phone", "phone_extension")
     @classmethod

@@ -94,6 +94,50 @@ def test_each_rule_reads_in_plain_words(row: dict[str, str], column: str, reason
     assert rejects["source_line"].tolist() == [2]
 
 
+@pytest.mark.parametrize(
+    ("column", "limit"),
+    [
+        ("contact_name", 100),
+        ("business_name", 100),
+        ("billing_name", 100),
+        ("billing_street1", 100),
+        ("billing_street2", 100),
+        ("billing_city", 60),
+        ("shipping_city", 60),
+    ],
+)
+def test_values_longer_than_the_documented_maximum_are_rejected(column: str, limit: int) -> None:
+    prefix = {"shipping_name": "Ann", "shipping_street1": "1 Bear St", "shipping_postal_code": "T1L 1A1",
+              "shipping_province": "AB", "shipping_country": "CAN"} if column.startswith("shipping") else {}  # fmt: skip
+    assert rejects_of({**prefix, column: "x" * limit}).empty
+    rejects = rejects_of({**prefix, column: "x" * (limit + 1)})
+    assert rejects["column"].tolist() == [column]
+    assert f"has {limit + 1} characters; crmsync sends at most {limit}" in rejects["reason"].iloc[0]
+
+
+def test_a_huge_value_is_rejected_without_being_copied_whole() -> None:
+    rejects = rejects_of({"contact_name": "A" * 100_000})
+    assert "has 100000 characters" in rejects["reason"].iloc[0]
+    assert len(rejects["value"].iloc[0]) <= 1001
+    assert len(rejects["reason"].iloc[0]) < 300
+
+
+@pytest.mark.parametrize(
+    ("value", "escaped"),
+    [
+        ("\ufeffC-1", "\\ufeffC-1"),  # a byte-order mark glued to the id
+        ("C\u200b-1", "C\\u200b-1"),  # a zero-width space
+        ("C-1\x00", "C-1\\x00"),
+        ("C\u00a01", "C\\xa01"),  # a no-break space
+    ],
+    ids=["bom", "zero-width-space", "nul", "nbsp"],
+)
+def test_reasons_show_invisible_characters_escaped(value: str, escaped: str) -> None:
+    rejects = rejects_of({"crm_id": value})
+    assert f'crm_id "{escaped}" may only contain' in rejects["reason"].iloc[0]
+    assert rejects["value"].iloc[0] == value  # the value column keeps what the export holds
+
+
 def test_phantom_formats_are_valid_after_normalisation() -> None:
     raw = frame_of(
         {
