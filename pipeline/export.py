@@ -142,13 +142,31 @@ def _crm_ids(snapshot: Snapshot, links: pd.DataFrame, result: DiffResult | None)
     return ids
 
 
-def new_customers(result: DiffResult | None, profile: Profile) -> pd.DataFrame:
+def _known_crm_ids(result: DiffResult) -> set[str]:
+    """Every crm_id the diff placed: paired, to create, awaiting a link, linked to a missing customer."""
+    frames = (
+        result.unchanged, result.updates, result.conflicts, result.exports, result.creates,
+        result.awaiting_link, result.missing_in_helcim, result.orphaned,
+    )  # fmt: skip
+    return {str(i) for frame in frames for i in frame["crm_id"]} - {""}
+
+
+def new_customers(
+    result: DiffResult | None, profile: Profile, all_codes: pd.Series | None = None
+) -> pd.DataFrame:
+    """Helcim-only customers, in the CRM's columns; ``all_codes`` is every Helcim customer's code."""
     id_header = _id_header(profile)
     columns = [c.header for c in crm_columns(profile)]
     ordered = [id_header, "helcim_id", "helcim_customer_code", *[c for c in columns if c != id_header]]
     if result is None or result.helcim_only.empty:
         return pd.DataFrame(columns=ordered)
-    generic = result.helcim_only.assign(crm_id=result.helcim_only["customer_code"])
+    # never a customer whose code another Helcim customer holds (duplicate_customer), nor one under the
+    # code of a CRM record the diff already knows: imported, it would be a second record for one id
+    codes = result.helcim_only["customer_code"].astype("str").reset_index(drop=True)
+    every = codes if all_codes is None else all_codes.astype("str")
+    counts = every[every != ""].value_counts()
+    keep = (codes.map(counts).fillna(0) <= 1) & ~codes.isin(_known_crm_ids(result))
+    generic = result.helcim_only.reset_index(drop=True)[keep].assign(crm_id=codes[keep])
     out = to_crm(generic, profile)
     out["helcim_id"] = generic["helcim_id"].astype("int64").to_numpy()
     out["helcim_customer_code"] = generic["customer_code"].astype("str").to_numpy()
@@ -263,10 +281,14 @@ def write_crm_import(
     mapping = load_profile(profile)
     id_header = _id_header(mapping)
     folder = out_dir / "crm_import"
-    folder.mkdir(parents=True, exist_ok=True)
     methods = payment_methods(snapshot, links, result).rename(columns={"crm_id": id_header})
     return {
-        "new_customers": str(write_csv(new_customers(result, mapping), folder / "new_customers.csv")),
+        "new_customers": str(
+            write_csv(
+                new_customers(result, mapping, snapshot.customers["customer_code"]),
+                folder / "new_customers.csv",
+            )
+        ),
         "updates": str(write_csv(updates(result, snapshot, mapping), folder / "updates.csv")),
         "payment_methods": str(
             write_csv(methods, folder / "payment_methods.csv", [id_header, *PAYMENT_METHOD_COLUMNS])

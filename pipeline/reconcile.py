@@ -40,6 +40,7 @@ __all__ = [
     "mask_card",
     "pad_status_of_banks",
     "reconcile",
+    "shared_code",
 ]
 
 SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
@@ -54,6 +55,12 @@ class FindingSpec:
 
 #: Every finding code: its usual severity, the suggested action, and what it means.
 FINDINGS: dict[str, FindingSpec] = {
+    "duplicate_customer": FindingSpec(
+        "critical",
+        "Merge these customers into one in Helcim (the API cannot delete customers); crmsync syncs the "
+        "oldest and never exports the others to the CRM",
+        "several Helcim customers share one customerCode (a create that landed twice, or a code typed in by hand)",
+    ),
     "card_expired": FindingSpec(
         "critical",
         "Ask the customer for a new card; remove the expired one in Helcim",
@@ -420,6 +427,29 @@ def _card_table(cards: pd.DataFrame, ident: pd.DataFrame, today: date, expiring_
     return table.loc[:, list(CARD_REPORT_COLUMNS)]
 
 
+def shared_code(codes: pd.Series) -> pd.Series:
+    """True for every customer whose (non-empty) customerCode another Helcim customer holds too."""
+    text = codes.astype("str")
+    return text.duplicated(keep=False) & (text != "")
+
+
+def _duplicate_customers(ident: pd.DataFrame) -> pd.DataFrame:
+    """``duplicate_customer``: one finding per customer of each group sharing a customerCode."""
+    rows = ident[shared_code(ident["customer_code"])]
+    if rows.empty:
+        return _findings(rows, "duplicate_customer", detail="")
+    ids: dict[str, list[int]] = {}
+    for code, helcim_id in zip(rows["customer_code"], rows["helcim_id"], strict=True):
+        ids.setdefault(str(code), []).append(int(helcim_id))
+    detail = [
+        f"customerCode {code} is held by {len(ids[code])} Helcim customers (ids "
+        + ", ".join(str(i) for i in sorted(ids[code]))
+        + f"); crmsync syncs the oldest, {min(ids[code])}"
+        for code in rows["customer_code"]
+    ]
+    return _findings(rows, "duplicate_customer", detail=pd.Series(detail, index=rows.index))
+
+
 def pad_status_of_banks(pads: pd.DataFrame) -> pd.Series:
     """bank_id → the best PAD state it has: accepted, else pending, else revoked."""
     if pads.empty:
@@ -462,7 +492,7 @@ def reconcile(
         if value < 0:
             raise ValueError(f"{name} must be 0 or more, not {value}")
     ident, paired = _identities(customers, links, crm_ids)
-    found: list[pd.DataFrame] = []
+    found: list[pd.DataFrame] = [_duplicate_customers(ident)]
     notes: list[str] = []
 
     # -- cards -------------------------------------------------------------------------
@@ -789,7 +819,7 @@ def reconcile(
         found.append(
             _findings(ident[bare], "no_payment_method", detail="no card and no bank account in Helcim")
         )
-        alone = ident[~paired]
+        alone = ident[~paired & ~shared_code(ident["customer_code"])]  # duplicates have their own finding
         linked_elsewhere = alone["crm_id"] != ""
         found.append(
             _findings(

@@ -105,6 +105,10 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, sandbox_server: SandboxProc
     sandbox_server.add_card(
         customer("C-NODEF"), cardHolderName="No Default", cardF6L4="6011000004", cardExpiry="0390"
     )
+    sandbox_server.configure(duplicate_codes="allow")  # a create that landed twice: duplicate_customer
+    customer("C-DUP")
+    customer("C-DUP")
+    sandbox_server.configure(duplicate_codes="refuse")
     sandbox_server.seed(120, seed=11, today=TODAY)
 
     tmp = tmp_path_factory.mktemp("reconcile")
@@ -112,7 +116,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, sandbox_server: SandboxProc
         tmp / "crm.csv",
         [
             row(code, f"Person {code}")
-            for code in ("C-NOPAY", "C-BANK1", "C-CARDS", "C-ONLY", "=cmd|' /C calc'!A0")
+            for code in ("C-NOPAY", "C-BANK1", "C-CARDS", "C-ONLY", "C-DUP", "=cmd|' /C calc'!A0")
         ],
     )
     outputs: list[str] = []
@@ -194,6 +198,9 @@ def test_crm_import_files(seeded: SeededRun) -> None:
         .splitlines()[0]
         .startswith("crm_id,helcim_id,helcim_customer_code,contact_name,")
     )
+    new = (folder / "new_customers.csv").read_text()
+    assert "C-DUP" not in new  # a duplicate is merged in Helcim, never imported as a new CRM record
+    assert len(new.splitlines()) == 1 + 125  # the seeded Helcim-only customers
     methods = (folder / "payment_methods.csv").read_text()
     assert "C-CARDS," in methods
     assert ",card,".join(["", ""]) in methods
@@ -325,6 +332,7 @@ def test_report_in_headless_chromium(seeded: SeededRun, tmp_path: Path) -> None:
     assert {(code, hidden) for _, code, hidden, _ in critical} == {
         ("pad_revoked", False),
         ("card_expired", True),
+        ("duplicate_customer", True),
     }
     warning = [r[3][2] for r in parsed.rows if r[0] == "table-warning"]
     assert warning == sorted(warning, key=str.lower)  # sorted by customer code

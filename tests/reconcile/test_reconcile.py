@@ -275,9 +275,13 @@ def test_pairing_agrees_with_the_diff_duplicate_codes_and_links_to_deleted_custo
         (code, customer)
         for code, customer in zip(rec.findings["code"], rec.findings["customer"], strict=True)
     }
-    # only the oldest "A" pairs; the later duplicate is Helcim-only, as in new_customers.csv
-    assert ("helcim_only_customer", "Ada King again") in by_code
-    assert ("helcim_only_customer", "Ada King") not in by_code
+    # two customers share code "A": both are duplicate_customer (critical), neither Helcim-only
+    assert ("duplicate_customer", "Ada King again") in by_code
+    assert ("duplicate_customer", "Ada King") in by_code
+    assert not {("helcim_only_customer", "Ada King"), ("helcim_only_customer", "Ada King again")} & by_code
+    detail = rec.findings.loc[rec.findings["code"] == "duplicate_customer", "detail"].iloc[0]
+    assert detail == "customerCode A is held by 2 Helcim customers (ids 1, 2); crmsync syncs the oldest, 1"
+    assert set(rec.findings.loc[rec.findings["code"] == "duplicate_customer", "severity"]) == {"critical"}
     # G is linked to a customer Helcim no longer has: customer 3 does not pair with it by code
     assert ("helcim_only_customer", "Gus Roy") in by_code
 
