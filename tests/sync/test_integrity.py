@@ -48,11 +48,19 @@ def test_a_column_blank_on_every_row_clears_nothing_without_allow_mass_change(
 ) -> None:
     rows = [row(f"M-{n:02d}", f"Person {n}", billing_phone=f"40355501{n:02d}") for n in range(25)]
     code, output = invoke(
-        tmp_path, sandbox, "run", "--crm", str(write_export(tmp_path / "crm.csv", rows)), "--out", str(tmp_path / "n1")
+        tmp_path,
+        sandbox,
+        "run",
+        "--crm",
+        str(write_export(tmp_path / "crm.csv", rows)),
+        "--out",
+        str(tmp_path / "n1"),
     )
     assert code == 0, output
     assert emails_in_helcim(sandbox) == 25
-    broken = write_export(tmp_path / "broken.csv", [{**r, "billing_email": "", "billing_phone": ""} for r in rows])
+    broken = write_export(
+        tmp_path / "broken.csv", [{**r, "billing_email": "", "billing_phone": ""} for r in rows]
+    )
     before = writes(sandbox)
 
     code, output = invoke(tmp_path, sandbox, "plan", "--crm", str(broken), "--out", str(tmp_path / "plan"))
@@ -68,7 +76,9 @@ def test_a_column_blank_on_every_row_clears_nothing_without_allow_mass_change(
     summary = summary_of(tmp_path / "n2")
     assert (summary["status"], summary["updated"], summary["deferred"]) == ("refused", 0, 25)
     assert_adds_up(summary)
-    assert {r["error"] for r in read_csv(tmp_path / "n2" / "results.csv")} == {"held by the mass-change guard"}
+    assert {r["error"] for r in read_csv(tmp_path / "n2" / "results.csv")} == {
+        "held by the mass-change guard"
+    }
     assert writes(sandbox) == before
     assert emails_in_helcim(sandbox) == 25
     assert runs_in_state(tmp_path)[-1] == ("run", "refused", 2)
@@ -89,10 +99,24 @@ def test_a_column_blank_on_every_row_clears_nothing_without_allow_mass_change(
 
 def test_a_few_changes_pass_the_guard(tmp_path: Path, sandbox: SandboxProcess) -> None:
     rows = [row(f"M-{n:02d}", f"Person {n}") for n in range(25)]
-    invoke(tmp_path, sandbox, "run", "--crm", str(write_export(tmp_path / "c.csv", rows)), "--out", str(tmp_path / "1"))
+    invoke(
+        tmp_path,
+        sandbox,
+        "run",
+        "--crm",
+        str(write_export(tmp_path / "c.csv", rows)),
+        "--out",
+        str(tmp_path / "1"),
+    )
     moved = [{**r, "billing_city": "Banff"} if i < 2 else r for i, r in enumerate(rows)]
     code, output = invoke(
-        tmp_path, sandbox, "run", "--crm", str(write_export(tmp_path / "d.csv", moved)), "--out", str(tmp_path / "2")
+        tmp_path,
+        sandbox,
+        "run",
+        "--crm",
+        str(write_export(tmp_path / "d.csv", moved)),
+        "--out",
+        str(tmp_path / "2"),
     )
     assert code == 0, output
     assert summary_of(tmp_path / "2")["updated"] == 2
@@ -153,7 +177,9 @@ def test_a_full_disk_after_the_writes_is_exit_2_with_what_was_written_on_record(
 def test_an_out_path_that_is_a_file_is_a_clear_error(tmp_path: Path, sandbox: SandboxProcess) -> None:
     (tmp_path / "taken").write_text("x")
     export = write_export(tmp_path / "crm.csv", [row("C-1", "Ada King")])
-    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "taken" / "out"))
+    code, output = invoke(
+        tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "taken" / "out")
+    )
     assert code == 2
     assert "cannot create the output folder" in output
     assert sandbox.stats()["total"] == 0
@@ -178,7 +204,7 @@ def test_a_signal_stops_sending_and_the_run_ends_on_record(
         time.sleep(0.01)
     process.send_signal(sig)
     signalled = time.monotonic()
-    stdout, stderr = process.communicate(timeout=60)
+    _, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr
     assert time.monotonic() - signalled < 5  # in-flight requests finish; nothing new is sent
     assert "Traceback" not in stderr
@@ -228,7 +254,17 @@ def test_a_crash_under_json_logs_is_one_json_line_without_the_token(
 
 def test_an_error_under_json_logs_is_a_json_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["run", "--crm", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o"), "--log-format", "json"])
+        cli.main(
+            [
+                "run",
+                "--crm",
+                str(tmp_path / "missing.csv"),
+                "--out",
+                str(tmp_path / "o"),
+                "--log-format",
+                "json",
+            ]
+        )
     assert exit_info.value.code == 2
     records = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert records[-1]["level"] == "error"

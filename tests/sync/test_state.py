@@ -144,7 +144,7 @@ def test_a_loose_state_file_is_tightened(tmp_path: Path) -> None:
 
 def test_a_folder_nothing_can_be_created_in_is_a_clear_state_error(tmp_path: Path) -> None:
     # /proc refuses new files even to root, so this holds whoever runs the suite
-    with pytest.raises(StateError, match="cannot create the state store /proc/crmsync-test/state.db"):
+    with pytest.raises(StateError, match=r"cannot create the state store /proc/crmsync-test/state\.db"):
         open_state(Path("/proc/crmsync-test/state.db"))
     with pytest.raises(StateError, match="cannot create the state store's lock file"):  # noqa: SIM117
         with state_lock(Path("/proc/crmsync-test/state.db")):
