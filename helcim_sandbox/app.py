@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from helcim_sandbox import __version__
 from helcim_sandbox.faults import FaultConfig, FaultInjector
 from helcim_sandbox.limits import LimitConfig, RateLimiter
+from helcim_sandbox.operations import operation_for
 from helcim_sandbox.store import Store, StoreError
 from helcim_sandbox.validation import (
     ValidationFailed,
@@ -43,42 +43,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# (method, path pattern under /v2, Helcim operationId) — request-new before {bankId}.
-_ID = r"[^/]+"
-OPERATIONS: list[tuple[str, re.Pattern[str], str]] = [
-    (m, re.compile(f"^/v2{p}/?$"), op)
-    for m, p, op in [
-        ("GET", "/connection-test", "connection-test"),
-        ("GET", "/customers", "get-customers"),
-        ("POST", "/customers", "create-customer"),
-        ("GET", f"/customers/{_ID}", "get-customer"),
-        ("PUT", f"/customers/{_ID}", "update-customer"),
-        ("GET", f"/customers/{_ID}/cards", "get-customer-cards"),
-        ("GET", f"/customers/{_ID}/cards/{_ID}", "get-customer-card"),
-        ("DELETE", f"/customers/{_ID}/cards/{_ID}", "delete-customer-card"),
-        ("PATCH", f"/customers/{_ID}/cards/{_ID}/default", "set-customer-card-default"),
-        ("GET", f"/customers/{_ID}/bank-accounts", "get-customer-bank-accounts"),
-        ("POST", f"/customers/{_ID}/bank-accounts", "create-bank-account"),
-        ("GET", f"/customers/{_ID}/bank-accounts/request-new", "request-new-bank-account"),
-        ("GET", f"/customers/{_ID}/bank-accounts/{_ID}", "get-customer-bank-account"),
-        ("DELETE", f"/customers/{_ID}/bank-accounts/{_ID}", "delete-customer-bank-account"),
-        ("PATCH", f"/customers/{_ID}/bank-accounts/{_ID}/default", "set-customer-bank-account-default"),
-        ("GET", f"/customers/{_ID}/pads", "get-pads"),
-        ("GET", f"/customers/{_ID}/bank-accounts/{_ID}/pads/{_ID}", "get-pad"),
-        ("PUT", f"/customers/{_ID}/bank-accounts/{_ID}/pads/{_ID}", "update-pad"),
-    ]
-]
-
-
 # The one header Helcim does not send: it lets a client tell it reached the sandbox.
 SANDBOX_HEADER = (b"x-helcim-sandbox", __version__.encode())
-
-
-def operation_for(method: str, path: str) -> str:
-    for op_method, pattern, name in OPERATIONS:
-        if op_method == method and pattern.match(path):
-            return name
-    return "unknown"
 
 
 class Stats:
