@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from helcim_sandbox import __version__
+from helcim_sandbox import __version__, poison
 from helcim_sandbox.faults import FaultConfig, FaultInjector
 from helcim_sandbox.limits import LimitConfig, RateLimiter
 from helcim_sandbox.operations import operation_for
@@ -114,6 +114,20 @@ def abort_connection(send: Send) -> None:
     cycle.disconnected = True  # type: ignore[union-attr]
 
 
+@dataclass
+class Captured:
+    """The answer the endpoint gave, held back from the client."""
+
+    status: int = 0
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytes = b""
+
+
+def _client_gone(send: Send) -> bool:
+    """True once uvicorn saw the client hang up (its sends are then silently dropped)."""
+    return bool(getattr(getattr(send, "__self__", None), "disconnected", False))
+
+
 class Gate:
     """Authentication, rate limits, fault injection and counting for ``/v2``."""
 
@@ -122,21 +136,124 @@ class Gate:
         self.state = state
 
     async def _answer(self, send: Send, status: int, body: Any, minute: int, hour: int) -> None:
-        payload = _json_bytes(body)
+        await self._answer_bytes(send, status, _json_bytes(body), b"application/json", minute, hour)
+
+    async def _answer_bytes(
+        self,
+        send: Send,
+        status: int,
+        payload: bytes,
+        content_type: bytes,
+        minute: int,
+        hour: int,
+        extra: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", content_type),
                     (b"content-length", str(len(payload)).encode()),
-                    (b"minute-limit-remaining", str(minute).encode()),
-                    (b"hour-limit-remaining", str(hour).encode()),
-                    SANDBOX_HEADER,
+                    *_limit_headers(minute, hour),
+                    *extra,
                 ],
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+    async def _perform(self, scope: Scope, receive: Receive) -> Captured:
+        """Run the endpoint (a write is committed) and keep its answer."""
+        captured = Captured()
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured.status = message["status"]
+                captured.headers = list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        captured.body = b"".join(chunks)
+        return captured
+
+    async def _poisoned(
+        self, kind: str, variant: int, scope: Scope, receive: Receive, send: Send, minute: int, hour: int
+    ) -> str:
+        """Send a poisoned answer; return the stats key it is counted under."""
+        cfg = self.state.faults.config
+        if kind == "redirect":
+            status = 301 if variant == 0 else 307
+            query = scope.get("query_string", b"")
+            target = cfg.redirect_to.encode() + (scope.get("raw_path") or scope["path"].encode())
+            target += b"?" + query if query else b""
+            extra = [(b"location", target), *_edge_headers()]
+            await self._answer_bytes(send, status, poison.redirect_page(status), HTML, minute, hour, extra)
+            return f"redirect:{status}"
+        if kind == "html" and variant == 1:
+            ray = poison.ray_id()
+            await self._answer_bytes(
+                send, 502, poison.edge_page(502, ray), HTML, minute, hour, _edge_headers(ray)
+            )
+            return "html:502"
+        real = await self._perform(scope, receive)
+        if kind == "html":
+            ray = poison.ray_id()
+            await self._answer_bytes(
+                send, 200, poison.edge_page(200, ray), HTML, minute, hour, _edge_headers(ray)
+            )
+            return "html:200"
+        if kind == "bad_json":
+            status = real.status if real.body else 200  # a 204 cannot carry the broken body
+            await self._answer_bytes(send, status, poison.truncated_json(real.body), JSON, minute, hour)
+            return f"bad_json:{status}"
+        if kind == "wrong_shape":
+            await self._answer_bytes(send, 200, poison.wrapped(real.body), JSON, minute, hour)
+            return "wrong_shape:200"
+        if kind == "no_id":
+            await self._answer_bytes(send, 200, b"{}", JSON, minute, hour)
+            return "no_id:200"
+        if kind == "slow_body":
+            await self._trickle(send, real, cfg.trickle_s, minute, hour)
+            return f"slow_body:{real.status}"
+        if kind == "huge_body":
+            total = max(1, int(cfg.huge_mb * poison.MIB))
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", JSON), *_limit_headers(minute, hour)],  # chunked
+                }
+            )
+            for chunk in poison.huge_array(real.body, total):
+                if _client_gone(send):
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return "huge_body:200"
+        raise AssertionError(f"not a poisoned answer: {kind}")
+
+    async def _trickle(self, send: Send, real: Captured, seconds: float, minute: int, hour: int) -> None:
+        """Status and headers now, then the body in pieces spread over ``seconds``."""
+        pieces = poison.trickle_chunks(real.body) if real.status != 204 else [b""]
+        headers = [(k, v) for k, v in real.headers if k.lower() != b"content-length"]
+        if real.status != 204:
+            headers.append((b"content-length", str(sum(map(len, pieces))).encode()))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": real.status,
+                "headers": [*headers, *_limit_headers(minute, hour)],
+            }
+        )
+        pause = seconds / max(1, len(pieces) - 1)
+        for i, piece in enumerate(pieces):
+            if i:
+                await asyncio.sleep(pause)
+            if _client_gone(send):
+                return
+            await send({"type": "http.response.body", "body": piece, "more_body": i < len(pieces) - 1})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -159,7 +276,7 @@ class Gate:
             st.stats.record(op, 429)
             return
         try:
-            draw = st.faults.draw(method)
+            draw = st.faults.draw(method, op)
             if draw.latency_s:
                 await asyncio.sleep(draw.latency_s)
             kind = draw.kind
@@ -173,39 +290,51 @@ class Gate:
                 abort_connection(send)
                 st.stats.record(op, "reset")
                 return
+            if kind in POISONED:
+                st.stats.record(
+                    op, await self._poisoned(kind, draw.variant, scope, receive, send, minute, hour)
+                )
+                return
             if kind == "timeout":
                 # Read the body first: the client will have hung up by the time
                 # the stalled request is performed, and the write must still land.
                 receive = await _buffered(receive)
                 await asyncio.sleep(st.faults.config.timeout_s)
             if kind == "drop_after_commit":
-                captured: dict[str, int] = {}
-
-                async def swallow(message: Message) -> None:
-                    if message["type"] == "http.response.start":
-                        captured["status"] = message["status"]
-
-                await self.app(scope, receive, swallow)
+                captured = await self._perform(scope, receive)
                 abort_connection(send)
-                st.stats.record(op, f"dropped:{captured.get('status', 0)}")
+                st.stats.record(op, f"dropped:{captured.status}")
                 return
             status_seen: dict[str, int] = {}
 
             async def send_with_limits(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     status_seen["status"] = message["status"]
-                    message["headers"] = [
-                        *message.get("headers", []),
-                        (b"minute-limit-remaining", str(minute).encode()),
-                        (b"hour-limit-remaining", str(hour).encode()),
-                        SANDBOX_HEADER,
-                    ]
+                    message["headers"] = [*message.get("headers", []), *_limit_headers(minute, hour)]
                 await send(message)
 
             await self.app(scope, receive, send_with_limits)
             st.stats.record(op, status_seen.get("status", 0) if kind != "timeout" else "timeout")
         finally:
             st.limiter.release()
+
+
+JSON = b"application/json"
+HTML = b"text/html; charset=UTF-8"
+POISONED = frozenset({"html", "bad_json", "wrong_shape", "no_id", "redirect", "slow_body", "huge_body"})
+
+
+def _limit_headers(minute: int, hour: int) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"minute-limit-remaining", str(minute).encode()),
+        (b"hour-limit-remaining", str(hour).encode()),
+        SANDBOX_HEADER,
+    ]
+
+
+def _edge_headers(ray: str | None = None) -> list[tuple[bytes, bytes]]:
+    """The Ray ID Cloudflare adds to the pages it serves itself (uvicorn sends its own Server header)."""
+    return [(b"cf-ray", (ray or poison.ray_id()).encode())]
 
 
 async def _buffered(receive: Receive) -> Receive:
