@@ -29,6 +29,7 @@ import pycountry
 
 ADDRESS_FIELDS = ("name", "street1", "street2", "city", "province", "country", "postalCode", "phone", "email")
 NAME_ERROR = "Contact name or business name should be filled"
+NAME_FIELDS = frozenset({"contactName", "businessName"})
 MAX_CODE_LENGTH = 50
 
 _PHONE_PUNCTUATION = re.compile(r"[\s\-.()]")
@@ -71,7 +72,12 @@ PROVINCE_COUNTRIES = {"CAN": "CA", "USA": "US"}
 
 
 def as_text(value: Any) -> str:
-    """Helcim stores strings; numbers sent as JSON numbers are accepted as text."""
+    """Helcim stores strings; numbers sent as JSON numbers are accepted as text.
+
+    Raises ``TypeError("a string")`` for objects and arrays, and
+    ``TypeError("valid Unicode text")`` for a string with unpaired surrogates
+    (JSON can spell ``"\\ud800"``; no database can store it).
+    """
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -79,8 +85,17 @@ def as_text(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TypeError("valid Unicode text") from None
         return value.strip()
-    raise TypeError(type(value).__name__)
+    raise TypeError("a string")
+
+
+def text_problem(key: str, exc: TypeError) -> str:
+    """The message of a field :func:`as_text` refused."""
+    return f"{key} must be {exc.args[0]}"
 
 
 def phone_ok(value: str) -> bool:
@@ -114,8 +129,8 @@ def clean_address(
         if key in raw:
             try:
                 given[key] = as_text(raw[key])
-            except TypeError:
-                errors[f"{label}.{key}"] = f"{key} must be a string"
+            except TypeError as exc:
+                errors[f"{label}.{key}"] = text_problem(key, exc)
     if not any(given.values()):
         return {}
     address = {**dict.fromkeys(ADDRESS_FIELDS, ""), **(base or {}), **given}
@@ -164,9 +179,9 @@ def clean_customer(body: Any, current: dict[str, Any] | None = None) -> dict[str
         if key in body:
             try:
                 fields[out] = as_text(body[key])
-            except TypeError:
-                errors[key] = f"{key} must be a string"
-    if not (fields.get("contactName") or fields.get("businessName")):
+            except TypeError as exc:
+                errors[key] = text_problem(key, exc)
+    if not (fields.get("contactName") or fields.get("businessName")) and not errors.keys() & NAME_FIELDS:
         raise ValidationFailed({"errors": NAME_ERROR})
     code = fields.get("customerCode", "")
     if len(code) > MAX_CODE_LENGTH or _CONTROL.search(code):
@@ -192,8 +207,8 @@ def clean_bank_account(body: Any) -> dict[str, Any]:
     def text(key: str) -> str:
         try:
             return as_text(body.get(key))
-        except TypeError:
-            raise ValidationFailed({"message": f"{key} must be a string"}) from None
+        except TypeError as exc:
+            raise ValidationFailed({"message": text_problem(key, exc)}) from None
 
     for key in (
         "accountCorporate",
@@ -280,7 +295,7 @@ def clean_pad_update(body: Any) -> dict[str, Any]:
         if key in body:
             try:
                 value = int(body[key])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: 1e400 is infinity
                 value = -1
             if value not in allowed:
                 raise ValidationFailed({"message": f"{key} must be one of {', '.join(map(str, allowed))}"})
@@ -288,6 +303,6 @@ def clean_pad_update(body: Any) -> dict[str, Any]:
     if "ipAddress" in body:
         try:
             out["ipAddress"] = as_text(body["ipAddress"])
-        except TypeError:
-            raise ValidationFailed({"message": "ipAddress must be a string"}) from None
+        except TypeError as exc:
+            raise ValidationFailed({"message": text_problem("ipAddress", exc)}) from None
     return out
