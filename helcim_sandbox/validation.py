@@ -11,7 +11,33 @@ Customer rules (create and update):
   usual punctuation (space, ``-``, ``.``, ``(``, ``)``, leading ``+``) is removed;
 * e-mails have a plausible ``local@domain.tld`` syntax;
 * ``customerCode`` is at most 50 characters without control characters
-  (sandbox choice: the real limit is not documented).
+  (sandbox choice: the real limit is not documented);
+* every text field is at most as long as :data:`MAX_LENGTHS` says (Helcim's
+  real limits are not documented; these are conservative, and crmsync's
+  pipeline refuses the same lengths, so keep the two in step):
+
+  =================  =====  ==========================================
+  field              chars  where
+  =================  =====  ==========================================
+  ``customerCode``      50  customer
+  ``contactName``      100  customer
+  ``businessName``     100  customer
+  ``cellPhone``         30  customer, counted as sent (punctuation too)
+  ``name``             100  ``billingAddress`` / ``shippingAddress``
+  ``street1``          100  address
+  ``street2``          100  address
+  ``city``              60  address
+  ``province``          60  address (still a 2-letter code for CAN/USA)
+  ``country``            3  address
+  ``postalCode``        16  address
+  ``phone``             30  address, counted as sent (punctuation too)
+  ``email``            254  address
+  =================  =====  ==========================================
+
+  A length counts the characters of the value without its surrounding
+  whitespace (the value that is stored). Over the limit, on create and on
+  update: ``{"errors": {"billingAddress.city": "city must be at most 60
+  characters"}}``; this error replaces any other of the same field.
 
 Field errors come back as ``{"errors": {"<field>": "<message>"}}``.
 
@@ -30,7 +56,24 @@ import pycountry
 ADDRESS_FIELDS = ("name", "street1", "street2", "city", "province", "country", "postalCode", "phone", "email")
 NAME_ERROR = "Contact name or business name should be filled"
 NAME_FIELDS = frozenset({"contactName", "businessName"})
-MAX_CODE_LENGTH = 50
+#: Longest accepted value of each text field, in characters (see the module docstring).
+#: Customer fields by their request name; address fields by their key in either address.
+MAX_LENGTHS: dict[str, int] = {
+    "customerCode": 50,
+    "contactName": 100,
+    "businessName": 100,
+    "cellPhone": 30,
+    "name": 100,
+    "street1": 100,
+    "street2": 100,
+    "city": 60,
+    "province": 60,
+    "country": 3,
+    "postalCode": 16,
+    "phone": 30,
+    "email": 254,
+}
+MAX_CODE_LENGTH = MAX_LENGTHS["customerCode"]
 
 _PHONE_PUNCTUATION = re.compile(r"[\s\-.()]")
 _EMAIL = re.compile(
@@ -155,7 +198,16 @@ def clean_address(
         errors[f"{label}.phone"] = "phone must have 10 to 15 digits"
     if address["email"] and not email_ok(address["email"]):
         errors[f"{label}.email"] = "email is not a valid email address"
+    for key in ADDRESS_FIELDS:
+        _check_length(address[key], key, f"{label}.{key}", errors)
     return address
+
+
+def _check_length(value: str, field: str, path: str, errors: dict[str, str]) -> None:
+    """Record the too-long error of ``field`` (it replaces any other error of that field)."""
+    limit = MAX_LENGTHS[field]
+    if len(value) > limit:
+        errors[path] = f"{field} must be at most {limit} characters"
 
 
 def clean_customer(body: Any, current: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -188,6 +240,12 @@ def clean_customer(body: Any, current: dict[str, Any] | None = None) -> dict[str
         errors["customerCode"] = f"customerCode must be at most {MAX_CODE_LENGTH} printable characters"
     if fields.get("cellphone") and not phone_ok(fields["cellphone"]):
         errors["cellPhone"] = "cellPhone must have 10 to 15 digits"
+    for out, field in (
+        ("contactName", "contactName"),
+        ("businessName", "businessName"),
+        ("cellphone", "cellPhone"),
+    ):
+        _check_length(fields.get(out, ""), field, field, errors)
     for key in ("billingAddress", "shippingAddress"):
         if key in body:
             base = (current or {}).get(key) or None
