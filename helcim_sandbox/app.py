@@ -309,12 +309,14 @@ class Gate:
         answer = _Tracked(send)
         try:
             st.stats.record(op, await self._handle(scope, receive, answer, send, op, minute, hour))
+        except _ClientGone:
+            st.stats.record(op, "disconnected")
         except Exception:
             # Any bug or unforeseen input: Helcim's JSON 500, counted, never Starlette's plain text.
             LOG.exception("unhandled error in %s %s", method, path)
             if not answer.started:
                 await self._answer(send, 500, {"errors": "Internal Server Error"}, minute, hour)
-            st.stats.record(op, answer.status or 500)
+            st.stats.record(op, 500)
         finally:
             st.limiter.release()
 
@@ -404,17 +406,23 @@ async def _guarded(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> 
             )
 
 
+class _ClientGone(Exception):
+    """The client hung up before its request body was complete."""
+
+
 async def _read_limited(receive: Receive, limit: int) -> Receive | None:
     """Read the request body now; ``None`` if it is over ``limit`` bytes (the rest is read and dropped).
 
     Otherwise a receive() that replays the body, then hands over to the server's.
+    Raises :class:`_ClientGone` if the client hangs up first: that request is
+    never performed.
     """
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            raise _ClientGone
         if size <= limit:
             chunk = message.get("body", b"")
             size += len(chunk)

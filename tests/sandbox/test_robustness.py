@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
+import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
@@ -190,6 +192,22 @@ def test_bodies_over_1_mib_are_a_413(api: Api, sandbox: SandboxProcess) -> None:
     assert chunked.status_code == 413
     assert api("GET", "/connection-test").status_code == 200  # the connection is still usable
     assert sandbox.stats()["by_operation"]["create-customer"] == {"200": 1, "413": 2}
+
+
+def test_a_client_that_hangs_up_mid_body_is_not_performed(api: Api, sandbox: SandboxProcess) -> None:
+    host, port = urlsplit(sandbox.base_url).hostname, urlsplit(sandbox.base_url).port
+    body = b'{"contactName": "Half Sent", "customerCode": "GONE-1"}'
+    with socket.create_connection((host, port), timeout=5) as conn:
+        conn.sendall(
+            b"POST /v2/customers HTTP/1.1\r\nHost: sandbox\r\napi-token: " + TOKEN.encode()
+            + b"\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % (len(body) + 100)
+            + body
+        )  # fmt: skip
+    deadline = time.monotonic() + 5
+    while "disconnected" not in sandbox.stats()["by_status"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox.stats()["by_operation"] == {"create-customer": {"disconnected": 1}}
+    assert api("GET", "/customers", params={"customerCode": "GONE-1"}).json() == []
 
 
 def test_deeply_nested_and_unpaired_surrogate_bodies_are_400s(api: Api, ids: dict[str, int]) -> None:
