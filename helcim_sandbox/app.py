@@ -2,10 +2,17 @@
 
 Every ``/v2`` request passes through :class:`Gate`, a raw ASGI layer that does
 what Helcim's edge does, in this order: authenticate the ``api-token`` header
-(401), admit the request against the merchant's rate limits (429), draw an
-injected fault, run the endpoint, add ``minute-limit-remaining`` and
-``hour-limit-remaining`` to the answer, and count the request by operation
-and status for ``/_sandbox/stats``.
+(401), admit the request against the merchant's rate limits (429), read the
+body (over 1 MiB: 413), draw an injected fault, run the endpoint, add
+``minute-limit-remaining`` and ``hour-limit-remaining`` to the answer, and
+count the request by operation and status for ``/_sandbox/stats``.
+
+Every answer of the app is JSON in Helcim's error shape: an exception nothing
+else handled becomes ``500 {"errors": "Internal Server Error"}`` (logged, and
+counted as a 500), on ``/v2`` and ``/_sandbox`` alike. Input that cannot be
+stored is refused before it reaches SQLite: ids too large for its int64 are
+the 404 of a text id, ``page`` is capped at :data:`MAX_PAGE`, ``search`` at
+:data:`MAX_SEARCH_LENGTH` characters.
 
 ``/_sandbox/...`` endpoints are **not part of Helcim**: they let tests and
 demos add cards, bank accounts and PADs (which the real API cannot create),
@@ -17,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,15 +34,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from helcim_sandbox import __version__
+from helcim_sandbox import __version__, poison
 from helcim_sandbox.faults import FaultConfig, FaultInjector
 from helcim_sandbox.limits import LimitConfig, RateLimiter
+from helcim_sandbox.operations import operation_for
 from helcim_sandbox.store import Store, StoreError
 from helcim_sandbox.validation import (
     ValidationFailed,
+    as_text,
     clean_bank_account,
     clean_customer,
     clean_pad_update,
+    text_problem,
 )
 
 Scope = MutableMapping[str, Any]
@@ -43,42 +54,18 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# (method, path pattern under /v2, Helcim operationId) — request-new before {bankId}.
-_ID = r"[^/]+"
-OPERATIONS: list[tuple[str, re.Pattern[str], str]] = [
-    (m, re.compile(f"^/v2{p}/?$"), op)
-    for m, p, op in [
-        ("GET", "/connection-test", "connection-test"),
-        ("GET", "/customers", "get-customers"),
-        ("POST", "/customers", "create-customer"),
-        ("GET", f"/customers/{_ID}", "get-customer"),
-        ("PUT", f"/customers/{_ID}", "update-customer"),
-        ("GET", f"/customers/{_ID}/cards", "get-customer-cards"),
-        ("GET", f"/customers/{_ID}/cards/{_ID}", "get-customer-card"),
-        ("DELETE", f"/customers/{_ID}/cards/{_ID}", "delete-customer-card"),
-        ("PATCH", f"/customers/{_ID}/cards/{_ID}/default", "set-customer-card-default"),
-        ("GET", f"/customers/{_ID}/bank-accounts", "get-customer-bank-accounts"),
-        ("POST", f"/customers/{_ID}/bank-accounts", "create-bank-account"),
-        ("GET", f"/customers/{_ID}/bank-accounts/request-new", "request-new-bank-account"),
-        ("GET", f"/customers/{_ID}/bank-accounts/{_ID}", "get-customer-bank-account"),
-        ("DELETE", f"/customers/{_ID}/bank-accounts/{_ID}", "delete-customer-bank-account"),
-        ("PATCH", f"/customers/{_ID}/bank-accounts/{_ID}/default", "set-customer-bank-account-default"),
-        ("GET", f"/customers/{_ID}/pads", "get-pads"),
-        ("GET", f"/customers/{_ID}/bank-accounts/{_ID}/pads/{_ID}", "get-pad"),
-        ("PUT", f"/customers/{_ID}/bank-accounts/{_ID}/pads/{_ID}", "update-pad"),
-    ]
-]
-
+LOG = logging.getLogger("uvicorn.error")
+#: Request bodies over this many bytes on /v2 get 413 (sandbox choice; Helcim's limit is not documented).
+MAX_BODY_BYTES = 1024 * 1024
+#: The largest id there can be (SQLite's int64): a bigger one is unknown, a 404 like a text id.
+MAX_ID = 2**63 - 1
+#: ``page`` above this would overflow SQLite's OFFSET: 400 (10**16 * 100 < 2**63).
+MAX_PAGE = 10**16
+#: ``search`` longer than this is a 400 (sandbox choice: SQLite refuses LIKE patterns over 50 kB).
+MAX_SEARCH_LENGTH = 200
 
 # The one header Helcim does not send: it lets a client tell it reached the sandbox.
 SANDBOX_HEADER = (b"x-helcim-sandbox", __version__.encode())
-
-
-def operation_for(method: str, path: str) -> str:
-    for op_method, pattern, name in OPERATIONS:
-        if op_method == method and pattern.match(path):
-            return name
-    return "unknown"
 
 
 class Stats:
@@ -148,6 +135,20 @@ def abort_connection(send: Send) -> None:
     cycle.disconnected = True  # type: ignore[union-attr]
 
 
+@dataclass
+class Captured:
+    """The answer the endpoint gave, held back from the client."""
+
+    status: int = 0
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytes = b""
+
+
+def _client_gone(send: Send) -> bool:
+    """True once uvicorn saw the client hang up (its sends are then silently dropped)."""
+    return bool(getattr(getattr(send, "__self__", None), "disconnected", False))
+
+
 class Gate:
     """Authentication, rate limits, fault injection and counting for ``/v2``."""
 
@@ -156,26 +157,139 @@ class Gate:
         self.state = state
 
     async def _answer(self, send: Send, status: int, body: Any, minute: int, hour: int) -> None:
-        payload = _json_bytes(body)
+        await self._answer_bytes(send, status, _json_bytes(body), b"application/json", minute, hour)
+
+    async def _answer_bytes(
+        self,
+        send: Send,
+        status: int,
+        payload: bytes,
+        content_type: bytes,
+        minute: int,
+        hour: int,
+        extra: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", content_type),
                     (b"content-length", str(len(payload)).encode()),
-                    (b"minute-limit-remaining", str(minute).encode()),
-                    (b"hour-limit-remaining", str(hour).encode()),
-                    SANDBOX_HEADER,
+                    *_limit_headers(minute, hour),
+                    *extra,
                 ],
             }
         )
         await send({"type": "http.response.body", "body": payload})
 
+    async def _perform(self, scope: Scope, receive: Receive) -> Captured:
+        """Run the endpoint (a write is committed) and keep its answer."""
+        captured = Captured()
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured.status = message["status"]
+                captured.headers = list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        captured.body = b"".join(chunks)
+        return captured
+
+    async def _poisoned(
+        self,
+        kind: str,
+        variant: int,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        raw_send: Send,
+        minute: int,
+        hour: int,
+    ) -> str:
+        """Send a poisoned answer; return the stats key it is counted under."""
+        cfg = self.state.faults.config
+        if kind == "redirect":
+            status = 301 if variant == 0 else 307
+            query = scope.get("query_string", b"")
+            target = cfg.redirect_to.encode() + (scope.get("raw_path") or scope["path"].encode())
+            target += b"?" + query if query else b""
+            extra = [(b"location", target), *_edge_headers()]
+            await self._answer_bytes(send, status, poison.redirect_page(status), HTML, minute, hour, extra)
+            return f"redirect:{status}"
+        if kind == "html" and variant == 1:
+            ray = poison.ray_id()
+            await self._answer_bytes(
+                send, 502, poison.edge_page(502, ray), HTML, minute, hour, _edge_headers(ray)
+            )
+            return "html:502"
+        real = await self._perform(scope, receive)
+        if kind == "html":
+            ray = poison.ray_id()
+            await self._answer_bytes(
+                send, 200, poison.edge_page(200, ray), HTML, minute, hour, _edge_headers(ray)
+            )
+            return "html:200"
+        if kind == "bad_json":
+            status = real.status if real.body else 200  # a 204 cannot carry the broken body
+            await self._answer_bytes(send, status, poison.truncated_json(real.body), JSON, minute, hour)
+            return f"bad_json:{status}"
+        if kind == "wrong_shape":
+            await self._answer_bytes(send, 200, poison.wrapped(real.body), JSON, minute, hour)
+            return "wrong_shape:200"
+        if kind == "no_id":
+            await self._answer_bytes(send, 200, b"{}", JSON, minute, hour)
+            return "no_id:200"
+        if kind == "slow_body":
+            await self._trickle(send, raw_send, real, cfg.trickle_s, minute, hour)
+            return f"slow_body:{real.status}"
+        if kind == "huge_body":
+            total = max(1, int(cfg.huge_mb * poison.MIB))
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", JSON), *_limit_headers(minute, hour)],  # chunked
+                }
+            )
+            for chunk in poison.huge_array(real.body, total):
+                if _client_gone(raw_send):
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return "huge_body:200"
+        raise AssertionError(f"not a poisoned answer: {kind}")
+
+    async def _trickle(
+        self, send: Send, raw_send: Send, real: Captured, seconds: float, minute: int, hour: int
+    ) -> None:
+        """Status and headers now, then the body in pieces spread over ``seconds``."""
+        pieces = poison.trickle_chunks(real.body) if real.status != 204 else [b""]
+        headers = [(k, v) for k, v in real.headers if k.lower() != b"content-length"]
+        if real.status != 204:
+            headers.append((b"content-length", str(sum(map(len, pieces))).encode()))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": real.status,
+                "headers": [*headers, *_limit_headers(minute, hour)],
+            }
+        )
+        pause = seconds / max(1, len(pieces) - 1)
+        for i, piece in enumerate(pieces):
+            if i:
+                await asyncio.sleep(pause)
+            if _client_gone(raw_send):
+                return
+            await send({"type": "http.response.body", "body": piece, "more_body": i < len(pieces) - 1})
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http" or not (path == "/v2" or path.startswith("/v2/")):
-            await self.app(scope, receive, send)
+            await _guarded(self.app, scope, receive, send)
             return
         st = self.state
         method = scope["method"]
@@ -192,54 +306,159 @@ class Gate:
             await self._answer(send, 429, {"errors": "Too Many Requests"}, minute, hour)
             st.stats.record(op, 429)
             return
+        answer = _Tracked(send)
         try:
-            draw = st.faults.draw(method)
-            if draw.latency_s:
-                await asyncio.sleep(draw.latency_s)
-            kind = draw.kind
-            if kind in ("error500", "error503", "error429"):
-                status = int(kind[-3:])
-                message = {500: "Internal Server Error", 503: "Service Unavailable", 429: "Too Many Requests"}
-                await self._answer(send, status, {"errors": message[status]}, minute, hour)
-                st.stats.record(op, status)
-                return
-            if kind == "reset":
-                abort_connection(send)
-                st.stats.record(op, "reset")
-                return
-            if kind == "timeout":
-                # Read the body first: the client will have hung up by the time
-                # the stalled request is performed, and the write must still land.
-                receive = await _buffered(receive)
-                await asyncio.sleep(st.faults.config.timeout_s)
-            if kind == "drop_after_commit":
-                captured: dict[str, int] = {}
-
-                async def swallow(message: Message) -> None:
-                    if message["type"] == "http.response.start":
-                        captured["status"] = message["status"]
-
-                await self.app(scope, receive, swallow)
-                abort_connection(send)
-                st.stats.record(op, f"dropped:{captured.get('status', 0)}")
-                return
-            status_seen: dict[str, int] = {}
-
-            async def send_with_limits(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    status_seen["status"] = message["status"]
-                    message["headers"] = [
-                        *message.get("headers", []),
-                        (b"minute-limit-remaining", str(minute).encode()),
-                        (b"hour-limit-remaining", str(hour).encode()),
-                        SANDBOX_HEADER,
-                    ]
-                await send(message)
-
-            await self.app(scope, receive, send_with_limits)
-            st.stats.record(op, status_seen.get("status", 0) if kind != "timeout" else "timeout")
+            st.stats.record(op, await self._handle(scope, receive, answer, send, op, minute, hour))
+        except _ClientGone:
+            st.stats.record(op, "disconnected")
+        except Exception:
+            # Any bug or unforeseen input: Helcim's JSON 500, counted, never Starlette's plain text.
+            LOG.exception("unhandled error in %s %s", method, path)
+            if not answer.started:
+                await self._answer(send, 500, {"errors": "Internal Server Error"}, minute, hour)
+            st.stats.record(op, 500)
         finally:
             st.limiter.release()
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, send: _Tracked, raw_send: Send, op: str, minute: int, hour: int
+    ) -> int | str:
+        """Fault, then endpoint; return the stats key of the request.
+
+        ``raw_send`` is uvicorn's own callable: hanging up and noticing a
+        client that hung up need it; everything else goes through ``send``.
+        """
+        st = self.state
+        body_receive = await _read_limited(receive, MAX_BODY_BYTES)
+        if body_receive is None:
+            await self._answer(send, 413, {"errors": "Request body too large"}, minute, hour)
+            return 413
+        receive = body_receive
+        draw = st.faults.draw(scope["method"], op)
+        if draw.latency_s:
+            await asyncio.sleep(draw.latency_s)
+        kind = draw.kind
+        if kind in ("error500", "error503", "error429"):
+            status = int(kind[-3:])
+            message = {500: "Internal Server Error", 503: "Service Unavailable", 429: "Too Many Requests"}
+            await self._answer(send, status, {"errors": message[status]}, minute, hour)
+            return status
+        if kind == "reset":
+            abort_connection(raw_send)
+            return "reset"
+        if kind in POISONED:
+            return await self._poisoned(kind, draw.variant, scope, receive, send, raw_send, minute, hour)
+        if kind == "timeout":
+            # Read the body first: the client will have hung up by the time
+            # the stalled request is performed, and the write must still land.
+            receive = await _buffered(receive)
+            await asyncio.sleep(st.faults.config.timeout_s)
+        if kind == "drop_after_commit":
+            captured = await self._perform(scope, receive)
+            abort_connection(raw_send)
+            return f"dropped:{captured.status}"
+
+        async def send_with_limits(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *_limit_headers(minute, hour)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_limits)
+        return send.status if kind != "timeout" else "timeout"
+
+
+class _Tracked:
+    """A send() that remembers whether, and with which status, the answer started."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 0
+
+    @property
+    def started(self) -> bool:
+        return self.status != 0
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self._send(message)
+
+
+async def _guarded(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run ``app`` outside ``/v2`` (``/_sandbox``, docs) with the same JSON 500 on a bug."""
+    answer = _Tracked(send)
+    try:
+        await app(scope, receive, answer)
+    except Exception:
+        if scope["type"] != "http":
+            raise
+        LOG.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+        if not answer.started:
+            await answer(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [(b"content-type", JSON), SANDBOX_HEADER],
+                }
+            )
+            await answer(
+                {"type": "http.response.body", "body": _json_bytes({"errors": "Internal Server Error"})}
+            )
+
+
+class _ClientGone(Exception):
+    """The client hung up before its request body was complete."""
+
+
+async def _read_limited(receive: Receive, limit: int) -> Receive | None:
+    """Read the request body now; ``None`` if it is over ``limit`` bytes (the rest is read and dropped).
+
+    Otherwise a receive() that replays the body, then hands over to the server's.
+    Raises :class:`_ClientGone` if the client hangs up first: that request is
+    never performed.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise _ClientGone
+        if size <= limit:
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    if size > limit:
+        return None
+    replay: Message | None = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+    async def receive_again() -> Message:
+        nonlocal replay
+        if replay is not None:
+            message, replay = replay, None
+            return message
+        return await receive()
+
+    return receive_again
+
+
+JSON = b"application/json"
+HTML = b"text/html; charset=UTF-8"
+POISONED = frozenset({"html", "bad_json", "wrong_shape", "no_id", "redirect", "slow_body", "huge_body"})
+
+
+def _limit_headers(minute: int, hour: int) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"minute-limit-remaining", str(minute).encode()),
+        (b"hour-limit-remaining", str(hour).encode()),
+        SANDBOX_HEADER,
+    ]
+
+
+def _edge_headers(ray: str | None = None) -> list[tuple[bytes, bytes]]:
+    """The Ray ID Cloudflare adds to the pages it serves itself (uvicorn sends its own Server header)."""
+    return [(b"cf-ray", (ray or poison.ray_id()).encode())]
 
 
 async def _buffered(receive: Receive) -> Receive:
@@ -267,7 +486,8 @@ async def _buffered(receive: Receive) -> Receive:
 
 
 def _int_id(raw: str, error: StoreError) -> int:
-    if not raw.isdigit():
+    """A path id, or ``error`` (a 404 as for a text id) when it is not one SQLite can hold."""
+    if not _digits(raw) or len(raw.lstrip("0")) > 19 or int(raw) > MAX_ID:
         raise error
     return int(raw)
 
@@ -286,6 +506,42 @@ async def _json_body(request: Request, *, required: bool = True) -> Any:
         return json.loads(raw)
     except ValueError:
         raise ValidationFailed({"errors": "Request body is not valid JSON"}) from None
+    except RecursionError:  # valid JSON, nested deeper than the parser goes
+        raise ValidationFailed({"errors": "Request body is nested too deeply"}) from None
+
+
+async def _json_object(request: Request, *, required: bool = True) -> dict[str, Any]:
+    """The body of a sandbox endpoint: a JSON object (``{}`` when optional and empty), else 400."""
+    if not required and not (await request.body()).strip():
+        return {}
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise ValidationFailed({"errors": "Request body must be a JSON object"})
+    return body
+
+
+def _sandbox_text(body: dict[str, Any], key: str) -> str:
+    try:
+        return as_text(body.get(key))
+    except TypeError as exc:
+        raise ValidationFailed({"errors": text_problem(key, exc)}) from None
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$", re.ASCII)
+
+
+def _sandbox_date(body: dict[str, Any]) -> str | None:
+    """``dateCreated`` of a sandbox-made record: ``YYYY-MM-DD HH:MM:SS`` or absent."""
+    value = body.get("dateCreated")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise ValidationFailed({"errors": "dateCreated must be YYYY-MM-DD HH:MM:SS"})
+    return value
+
+
+def _digits(value: str) -> bool:
+    return value.isascii() and value.isdigit()
 
 
 def _query_int(request: Request, name: str, default: int, low: int, high: int | None) -> int:
@@ -328,6 +584,11 @@ def create_app(state: SandboxState) -> ASGIApp:
     async def _validation_error(_: Request, exc: ValidationFailed) -> Response:
         return json_response(exc.body, 400)
 
+    @api.exception_handler(Exception)
+    async def _unhandled(_: Request, exc: Exception) -> Response:
+        # Starlette's ServerErrorMiddleware sends this, then re-raises for the Gate to log and count.
+        return json_response({"errors": "Internal Server Error"}, 500)
+
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
         return json_response({"errors": str(exc.detail)}, exc.status_code)
@@ -341,10 +602,12 @@ def create_app(state: SandboxState) -> ASGIApp:
     @api.get("/v2/customers")
     async def get_customers(request: Request) -> Response:
         limit = _query_int(request, "limit", 100, 1, 100)
-        page = _query_int(request, "page", 1, 1, None)
+        page = _query_int(request, "page", 1, 1, MAX_PAGE)
         include = request.query_params.get("includeCards", "").lower() in ("yes", "true", "1")
         code = request.query_params.get("customerCode")
         search = request.query_params.get("search", "").strip()
+        if len(search) > MAX_SEARCH_LENGTH:
+            raise ValidationFailed({"errors": f"search must be at most {MAX_SEARCH_LENGTH} characters"})
         return json_response(store.list_customers(search, code or None, limit, page, include))
 
     @api.post("/v2/customers")
@@ -504,10 +767,11 @@ def create_app(state: SandboxState) -> ASGIApp:
     @api.put("/_sandbox/config", tags=["sandbox only"])
     async def sandbox_set_config(request: Request) -> Response:
         body = await _json_body(request)
-        if not isinstance(body, dict):
-            raise ValidationFailed(
-                {"errors": 'expected {"limits": SPEC, "faults": SPEC, "duplicate_codes": ...}'}
-            )
+        expected = 'expected {"limits": SPEC, "faults": SPEC, "duplicate_codes": ...} with SPEC a string'
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(k, ""), str) for k in ("limits", "faults")
+        ):
+            raise ValidationFailed({"errors": expected})
         try:
             limits = LimitConfig.parse(body["limits"]) if "limits" in body else None
             faults = FaultConfig.parse(body["faults"]) if "faults" in body else None
@@ -532,42 +796,40 @@ def create_app(state: SandboxState) -> ASGIApp:
     async def sandbox_seed(request: Request) -> Response:
         from helcim_sandbox.seed import SeedOptions, seed_store
 
-        body = await _json_body(request, required=False) or {}
+        body = await _json_object(request, required=False)
         try:
             options = SeedOptions.from_mapping(body)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValidationFailed({"errors": str(exc)}) from None
         return json_response(seed_store(store, options))
 
     @api.post("/_sandbox/customers/{customer_id}/cards", tags=["sandbox only"])
     async def sandbox_add_card(customer_id: str, request: Request) -> Response:
-        body = await _json_body(request)
-        if not isinstance(body, dict):
-            raise ValidationFailed({"errors": "expected a JSON object"})
-        number = str(body.get("cardNumber", "")).replace(" ", "")
-        f6l4 = str(body.get("cardF6L4", "")) or (number[:6] + number[-4:] if len(number) >= 12 else "")
-        expiry = str(body.get("cardExpiry", ""))
-        if not (f6l4.isdigit() and len(f6l4) == 10):
+        body = await _json_object(request)
+        number = _sandbox_text(body, "cardNumber").replace(" ", "")
+        f6l4 = _sandbox_text(body, "cardF6L4") or (number[:6] + number[-4:] if len(number) >= 12 else "")
+        expiry = _sandbox_text(body, "cardExpiry")
+        if not (_digits(f6l4) and len(f6l4) == 10):
             raise ValidationFailed({"errors": "give cardNumber (12-19 digits) or cardF6L4 (10 digits)"})
-        if not (expiry.isdigit() and len(expiry) == 4 and 1 <= int(expiry[:2]) <= 12):
+        if not (_digits(expiry) and len(expiry) == 4 and 1 <= int(expiry[:2]) <= 12):
             raise ValidationFailed({"errors": "cardExpiry must be MMYY"})
         card = store.add_card(
             _customer_id(customer_id),
-            holder=str(body.get("cardHolderName", "")),
+            holder=_sandbox_text(body, "cardHolderName"),
             f6l4=f6l4,
             expiry=expiry,
             default=bool(body.get("default", False)),
-            date_created=body.get("dateCreated"),
+            date_created=_sandbox_date(body),
         )
         return json_response(card, 201)
 
     @api.post("/_sandbox/customers/{customer_id}/bank-accounts", tags=["sandbox only"])
     async def sandbox_add_bank(customer_id: str, request: Request) -> Response:
         """Body: the create-bank fields, plus ``verified`` (bool) and ``pad`` (pending|accepted|revoked|none)."""
-        body = await _json_body(request)
+        body = await _json_object(request)
         cleaned = clean_bank_account(body)
         cid = _customer_id(customer_id)
-        pad = str(body.get("pad", "none"))
+        pad = _sandbox_text(body, "pad") or "none"
         if pad not in ("none", "pending", "accepted", "revoked"):
             raise ValidationFailed({"errors": "pad must be none, pending, accepted or revoked"})
         bank_id = store.add_bank(
@@ -575,33 +837,32 @@ def create_app(state: SandboxState) -> ASGIApp:
             cleaned,
             verified=bool(body.get("verified", False)),
             with_pad=False,
-            date_created=body.get("dateCreated"),
+            date_created=_sandbox_date(body),
         )
         if pad != "none":
-            store.add_pad(cid, bank_id, pad, date_created=body.get("dateCreated"))
+            store.add_pad(cid, bank_id, pad, date_created=_sandbox_date(body))
         return json_response(store.get_bank(cid, bank_id), 201)
 
     @api.put("/_sandbox/customers/{customer_id}/bank-accounts/{bank_id}", tags=["sandbox only"])
     async def sandbox_set_bank(customer_id: str, bank_id: str, request: Request) -> Response:
-        body = await _json_body(request)
-        verified = bool(body.get("verified")) if isinstance(body, dict) else False
+        body = await _json_object(request)
+        verified = bool(body.get("verified"))
         return json_response(store.set_bank_flags(_customer_id(customer_id), _bank_id(bank_id), verified))
 
     @api.post("/_sandbox/customers/{customer_id}/bank-accounts/{bank_id}/pads", tags=["sandbox only"])
     async def sandbox_add_pad(customer_id: str, bank_id: str, request: Request) -> Response:
-        body = await _json_body(request, required=False) or {}
+        body = await _json_object(request, required=False)
         pad = store.add_pad(
             _customer_id(customer_id),
             _bank_id(bank_id),
-            str(body.get("state", "pending")),
-            date_created=body.get("dateCreated"),
+            _sandbox_text(body, "state") or "pending",
+            date_created=_sandbox_date(body),
         )
         return json_response(pad, 201)
 
     @api.put("/_sandbox/pads/{pad_id}", tags=["sandbox only"])
     async def sandbox_set_pad(pad_id: str, request: Request) -> Response:
-        body = await _json_body(request)
-        state_name = str(body.get("state", "")) if isinstance(body, dict) else ""
+        state_name = _sandbox_text(await _json_object(request), "state")
         return json_response(
             store.set_pad_state(_int_id(pad_id, StoreError(404, {"message": "PAD not found."})), state_name)
         )

@@ -11,7 +11,33 @@ Customer rules (create and update):
   usual punctuation (space, ``-``, ``.``, ``(``, ``)``, leading ``+``) is removed;
 * e-mails have a plausible ``local@domain.tld`` syntax;
 * ``customerCode`` is at most 50 characters without control characters
-  (sandbox choice: the real limit is not documented).
+  (sandbox choice: the real limit is not documented);
+* every text field is at most as long as :data:`MAX_LENGTHS` says (Helcim's
+  real limits are not documented; these are conservative, and crmsync's
+  pipeline refuses the same lengths, so keep the two in step):
+
+  =================  =====  ==========================================
+  field              chars  where
+  =================  =====  ==========================================
+  ``customerCode``      50  customer
+  ``contactName``      100  customer
+  ``businessName``     100  customer
+  ``cellPhone``         30  customer, counted as sent (punctuation too)
+  ``name``             100  ``billingAddress`` / ``shippingAddress``
+  ``street1``          100  address
+  ``street2``          100  address
+  ``city``              60  address
+  ``province``          60  address (still a 2-letter code for CAN/USA)
+  ``country``            3  address
+  ``postalCode``        16  address
+  ``phone``             30  address, counted as sent (punctuation too)
+  ``email``            254  address
+  =================  =====  ==========================================
+
+  A length counts the characters of the value without its surrounding
+  whitespace (the value that is stored). Over the limit, on create and on
+  update: ``{"errors": {"billingAddress.city": "city must be at most 60
+  characters"}}``; this error replaces any other of the same field.
 
 Field errors come back as ``{"errors": {"<field>": "<message>"}}``.
 
@@ -29,7 +55,25 @@ import pycountry
 
 ADDRESS_FIELDS = ("name", "street1", "street2", "city", "province", "country", "postalCode", "phone", "email")
 NAME_ERROR = "Contact name or business name should be filled"
-MAX_CODE_LENGTH = 50
+NAME_FIELDS = frozenset({"contactName", "businessName"})
+#: Longest accepted value of each text field, in characters (see the module docstring).
+#: Customer fields by their request name; address fields by their key in either address.
+MAX_LENGTHS: dict[str, int] = {
+    "customerCode": 50,
+    "contactName": 100,
+    "businessName": 100,
+    "cellPhone": 30,
+    "name": 100,
+    "street1": 100,
+    "street2": 100,
+    "city": 60,
+    "province": 60,
+    "country": 3,
+    "postalCode": 16,
+    "phone": 30,
+    "email": 254,
+}
+MAX_CODE_LENGTH = MAX_LENGTHS["customerCode"]
 
 _PHONE_PUNCTUATION = re.compile(r"[\s\-.()]")
 _EMAIL = re.compile(
@@ -71,7 +115,12 @@ PROVINCE_COUNTRIES = {"CAN": "CA", "USA": "US"}
 
 
 def as_text(value: Any) -> str:
-    """Helcim stores strings; numbers sent as JSON numbers are accepted as text."""
+    """Helcim stores strings; numbers sent as JSON numbers are accepted as text.
+
+    Raises ``TypeError("a string")`` for objects and arrays, and
+    ``TypeError("valid Unicode text")`` for a string with unpaired surrogates
+    (JSON can spell ``"\\ud800"``; no database can store it).
+    """
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -79,8 +128,17 @@ def as_text(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TypeError("valid Unicode text") from None
         return value.strip()
-    raise TypeError(type(value).__name__)
+    raise TypeError("a string")
+
+
+def text_problem(key: str, exc: TypeError) -> str:
+    """The message of a field :func:`as_text` refused."""
+    return f"{key} must be {exc.args[0]}"
 
 
 def phone_ok(value: str) -> bool:
@@ -114,8 +172,8 @@ def clean_address(
         if key in raw:
             try:
                 given[key] = as_text(raw[key])
-            except TypeError:
-                errors[f"{label}.{key}"] = f"{key} must be a string"
+            except TypeError as exc:
+                errors[f"{label}.{key}"] = text_problem(key, exc)
     if not any(given.values()):
         return {}
     address = {**dict.fromkeys(ADDRESS_FIELDS, ""), **(base or {}), **given}
@@ -140,7 +198,16 @@ def clean_address(
         errors[f"{label}.phone"] = "phone must have 10 to 15 digits"
     if address["email"] and not email_ok(address["email"]):
         errors[f"{label}.email"] = "email is not a valid email address"
+    for key in ADDRESS_FIELDS:
+        _check_length(address[key], key, f"{label}.{key}", errors)
     return address
+
+
+def _check_length(value: str, field: str, path: str, errors: dict[str, str]) -> None:
+    """Record the too-long error of ``field`` (it replaces any other error of that field)."""
+    limit = MAX_LENGTHS[field]
+    if len(value) > limit:
+        errors[path] = f"{field} must be at most {limit} characters"
 
 
 def clean_customer(body: Any, current: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -164,15 +231,21 @@ def clean_customer(body: Any, current: dict[str, Any] | None = None) -> dict[str
         if key in body:
             try:
                 fields[out] = as_text(body[key])
-            except TypeError:
-                errors[key] = f"{key} must be a string"
-    if not (fields.get("contactName") or fields.get("businessName")):
+            except TypeError as exc:
+                errors[key] = text_problem(key, exc)
+    if not (fields.get("contactName") or fields.get("businessName")) and not errors.keys() & NAME_FIELDS:
         raise ValidationFailed({"errors": NAME_ERROR})
     code = fields.get("customerCode", "")
     if len(code) > MAX_CODE_LENGTH or _CONTROL.search(code):
         errors["customerCode"] = f"customerCode must be at most {MAX_CODE_LENGTH} printable characters"
     if fields.get("cellphone") and not phone_ok(fields["cellphone"]):
         errors["cellPhone"] = "cellPhone must have 10 to 15 digits"
+    for out, field in (
+        ("contactName", "contactName"),
+        ("businessName", "businessName"),
+        ("cellphone", "cellPhone"),
+    ):
+        _check_length(fields.get(out, ""), field, field, errors)
     for key in ("billingAddress", "shippingAddress"):
         if key in body:
             base = (current or {}).get(key) or None
@@ -192,8 +265,8 @@ def clean_bank_account(body: Any) -> dict[str, Any]:
     def text(key: str) -> str:
         try:
             return as_text(body.get(key))
-        except TypeError:
-            raise ValidationFailed({"message": f"{key} must be a string"}) from None
+        except TypeError as exc:
+            raise ValidationFailed({"message": text_problem(key, exc)}) from None
 
     for key in (
         "accountCorporate",
@@ -280,7 +353,7 @@ def clean_pad_update(body: Any) -> dict[str, Any]:
         if key in body:
             try:
                 value = int(body[key])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: 1e400 is infinity
                 value = -1
             if value not in allowed:
                 raise ValidationFailed({"message": f"{key} must be one of {', '.join(map(str, allowed))}"})
@@ -288,6 +361,6 @@ def clean_pad_update(body: Any) -> dict[str, Any]:
     if "ipAddress" in body:
         try:
             out["ipAddress"] = as_text(body["ipAddress"])
-        except TypeError:
-            raise ValidationFailed({"message": "ipAddress must be a string"}) from None
+        except TypeError as exc:
+            raise ValidationFailed({"message": text_problem("ipAddress", exc)}) from None
     return out

@@ -350,3 +350,95 @@ def test_duplicate_codes_can_be_allowed_to_emulate_the_worst_case(api: Api, sand
         first["id"],
         second["id"],
     ]
+
+
+# Documented maximum lengths (validation.MAX_LENGTHS): (field path, a valid value of exactly the limit,
+# address overrides it needs). The pipeline enforces the same numbers, so they are spelled out here.
+LENGTH_CASES = [
+    ("contactName", 100, "C" * 100, {}),
+    ("businessName", 100, "B" * 100, {}),
+    ("cellPhone", 30, "403-555-0100" + "-" * 18, {}),
+    ("billingAddress.name", 100, "N" * 100, {}),
+    ("billingAddress.street1", 100, "S" * 100, {}),
+    ("shippingAddress.street2", 100, "T" * 100, {}),
+    ("billingAddress.city", 60, "Y" * 60, {}),
+    ("billingAddress.province", 60, "P" * 60, {"country": "GBR"}),
+    ("billingAddress.country", 3, "CAN", {}),
+    ("shippingAddress.postalCode", 16, "T2P 5E9 " + "9" * 8, {}),
+    ("billingAddress.phone", 30, "(403) 555-0100" + "." * 16, {}),
+    ("billingAddress.email", 254, "a" * 242 + "@example.com", {}),
+]
+
+
+def _with(path: str, value: str, overrides: dict[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = {"contactName": "Length Test"}
+    if "." in path:
+        label, key = path.split(".")
+        body[label] = address(**{**overrides, key: value})
+    else:
+        body[path] = value
+    return body
+
+
+@pytest.mark.parametrize(
+    ("path", "limit", "at_limit", "overrides"), LENGTH_CASES, ids=[c[0] for c in LENGTH_CASES]
+)
+def test_maximum_lengths_on_create(
+    api: Api, path: str, limit: int, at_limit: str, overrides: dict[str, str]
+) -> None:
+    assert len(at_limit) == limit
+    created = api("POST", "/customers", json=_with(path, at_limit, overrides))
+    assert created.status_code == 200, created.text
+    too_long = at_limit + ("M" if path.endswith("country") else at_limit[-1])
+    refused = api("POST", "/customers", json=_with(path, too_long, overrides))
+    assert refused.status_code == 400
+    field = path.split(".")[-1]
+    assert refused.json() == {"errors": {path: f"{field} must be at most {limit} characters"}}
+    assert len(api("GET", "/customers").json()) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "limit", "at_limit", "overrides"), LENGTH_CASES, ids=[c[0] for c in LENGTH_CASES]
+)
+def test_maximum_lengths_on_update(
+    api: Api, path: str, limit: int, at_limit: str, overrides: dict[str, str]
+) -> None:
+    customer = api.create(**_with(path, at_limit, overrides))
+    too_long = at_limit + ("M" if path.endswith("country") else at_limit[-1])
+    body = _with(path, too_long, overrides)
+    if "." in path:  # an update may send just the one key; it is merged with the stored address
+        label, key = path.split(".")
+        body[label] = {key: too_long}
+    refused = api("PUT", f"/customers/{customer['id']}", json=body)
+    assert refused.status_code == 400
+    assert refused.json() == {"errors": {path: f"{path.split('.')[-1]} must be at most {limit} characters"}}
+    assert api("GET", f"/customers/{customer['id']}").json() == {
+        **customer,
+        "dateUpdated": customer["dateCreated"],
+    }
+
+
+def test_a_too_long_value_reports_its_length_not_its_format(api: Api) -> None:
+    response = api(
+        "POST",
+        "/customers",
+        json={
+            "contactName": "A",
+            "cellPhone": "1" * 31,
+            "billingAddress": address(email="x" * 255, country="Canada"),
+        },
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": {
+            "cellPhone": "cellPhone must be at most 30 characters",
+            "billingAddress.email": "email must be at most 254 characters",
+            "billingAddress.country": "country must be at most 3 characters",
+        }
+    }
+
+
+def test_lengths_count_the_value_without_surrounding_whitespace(api: Api) -> None:
+    created = api("POST", "/customers", json={"contactName": "  " + "C" * 100 + "  "})
+    assert created.status_code == 200
+    assert created.json()["contactName"] == "C" * 100

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from helcim_sandbox.app import OPERATIONS, operation_for
 from helcim_sandbox.launcher import SandboxProcess
+from helcim_sandbox.operations import OPERATIONS, operation_for
 from tests.conftest import Api
 
 
