@@ -2,11 +2,13 @@
 
 10,000 generic CRM rows go to an empty helcim-sandbox with ``fast`` limits
 (Helcim's shape: 5 concurrent, 100 per 1 s "minute", 3,000 per 60 s "hour")
-and ``error500=0.05,drop_after_commit=0.02,timeout=0.01`` (a stalled request
-answers after 3 s; the client gives up after 2 s). ``crmsync run`` runs as cron
-would, in its own process, and is killed with SIGKILL twice at random moments;
-a third run finishes the work, and a fourth, fault-free, must find nothing to
-do (Helcim equal to the export, field by field).
+and :data:`FAULTS`: 500s, answers dropped after the write, stalls (a stalled
+request answers after 3 s; the client's deadline is 2 s), and poisoned answers
+(HTML pages, cut-off JSON, wrong shapes, creates answered without an id).
+``crmsync run`` runs as cron would, in its own process, is killed with SIGKILL
+twice and stopped with SIGTERM once at random moments; a fourth run finishes
+the work, and a fifth, fault-free, must find nothing to do (Helcim equal to
+the export, field by field).
 
 Checked: zero duplicate customer codes, every CRM row in Helcim, no 429 counted
 as a failure, every run's accounting adds up.
@@ -39,7 +41,12 @@ from bench.generate_crm import generate
 from helcim_sandbox.launcher import running_sandbox
 
 ROWS = 10_000
-FAULTS = "error500=0.05,drop_after_commit=0.02,timeout=0.01,timeout_s=3,seed=11"
+FAULTS = (
+    "error500=0.04,drop_after_commit=0.02,timeout=0.01,timeout_s=3,"
+    "html=0.005,bad_json=0.005,wrong_shape=0.005,no_id=0.01,seed=11"
+)
+#: How each run before the last is stopped: SIGKILL (no chance to clean up) twice, then SIGTERM.
+STOPS = (signal.SIGKILL, signal.SIGKILL, signal.SIGTERM)
 TOKEN = "bench-token"
 PER_HOUR_WINDOW = 3000  # fast limits: 3,000 per 60 s
 HOUR_WINDOW_S = 60.0
@@ -86,27 +93,30 @@ def run() -> dict[str, Any]:
             }
             runs: list[dict[str, Any]] = []
             started = time.monotonic()
-            for attempt in range(3):
+            for attempt in range(len(STOPS) + 1):
                 out = folder / f"run{attempt + 1}"
                 log = (folder / f"run{attempt + 1}.log").open("w")
                 process = subprocess.Popen(_crmsync(env, export, out), env=env, stdout=log, stderr=log)
-                kill_at = rng.uniform(15, 75) if attempt < 2 else None
+                kill_at = rng.uniform(15, 60) if attempt < len(STOPS) else None
+                stop = STOPS[attempt] if attempt < len(STOPS) else None
                 try:
                     process.wait(timeout=kill_at)
                 except subprocess.TimeoutExpired:
-                    process.send_signal(signal.SIGKILL)
+                    assert stop is not None
+                    process.send_signal(stop)
                     process.wait()
                 log.close()
                 record: dict[str, Any] = {
                     "run": attempt + 1,
                     "exit": process.returncode,
-                    "killed_after_s": kill_at,
+                    "stopped_after_s": kill_at,
+                    "stopped_by": signal.Signals(stop).name if stop is not None and kill_at else None,
                 }
                 if (out / "summary.json").exists():
                     summary = json.loads((out / "summary.json").read_text())
                     keys = ("rows_read", "created", "updated", "unchanged", "deferred", "failed", "rejected",
                             "conflicts", "adds_up", "api_calls", "retries", "rate_limited_429",
-                            "recovered_from_earlier_run", "duration_seconds")  # fmt: skip
+                            "recovered_from_earlier_run", "duration_seconds", "status")  # fmt: skip
                     record |= {k: summary[k] for k in keys}
                 runs.append(record)
                 print(f"  run {attempt + 1}: {record}", flush=True)
@@ -142,8 +152,10 @@ def run() -> dict[str, Any]:
         and all(r.get("adds_up", True) for r in runs)
         and all(r.get("failed", 0) == 0 for r in runs)
         and check.returncode == 0
+        and runs[len(STOPS) - 1].get("status") in ("interrupted", None)  # SIGTERM: recorded as interrupted
     )
-    print(f"{ROWS:,} CRM rows, faults {FAULTS}, fast limits; runs 1 and 2 killed with SIGKILL")
+    stops = ", ".join(f"run {n} by {s.name}" for n, s in enumerate(STOPS, start=1))
+    print(f"{ROWS:,} CRM rows, faults {FAULTS}, fast limits; stopped: {stops}")
     print(f"  Helcim customers: {len(codes):,}, distinct codes {len(set(codes)):,}, duplicates {duplicates}")
     print(
         f"  check run (no faults): {final['created']} created, {final['updated']} updated, "
