@@ -52,7 +52,9 @@ def test_an_unreadable_second_page_is_retried_never_read_as_the_end(
     tmp_path: Path, sandbox: SandboxProcess, three_hundred: Path
 ) -> None:
     sandbox.configure(faults="html=1,op=get-customers,skip=1,count=1,seed=2")  # page 2, once
-    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(three_hundred), "--out", str(tmp_path / "out"))
+    code, output = invoke(
+        tmp_path, sandbox, "run", "--crm", str(three_hundred), "--out", str(tmp_path / "out")
+    )
     assert code == 0, output
     summary = summary_of(tmp_path / "out")
     assert (summary["created"], summary["unchanged"]) == (0, 300)
@@ -65,7 +67,9 @@ def test_pages_that_stay_unreadable_stop_the_run_before_any_write(
     tmp_path: Path, sandbox: SandboxProcess, three_hundred: Path, kind: str
 ) -> None:
     sandbox.configure(faults=f"{kind}=1,op=get-customers,skip=1")  # page 2 and every page after it
-    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(three_hundred), "--out", str(tmp_path / "out"))
+    code, output = invoke(
+        tmp_path, sandbox, "run", "--crm", str(three_hundred), "--out", str(tmp_path / "out")
+    )
     assert code == 3, output
     assert "not as documented" in output
     summary = summary_of(tmp_path / "out")
@@ -80,10 +84,14 @@ def test_an_html_first_page_neither_wipes_the_cache_nor_sends_a_create(
     tmp_path: Path, sandbox: SandboxProcess, three_hundred: Path
 ) -> None:
     state = tmp_path / "state.db"
-    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(three_hundred), "--out", str(tmp_path / "n1"))
+    code, output = invoke(
+        tmp_path, sandbox, "run", "--crm", str(three_hundred), "--out", str(tmp_path / "n1")
+    )
     assert (code, cached_customers(state)) == (0, 300), output
     sandbox.configure(faults="html=1,op=get-customers")
-    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(three_hundred), "--out", str(tmp_path / "n2"))
+    code, output = invoke(
+        tmp_path, sandbox, "run", "--crm", str(three_hundred), "--out", str(tmp_path / "n2")
+    )
     assert code == 3, output
     assert "fresh --state" not in output
     assert cached_customers(state) == 300
@@ -116,7 +124,9 @@ def test_an_update_answered_without_an_id_is_retried_and_the_base_only_moves_whe
 ) -> None:
     export = export_of(tmp_path, 3, "U")
     invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "n1"))
-    moved = write_export(tmp_path / "moved.csv", [row(f"U-{n:03d}", f"Person {n}", billing_city="Banff") for n in range(3)])
+    moved = write_export(
+        tmp_path / "moved.csv", [row(f"U-{n:03d}", f"Person {n}", billing_city="Banff") for n in range(3)]
+    )
     sandbox.configure(faults="no_id=1,op=update-customer,count=3")
     code, output = invoke(tmp_path, sandbox, "run", "--crm", str(moved), "--out", str(tmp_path / "n2"))
     assert code == 0, output
@@ -128,25 +138,33 @@ def test_an_update_answered_without_an_id_is_retried_and_the_base_only_moves_whe
 # -- redirects: nothing follows them ----------------------------------------------------------------
 
 
-class Capture(BaseHTTPRequestHandler):
-    seen: list[tuple[str, str, str]] = []
+SEEN: list[tuple[str, str, str]] = []  # (method, path, api-token) of every request that reached "elsewhere"
 
+
+class Capture(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
     def _any(self) -> None:
-        Capture.seen.append((self.command, self.path, self.headers.get("api-token", "")))
+        SEEN.append((self.command, self.path, self.headers.get("api-token", "")))
         self.send_response(200)
         self.send_header("content-length", "2")
         self.end_headers()
         self.wfile.write(b"[]")
 
-    do_GET = do_POST = do_PUT = _any
+    def do_GET(self) -> None:
+        self._any()
+
+    def do_POST(self) -> None:
+        self._any()
+
+    def do_PUT(self) -> None:
+        self._any()
 
 
 @pytest.fixture
 def elsewhere() -> Iterator[str]:
-    Capture.seen = []
+    SEEN.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Capture)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -165,19 +183,21 @@ def test_a_redirecting_api_is_exit_3_and_neither_the_token_nor_the_data_leave(
     code, output = invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "out"))
     assert code == 3, output
     assert "a redirect to http://127.0.0.1:" in output
-    assert Capture.seen == []
+    assert SEEN == []
     summary = summary_of(tmp_path / "out")
     assert summary["created"] == 0
     assert_adds_up(summary)
     code, output = invoke(tmp_path, sandbox, "ping")
     assert (code, "follows no redirect" in output) == ((3, True) if on == "reads" else (0, False))
-    assert Capture.seen == []
+    assert SEEN == []
 
 
 # -- slow and huge answers -----------------------------------------------------------------------------
 
 
-def test_ping_against_a_trickling_answer_ends_at_the_deadline(tmp_path: Path, sandbox: SandboxProcess) -> None:
+def test_ping_against_a_trickling_answer_ends_at_the_deadline(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
     sandbox.configure(faults="slow_body=1,trickle_s=30")
     env = {**run_env(tmp_path, sandbox), "CRMSYNC_TIMEOUT": "2"}
     started = time.monotonic()
@@ -188,7 +208,9 @@ def test_ping_against_a_trickling_answer_ends_at_the_deadline(tmp_path: Path, sa
 
 
 @pytest.mark.parametrize("kind", ["html", "bad_json", "wrong_shape"])
-def test_ping_fails_on_an_answer_that_is_not_helcims(tmp_path: Path, sandbox: SandboxProcess, kind: str) -> None:
+def test_ping_fails_on_an_answer_that_is_not_helcims(
+    tmp_path: Path, sandbox: SandboxProcess, kind: str
+) -> None:
     sandbox.configure(faults=f"{kind}=1")
     code, output = invoke(tmp_path, sandbox, "ping")
     assert code == 3, output
@@ -208,7 +230,9 @@ def test_a_huge_page_is_cut_off_and_retried_without_blowing_up_memory(
     assert sandbox.stats()["faults_injected"] == {"huge_body": 1}
 
 
-def test_under_mixed_poison_the_night_converges_without_duplicates(tmp_path: Path, sandbox: SandboxProcess) -> None:
+def test_under_mixed_poison_the_night_converges_without_duplicates(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
     sandbox.configure(
         faults="html=0.03,bad_json=0.03,wrong_shape=0.03,no_id=0.05,error500=0.03,drop_after_commit=0.02,seed=9",
         duplicate_codes="allow",
