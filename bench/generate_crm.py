@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from schemas.crm import CRM_COLUMNS
+from crmsync.schemas.crm import CRM_COLUMNS
 
 DATA = Path(__file__).parent / "data"
 INVALID_SHARE = 0.02

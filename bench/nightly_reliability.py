@@ -53,7 +53,7 @@ HOUR_WINDOW_S = 60.0
 
 
 def _crmsync(env: dict[str, str], export: Path, out: Path) -> list[str]:
-    return [sys.executable, "-c", "from pipeline.cli import main; main()", "run", "--crm", str(export),
+    return [sys.executable, "-c", "from crmsync.cli import main; main()", "run", "--crm", str(export),
             "--out", str(out), "--max-calls", "40000", "--log-format", "json"]  # fmt: skip
 
 

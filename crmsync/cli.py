@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
-from pipeline.errors import EXIT_PARTIAL, EXIT_SIGINT, CrmsyncError
+from crmsync.errors import EXIT_PARTIAL, EXIT_SIGINT, CrmsyncError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -173,9 +173,9 @@ def plan(
     link_proposals.csv (possible matches under other codes: approve with
     `crmsync link --accept`), rejects.csv and summary.json.
     """
-    from pipeline.config import load_settings
-    from pipeline.stopping import StopSignal, stop_on_signals
-    from pipeline.sync import plan_sync
+    from crmsync.config import load_settings
+    from crmsync.stopping import StopSignal, stop_on_signals
+    from crmsync.sync import plan_sync
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
     with stop_on_signals(StopSignal()) as stop:
@@ -287,10 +287,10 @@ def run(
                 3 could not reach or authenticate to the API
                 130/143 stopped by SIGINT/SIGTERM (summary.json says what was done)
     """
-    from pipeline.config import load_settings
-    from pipeline.console import progress_reporter
-    from pipeline.nightly import run_nightly
-    from pipeline.stopping import StopSignal, stop_on_signals
+    from crmsync.config import load_settings
+    from crmsync.console import progress_reporter
+    from crmsync.nightly import run_nightly
+    from crmsync.stopping import StopSignal, stop_on_signals
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
     with (
@@ -342,10 +342,10 @@ def apply(
     second apply of the same plan) is not sent again. Writes results.csv and
     summary.json to --out. Exit 1 when some operation failed.
     """
-    from pipeline.config import load_settings
-    from pipeline.console import progress_reporter
-    from pipeline.nightly import apply_plan_file
-    from pipeline.stopping import StopSignal, stop_on_signals
+    from crmsync.config import load_settings
+    from crmsync.console import progress_reporter
+    from crmsync.nightly import apply_plan_file
+    from crmsync.stopping import StopSignal, stop_on_signals
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
     with (
@@ -381,8 +381,8 @@ def link(proposals: Path, state_path: Path | None, config_file: Path | None, rat
     Accepted rows link the CRM row to that Helcim customer for good; rejected
     rows let the CRM row be created on the next run.
     """
-    from pipeline.config import load_settings
-    from pipeline.sync import accept_links
+    from crmsync.config import load_settings
+    from crmsync.sync import accept_links
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
     outcome = accept_links(settings, proposals)
@@ -400,8 +400,8 @@ def ping(url: str | None, config_file: Path | None, rate_limits: str | None) -> 
 
     Exits 3 with the reason when the API cannot be reached or refuses the token.
     """
-    from pipeline.config import load_settings
-    from pipeline.helcim.client import RetryPolicy, check_connection
+    from crmsync.config import load_settings
+    from crmsync.helcim.client import RetryPolicy, check_connection
 
     settings = load_settings(config_file=config_file, api_url=url, rate_limits=rate_limits)
     client = settings.client(retry=RetryPolicy(attempts=3, max_seconds=20, backoff_max=5))
@@ -463,8 +463,8 @@ class RateType(click.ParamType):  # type: ignore[type-arg]
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, float):
             return value
-        from pipeline.errors import UsageError
-        from pipeline.validate import parse_rate
+        from crmsync.errors import UsageError
+        from crmsync.validate import parse_rate
 
         try:
             return parse_rate(str(value))
@@ -495,7 +495,7 @@ def validate(crm_path: Path, profile: str, out_dir: Path, max_reject_rate: float
                 1 some rows were rejected (see rejects.csv)
                 2 the file cannot be read as a CRM export, or --max-reject-rate was exceeded
     """
-    from pipeline.validate import validate_file
+    from crmsync.validate import validate_file
 
     summary = validate_file(crm_path, profile, out_dir, max_reject_rate)
     for warning in summary.warnings:
@@ -581,9 +581,9 @@ def reconcile(
       crm_import/      new_customers.csv, updates.csv, payment_methods.csv (the CRM's column names)
     Findings are not failures: exit 0 unless the run itself failed.
     """
-    from pipeline.config import load_settings
-    from pipeline.morning import reconcile_account
-    from pipeline.stopping import StopSignal, stop_on_signals
+    from crmsync.config import load_settings
+    from crmsync.morning import reconcile_account
+    from crmsync.stopping import StopSignal, stop_on_signals
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
     with stop_on_signals(StopSignal()) as stop:

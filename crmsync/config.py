@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import AuthenticationError, UsageError
-from pipeline.helcim.client import DEFAULT_URL, HelcimClient, RetryPolicy, check_api_url, check_token
-from pipeline.helcim.limits import RateLimits
-from pipeline.stopping import StopSignal
+from crmsync.errors import AuthenticationError, UsageError
+from crmsync.helcim.client import DEFAULT_URL, HelcimClient, RetryPolicy, check_api_url, check_token
+from crmsync.helcim.limits import RateLimits
+from crmsync.stopping import StopSignal
 
 
 def default_state_path(env: Mapping[str, str] = os.environ) -> Path:

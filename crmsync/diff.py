@@ -47,7 +47,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.helcim import SYNCED_FIELDS
+from crmsync.schemas.helcim import SYNCED_FIELDS
 
 Policy = Literal["crm-wins", "helcim-wins", "manual"]
 POLICIES: tuple[Policy, ...] = ("crm-wins", "helcim-wins", "manual")

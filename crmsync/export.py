@@ -32,12 +32,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.diff import DiffResult
-from pipeline.profiles import Profile, load_profile
-from pipeline.reconcile import card_brand, pad_status_of_banks
-from pipeline.report import write_csv
-from pipeline.snapshot import Snapshot
-from schemas.crm import CRM_COLUMNS
+from crmsync.diff import DiffResult
+from crmsync.profiles import Profile, load_profile
+from crmsync.reconcile import card_brand, pad_status_of_banks
+from crmsync.report import write_csv
+from crmsync.schemas.crm import CRM_COLUMNS
+from crmsync.snapshot import Snapshot
 
 __all__ = ["PAYMENT_METHOD_COLUMNS", "CrmColumn", "crm_columns", "to_crm", "write_crm_import"]
 

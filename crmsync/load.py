@@ -1,6 +1,6 @@
 """The loader: apply a plan to Helcim through the client, journaled, resumable, within budget.
 
-For every operation of a :class:`~pipeline.plan.Plan` (creates first, then
+For every operation of a :class:`~crmsync.plan.Plan` (creates first, then
 updates; up to 5 workers sharing the client's pacer):
 
 1. an operation the journal already records as done is not sent again, so
@@ -30,8 +30,8 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.console import Progress
-from pipeline.errors import (
+from crmsync.console import Progress
+from crmsync.errors import (
     EXIT_PARTIAL,
     BudgetExhausted,
     HelcimError,
@@ -40,12 +40,12 @@ from pipeline.errors import (
     ProtocolError,
     RateLimited,
 )
-from pipeline.helcim.client import HelcimClient
-from pipeline.helcim.models import Address, Customer, CustomerInput
-from pipeline.plan import Operation, Plan
-from pipeline.snapshot import cache_write, cache_written
-from pipeline.state import StateStore
-from schemas.helcim import SYNCED_FIELDS
+from crmsync.helcim.client import HelcimClient
+from crmsync.helcim.models import Address, Customer, CustomerInput
+from crmsync.plan import Operation, Plan
+from crmsync.schemas.helcim import SYNCED_FIELDS
+from crmsync.snapshot import cache_write, cache_written
+from crmsync.state import StateStore
 
 log = logging.getLogger("crmsync.load")
 

@@ -1,8 +1,8 @@
 """``crmsync reconcile``: refresh what the budget allows, reconcile, write the morning files.
 
 :func:`reconcile_account` is the library call behind the command; the nightly
-``crmsync run`` uses the same pieces directly (:func:`pipeline.reconcile.reconcile`,
-:func:`pipeline.report.write_reconciliation`, :func:`pipeline.export.write_crm_import`)
+``crmsync run`` uses the same pieces directly (:func:`~crmsync.reconcile.reconcile`,
+:func:`~crmsync.report.write_reconciliation`, :func:`~crmsync.export.write_crm_import`)
 and :func:`previous_reconciliation` for the "change since the previous run" figures.
 """
 
@@ -16,14 +16,14 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.config import Settings
-from pipeline.console import Progress
-from pipeline.diff import DiffResult, diff
-from pipeline.errors import Interrupted, UsageError
-from pipeline.export import write_crm_import
-from pipeline.reconcile import Reconciliation, reconcile
-from pipeline.report import prepare_out_dir, write_reconciliation
-from pipeline.snapshot import (
+from crmsync.config import Settings
+from crmsync.console import Progress
+from crmsync.diff import DiffResult, diff
+from crmsync.errors import Interrupted, UsageError
+from crmsync.export import write_crm_import
+from crmsync.reconcile import Reconciliation, reconcile
+from crmsync.report import prepare_out_dir, write_reconciliation
+from crmsync.snapshot import (
     BankRefresh,
     CustomerRefresh,
     Snapshot,
@@ -31,9 +31,9 @@ from pipeline.snapshot import (
     refresh_customers,
     refresh_payment_methods,
 )
-from pipeline.state import StateStore, open_state, state_lock
-from pipeline.stopping import StopSignal
-from pipeline.sync import CheckedExport, check_crm, pages_for
+from crmsync.state import StateStore, open_state, state_lock
+from crmsync.stopping import StopSignal
+from crmsync.sync import CheckedExport, check_crm, pages_for
 
 __all__ = [
     "ReconcileOutcome",
@@ -54,7 +54,7 @@ def reconcile_snapshot(
     pad_pending_days: int = 14,
     stale_nights: int = 7,
 ) -> Reconciliation:
-    """:func:`pipeline.reconcile.reconcile` on a :class:`Snapshot` (bank refresh times included)."""
+    """:func:`~crmsync.reconcile.reconcile` on a :class:`Snapshot` (bank refresh times included)."""
     return reconcile(
         snapshot.customers,
         snapshot.cards,

@@ -3,9 +3,9 @@
 ``crmsync run`` is :func:`run_nightly`:
 
 1. take the state store's lock (a second run on the same store exits at once);
-2. settle writes a killed run left in flight (:func:`pipeline.load.resolve_pending`);
-3. extract → validate → snapshot → diff → plan (:func:`pipeline.sync.prepare`);
-4. apply the plan within the budget, creates first (:func:`pipeline.load.apply_plan`);
+2. settle writes a killed run left in flight (:func:`crmsync.load.resolve_pending`);
+3. extract → validate → snapshot → diff → plan (:func:`~crmsync.sync.prepare`);
+4. apply the plan within the budget, creates first (:func:`~crmsync.load.apply_plan`);
 5. spend what is left of the budget on bank accounts and PADs;
 6. write the output folder (``summary.json``, ``results.csv``, ``plan.*``,
    ``conflicts.csv``, ``rejects.csv``, and the CRM import files and the
@@ -30,10 +30,10 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.config import Settings
-from pipeline.console import Progress
-from pipeline.diff import DiffResult, Policy
-from pipeline.errors import (
+from crmsync.config import Settings
+from crmsync.console import Progress
+from crmsync.diff import DiffResult, Policy
+from crmsync.errors import (
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_USAGE,
@@ -44,16 +44,16 @@ from pipeline.errors import (
     OutputError,
     UsageError,
 )
-from pipeline.export import write_crm_import
-from pipeline.helcim.client import HelcimClient
-from pipeline.load import RESULT_COLUMNS, ApplyOutcome, OpResult, apply_plan, resolve_pending
-from pipeline.morning import previous_reconciliation, reconcile_snapshot, reconciliation_summary
-from pipeline.plan import Plan
-from pipeline.report import prepare_out_dir, write_csv, write_json, write_reconciliation
-from pipeline.snapshot import load_snapshot, refresh_payment_methods
-from pipeline.state import RunRecord, StateStore, open_state, state_lock
-from pipeline.stopping import StopSignal
-from pipeline.sync import CheckedExport, Prepared, check_crm, prepare, write_plan_outputs
+from crmsync.export import write_crm_import
+from crmsync.helcim.client import HelcimClient
+from crmsync.load import RESULT_COLUMNS, ApplyOutcome, OpResult, apply_plan, resolve_pending
+from crmsync.morning import previous_reconciliation, reconcile_snapshot, reconciliation_summary
+from crmsync.plan import Plan
+from crmsync.report import prepare_out_dir, write_csv, write_json, write_reconciliation
+from crmsync.snapshot import load_snapshot, refresh_payment_methods
+from crmsync.state import RunRecord, StateStore, open_state, state_lock
+from crmsync.stopping import StopSignal
+from crmsync.sync import CheckedExport, Prepared, check_crm, prepare, write_plan_outputs
 
 log = logging.getLogger("crmsync.run")
 

@@ -44,8 +44,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.errors import MissingColumnsError, UsageError
-from schemas.crm import CRM_COLUMNS
+from crmsync.errors import MissingColumnsError, UsageError
+from crmsync.schemas.crm import CRM_COLUMNS
 
 __all__ = [
     "PROFILES_DIR",
@@ -58,7 +58,7 @@ __all__ = [
     "load_profile",
 ]
 
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "schemas" / "profiles"
+PROFILES_DIR = Path(__file__).resolve().parent / "schemas" / "profiles"
 TRANSFORM_KINDS = ("join", "split_lines", "coalesce")
 _SEPARATORS = re.compile(r"[\s_\-\u00a0\ufeff\u200b]+")
 

@@ -19,8 +19,8 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from pipeline.errors import OutputError
-from pipeline.reconcile import (
+from crmsync.errors import OutputError
+from crmsync.reconcile import (
     BANK_REPORT_COLUMNS,
     CARD_REPORT_COLUMNS,
     FINDING_COLUMNS,
@@ -164,7 +164,7 @@ def _change(current: dict[str, Any], previous: dict[str, Any] | None) -> dict[st
 
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("pipeline", "templates"),
+        loader=jinja2.PackageLoader("crmsync", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -27,13 +27,12 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.console import Progress
-from pipeline.errors import AccountMismatchError, BudgetExhausted
-from pipeline.helcim.client import PAGE_SIZE, HelcimClient
-from pipeline.helcim.models import Address, BankAccount, Customer, Pad
-from pipeline.normalize import normalize_crm
-from pipeline.state import StateStore, utcnow
-from schemas.helcim import (
+from crmsync.console import Progress
+from crmsync.errors import AccountMismatchError, BudgetExhausted
+from crmsync.helcim.client import PAGE_SIZE, HelcimClient
+from crmsync.helcim.models import Address, BankAccount, Customer, Pad
+from crmsync.normalize import normalize_crm
+from crmsync.schemas.helcim import (
     BANK_COLUMNS,
     CARD_COLUMNS,
     CUSTOMER_COLUMNS,
@@ -41,15 +40,16 @@ from schemas.helcim import (
     SYNCED_FIELDS,
     HelcimCustomer,
 )
-from schemas.helcim import (
+from crmsync.schemas.helcim import (
     BankAccount as BankSchema,
 )
-from schemas.helcim import (
+from crmsync.schemas.helcim import (
     Card as CardSchema,
 )
-from schemas.helcim import (
+from crmsync.schemas.helcim import (
     Pad as PadSchema,
 )
+from crmsync.state import StateStore, utcnow
 
 log = logging.getLogger("crmsync.snapshot")
 

@@ -32,7 +32,7 @@ Tables:
     operations a run could not afford, so the next night starts with them.
 
 A state file belongs to one Helcim account: the API URL is recorded on first
-use and another URL is refused (:class:`~pipeline.errors.AccountMismatchError`).
+use and another URL is refused (:class:`~crmsync.errors.AccountMismatchError`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.errors import (
+from crmsync.errors import (
     EXIT_PARTIAL,
     AccountMismatchError,
     CrmsyncError,
@@ -61,7 +61,7 @@ from pipeline.errors import (
     StateError,
     StateLockedError,
 )
-from schemas.helcim import SYNCED_FIELDS
+from crmsync.schemas.helcim import SYNCED_FIELDS
 
 _FIELD_COLUMNS = ", ".join(f"{f} TEXT NOT NULL DEFAULT ''" for f in SYNCED_FIELDS)
 _BASE_COLUMNS = ", ".join(f"{f} TEXT" for f in SYNCED_FIELDS)  # NULL: no agreed value yet

@@ -1,7 +1,7 @@
 """Stopping a run cleanly on SIGINT (Ctrl-C) or SIGTERM (systemd, Kubernetes, ``kill``).
 
 A :class:`StopSignal` is handed to the client: once set, the pacer admits no
-new request (it raises :class:`~pipeline.errors.Interrupted` before sending),
+new request (it raises :class:`~crmsync.errors.Interrupted` before sending),
 waits for the limits and retry back-offs end at once, and requests already in
 flight finish within their call deadline. The job then writes its outputs and
 ``summary.json`` with ``status: "interrupted"``, records the run as
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from pipeline.errors import EXIT_SIGINT, EXIT_SIGTERM, Interrupted
+from crmsync.errors import EXIT_SIGINT, EXIT_SIGTERM, Interrupted
 
 _NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 _EXIT = {signal.SIGINT: EXIT_SIGINT, signal.SIGTERM: EXIT_SIGTERM}

@@ -14,21 +14,21 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.config import Settings
-from pipeline.console import Progress
-from pipeline.diff import PROPOSAL_COLUMNS, DiffResult, Policy, diff
-from pipeline.errors import StateError, UsageError
-from pipeline.extract import CrmExport, read_crm
-from pipeline.helcim.client import HelcimClient
-from pipeline.normalize import normalize_crm
-from pipeline.plan import CONFLICT_CSV_COLUMNS, PLAN_CSV_COLUMNS, Plan, build_plan, conflict_rows
-from pipeline.profiles import load_profile
-from pipeline.report import prepare_out_dir, write_csv, write_json, write_text
-from pipeline.snapshot import CustomerRefresh, Snapshot, load_snapshot, refresh_customers
-from pipeline.state import StateStore, open_state, state_lock
-from pipeline.stopping import StopSignal
-from pipeline.validate import REJECT_COLUMNS, validate_frame
-from schemas.helcim import SYNCED_FIELDS
+from crmsync.config import Settings
+from crmsync.console import Progress
+from crmsync.diff import PROPOSAL_COLUMNS, DiffResult, Policy, diff
+from crmsync.errors import StateError, UsageError
+from crmsync.extract import CrmExport, read_crm
+from crmsync.helcim.client import HelcimClient
+from crmsync.normalize import normalize_crm
+from crmsync.plan import CONFLICT_CSV_COLUMNS, PLAN_CSV_COLUMNS, Plan, build_plan, conflict_rows
+from crmsync.profiles import load_profile
+from crmsync.report import prepare_out_dir, write_csv, write_json, write_text
+from crmsync.schemas.helcim import SYNCED_FIELDS
+from crmsync.snapshot import CustomerRefresh, Snapshot, load_snapshot, refresh_customers
+from crmsync.state import StateStore, open_state, state_lock
+from crmsync.stopping import StopSignal
+from crmsync.validate import REJECT_COLUMNS, validate_frame
 
 log = logging.getLogger("crmsync.sync")
 

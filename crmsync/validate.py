@@ -1,7 +1,7 @@
 """Validate a normalised CRM frame with the pandera models → (valid rows, rejects).
 
-:func:`validate_frame` is pure: it runs :class:`schemas.crm.CrmCustomer` on the
-customer columns and :class:`schemas.address.Address` on the billing and the
+:func:`validate_frame` is pure: it runs :class:`crmsync.schemas.crm.CrmCustomer` on the
+customer columns and :class:`crmsync.schemas.address.Address` on the billing and the
 shipping columns, all lazily, and turns pandera's failure cases into
 ``rejects``: one row per problem (``source_line, crm_id, column, value,
 reason``), worded for a CRM administrator, with ``value`` as the export holds
@@ -28,12 +28,12 @@ import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
 
-from pipeline.errors import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UsageError
-from pipeline.extract import DELIMITER_NAMES, read_crm
-from pipeline.normalize import email_error, normalize_crm
-from pipeline.profiles import load_profile
-from pipeline.report import write_csv, write_json
-from schemas.address import (
+from crmsync.errors import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UsageError
+from crmsync.extract import DELIMITER_NAMES, read_crm
+from crmsync.normalize import email_error, normalize_crm
+from crmsync.profiles import load_profile
+from crmsync.report import write_csv, write_json
+from crmsync.schemas.address import (
     ADDRESS_FIELDS,
     ADDRESS_REASONS,
     MAX_LENGTHS,
@@ -41,7 +41,7 @@ from schemas.address import (
     address_frame,
     describe_region,
 )
-from schemas.crm import ADDRESS_PREFIXES, CRM_COLUMNS, CRM_REASONS, CUSTOMER_COLUMNS, CrmCustomer
+from crmsync.schemas.crm import ADDRESS_PREFIXES, CRM_COLUMNS, CRM_REASONS, CUSTOMER_COLUMNS, CrmCustomer
 
 __all__ = [
     "REJECT_COLUMNS",
@@ -108,7 +108,7 @@ def _failures(model: type[pa.DataFrameModel], frame: pd.DataFrame, prefix: str =
     """(row label, column, rule) for each problem pandera finds in ``frame``.
 
     The failing rows come from each check's boolean ``check_output`` (the checks
-    keep a single failure case, see :func:`schemas.address.column_rule`).
+    keep a single failure case, see :func:`crmsync.schemas.address.column_rule`).
     """
     try:
         model.validate(frame, lazy=True)

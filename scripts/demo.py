@@ -22,12 +22,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from crmsync.helcim.client import HelcimClient
+from crmsync.helcim.limits import RateLimits
+from crmsync.helcim.models import Address, CustomerInput
 from helcim_sandbox.launcher import running_sandbox
 from helcim_sandbox.seed import SeedOptions, seed_store
 from helcim_sandbox.store import Store
-from pipeline.helcim.client import HelcimClient
-from pipeline.helcim.limits import RateLimits
-from pipeline.helcim.models import Address, CustomerInput
 
 RUN_DIR = Path(".run")
 CRM_EXPORT = Path("sample_data/crm_customers.csv")

@@ -1,8 +1,8 @@
 """Helcim Customer API v2: the client (``client``), pacing (``limits``), parsing (``models``)."""
 
-from pipeline.helcim.client import DEFAULT_URL, Answer, HelcimClient, RetryPolicy
-from pipeline.helcim.limits import Pacer, RateLimits
-from pipeline.helcim.models import (
+from crmsync.helcim.client import DEFAULT_URL, Answer, HelcimClient, RetryPolicy
+from crmsync.helcim.limits import Pacer, RateLimits
+from crmsync.helcim.models import (
     Address,
     BankAccount,
     BankAccountInput,

@@ -2,14 +2,14 @@
 
 Every call goes through :meth:`HelcimClient._send`:
 
-1. the shared :class:`~pipeline.helcim.limits.Pacer` admits it (concurrency,
+1. the shared :class:`~crmsync.helcim.limits.Pacer` admits it (concurrency,
    rolling windows, other integrations' usage, the call budget);
 2. a 429 is *waited out*: the pacer holds every worker back, the call is sent
    again, and this never counts as a failed attempt;
 3. other retriable failures (5xx, connection errors, timeouts) are retried by
    tenacity with exponential backoff and jitter, bounded in attempts and in
    total time — but only for operations that are safe to repeat;
-4. anything else is classified once by :mod:`pipeline.helcim.errors`.
+4. anything else is classified once by :mod:`~crmsync.helcim.errors`.
 
 ``POST /customers`` is not idempotent. :meth:`create_customer` therefore never
 re-posts blindly: after a lost answer, a timeout or a 5xx it looks the
@@ -43,15 +43,15 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from pipeline import __version__
-from pipeline.errors import (
+from crmsync import __version__
+from crmsync.errors import (
     HelcimError,
     HelcimRequestError,
     HelcimUnavailable,
     ProtocolError,
     UsageError,
 )
-from pipeline.helcim.errors import (
+from crmsync.helcim.errors import (
     NotJson,
     error_for_exception,
     error_for_redirect,
@@ -60,8 +60,8 @@ from pipeline.helcim.errors import (
     parse_body,
     was_not_sent,
 )
-from pipeline.helcim.limits import Pacer, RateLimits
-from pipeline.helcim.models import (
+from crmsync.helcim.limits import Pacer, RateLimits
+from crmsync.helcim.models import (
     BankAccount,
     BankAccountInput,
     Card,
@@ -71,8 +71,8 @@ from pipeline.helcim.models import (
     DefaultCardRecord,
     Pad,
 )
-from pipeline.helcim.transport import AnswerTooLarge, CallTimedOut, bounded_call, bounded_session
-from pipeline.stopping import StopSignal
+from crmsync.helcim.transport import AnswerTooLarge, CallTimedOut, bounded_call, bounded_session
+from crmsync.stopping import StopSignal
 
 log = logging.getLogger("crmsync.helcim")
 

@@ -1,7 +1,7 @@
 """Classify every HTTP outcome once: retriable, fatal, or success in disguise.
 
 * **retriable**: 429, 5xx, connection errors, timeouts, and answers that are
-  not Helcim's documented shape (:class:`~pipeline.errors.ProtocolError`: an
+  not Helcim's documented shape (:class:`~crmsync.errors.ProtocolError`: an
   HTML page, cut-off JSON, an object where a list belongs, a customer without
   an id) — tenacity retries these (a 429 is waited out by the pacer instead
   and never counts as an attempt);
@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from pipeline.errors import (
+from crmsync.errors import (
     AuthenticationError,
     HelcimError,
     HelcimRequestError,

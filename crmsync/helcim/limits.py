@@ -15,9 +15,9 @@ keeps a client under those limits instead of bouncing off 429s:
   client's own requests cannot explain is somebody else's traffic on the same
   account; it is subtracted from the allowance until it ages out;
 * **budget**: calls are counted by operation, and a hard ``max_calls`` stops a
-  call before it is sent (:class:`~pipeline.errors.BudgetExhausted`);
-* **stopping**: once the run's :class:`~pipeline.stopping.StopSignal` is set,
-  nothing more is admitted (:class:`~pipeline.errors.Interrupted`).
+  call before it is sent (:class:`~crmsync.errors.BudgetExhausted`);
+* **stopping**: once the run's :class:`~crmsync.stopping.StopSignal` is set,
+  nothing more is admitted (:class:`~crmsync.errors.Interrupted`).
 
 Limits spec (``--rate-limits`` / ``CRMSYNC_RATE_LIMITS``): ``helcim`` (the real
 limits, default), ``fast`` (the same shape with 60× shorter windows, matching
@@ -34,8 +34,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.errors import BudgetExhausted, UsageError
-from pipeline.stopping import StopSignal
+from crmsync.errors import BudgetExhausted, UsageError
+from crmsync.stopping import StopSignal
 
 _PRESETS = {"helcim": 1.0, "real": 1.0, "fast": 60.0, "off": 1.0}
 

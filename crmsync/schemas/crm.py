@@ -1,7 +1,7 @@
 """``CrmCustomer``: what one CRM customer row must satisfy once mapped and normalised.
 
 The customer-level columns are checked here; the ``billing_*`` and
-``shipping_*`` columns are checked by :class:`schemas.address.Address`, once
+``shipping_*`` columns are checked by :class:`crmsync.schemas.address.Address`, once
 per prefix. :data:`CRM_REASONS` words each rule for a CRM administrator; a check
 named ``field:rule`` spans columns and is reported against ``field``.
 """
@@ -12,8 +12,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from pipeline.normalize import duplicated, lengths, matches
-from schemas.address import (
+from crmsync.normalize import duplicated, lengths, matches
+from crmsync.schemas.address import (
     ADDRESS_FIELDS,
     LENGTH_REASON,
     PHONE_REASONS,

@@ -12,7 +12,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from schemas.crm import CRM_COLUMNS
+from crmsync.schemas.crm import CRM_COLUMNS
 
 #: The fields crmsync keeps in sync: every generic CRM column but the id.
 SYNCED_FIELDS: tuple[str, ...] = tuple(c for c in CRM_COLUMNS if c != "crm_id")

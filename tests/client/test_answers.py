@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import (
+from crmsync.errors import (
     AuthenticationError,
     HelcimUnavailable,
     ProtocolError,
     RedirectRefused,
     UsageError,
 )
-from pipeline.helcim.client import HelcimClient, check_connection
-from pipeline.helcim.models import CustomerInput
+from crmsync.helcim.client import HelcimClient, check_connection
+from crmsync.helcim.models import CustomerInput
 from tests.client.test_retries import CUSTOMER, client_with
 
 HTML = b"<!DOCTYPE html><html><head><title>502 Bad gateway | api.helcim.com | Cloudflare</title></head>" + (

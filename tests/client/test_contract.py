@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import requests
 
+from crmsync.errors import AuthenticationError, HelcimError, HelcimRequestError
+from crmsync.helcim.client import HelcimClient, RetryPolicy
+from crmsync.helcim.limits import RateLimits
+from crmsync.helcim.models import Address, BankAccountInput, CustomerInput
 from helcim_sandbox.launcher import SandboxProcess
-from pipeline.errors import AuthenticationError, HelcimError, HelcimRequestError
-from pipeline.helcim.client import HelcimClient, RetryPolicy
-from pipeline.helcim.limits import RateLimits
-from pipeline.helcim.models import Address, BankAccountInput, CustomerInput
 from tests.conftest import TOKEN
 
 # the sandbox commits before it drops a connection, so a look-up needs no settling time here

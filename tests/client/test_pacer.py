@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from pipeline.errors import BudgetExhausted, UsageError
-from pipeline.helcim.limits import Pacer, RateLimits, Ticket
+from crmsync.errors import BudgetExhausted, UsageError
+from crmsync.helcim.limits import Pacer, RateLimits, Ticket
 
 
 class Clock:

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import requests
 
-from pipeline.errors import AuthenticationError, HelcimRequestError, HelcimUnavailable, RateLimited
-from pipeline.helcim.errors import error_for_response, error_text, is_error_body, was_not_sent
-from pipeline.helcim.models import (
+from crmsync.errors import AuthenticationError, HelcimRequestError, HelcimUnavailable, RateLimited
+from crmsync.helcim.errors import error_for_response, error_text, is_error_body, was_not_sent
+from crmsync.helcim.models import (
     Address,
     BankAccount,
     BankAccountInput,

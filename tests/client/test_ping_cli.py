@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from crmsync.cli import cli
 from helcim_sandbox.launcher import SandboxProcess
-from pipeline.cli import cli
 from tests.conftest import TOKEN
 
 

@@ -7,16 +7,16 @@ from typing import Any
 import pytest
 import requests
 
-from pipeline.errors import (
+from crmsync.errors import (
     AuthenticationError,
     BudgetExhausted,
     HelcimRequestError,
     HelcimUnavailable,
     RateLimited,
 )
-from pipeline.helcim.client import HelcimClient, RetryPolicy
-from pipeline.helcim.limits import RateLimits
-from pipeline.helcim.models import CustomerInput
+from crmsync.helcim.client import HelcimClient, RetryPolicy
+from crmsync.helcim.limits import RateLimits
+from crmsync.helcim.models import CustomerInput
 from tests.client.fakes import ScriptedAdapter, Step, scripted_session
 
 CUSTOMER = {

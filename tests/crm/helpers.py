@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from schemas.crm import CRM_COLUMNS
+from crmsync.schemas.crm import CRM_COLUMNS
 
 GOOD = {
     "crm_id": "CRM-1",

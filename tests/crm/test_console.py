@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from pipeline.console import LogProgress, configure_logging
+from crmsync.console import LogProgress, configure_logging
 
 
 def test_json_lines_redact_the_token_in_messages_and_tracebacks() -> None:
@@ -41,7 +41,7 @@ def test_bars_close_a_stage_of_unknown_size_when_the_next_begins() -> None:
     from rich.console import Console
     from rich.progress import Progress
 
-    from pipeline.console import BarProgress
+    from crmsync.console import BarProgress
 
     with Progress(console=Console(file=io.StringIO(), force_terminal=True)) as bars:
         progress = BarProgress(bars)

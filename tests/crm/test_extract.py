@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import InputFileError, MissingColumnsError
-from pipeline.extract import read_crm, read_export
-from pipeline.profiles import load_profile
-from tests.pipeline.helpers import generic_csv, write
+from crmsync.errors import InputFileError, MissingColumnsError
+from crmsync.extract import read_crm, read_export
+from crmsync.profiles import load_profile
+from tests.crm.helpers import generic_csv, write
 
 TEXT = "crm_id,contact_name,city\nC-1,Zoé Côté,Montréal\nC-2,Renée Ørsted,Québec\n"
 

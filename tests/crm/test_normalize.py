@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import normalize as n
+from crmsync import normalize as n
 
 # What the cleaner calls whitespace (RE2's \s, vertical tab, NEL and Unicode separators), spelled for Python.
 _WHITESPACE = re.compile("[\t\n\f\r \x0b\x85\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
@@ -228,7 +228,7 @@ def test_normalize_crm_touches_only_generic_columns() -> None:
     frame = pd.DataFrame(
         {column: pd.Series([" x "], dtype="str") for column in n.normalize_crm.__globals__["ADDRESS_FIELDS"]}
     )
-    from schemas.crm import CRM_COLUMNS
+    from crmsync.schemas.crm import CRM_COLUMNS
 
     frame = pd.DataFrame({c: pd.Series([" x "], dtype="str") for c in CRM_COLUMNS})
     frame["source_line"] = [7]

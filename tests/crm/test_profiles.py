@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.errors import MissingColumnsError, UsageError
-from pipeline.extract import read_crm
-from pipeline.profiles import apply_profile, available_profiles, load_profile, parse_profile
-from schemas.crm import CRM_COLUMNS
-from tests.pipeline.helpers import write
+from crmsync.errors import MissingColumnsError, UsageError
+from crmsync.extract import read_crm
+from crmsync.profiles import apply_profile, available_profiles, load_profile, parse_profile
+from crmsync.schemas.crm import CRM_COLUMNS
+from tests.crm.helpers import write
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 

@@ -13,13 +13,13 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.cli import cli
-from pipeline.errors import UsageError
-from pipeline.normalize import normalize_crm
-from pipeline.report import write_csv
-from pipeline.validate import REJECT_COLUMNS, VALID_COLUMNS, parse_rate, validate_frame
-from schemas.crm import CRM_COLUMNS
-from tests.pipeline.helpers import generic_csv, write
+from crmsync.cli import cli
+from crmsync.errors import UsageError
+from crmsync.normalize import normalize_crm
+from crmsync.report import write_csv
+from crmsync.schemas.crm import CRM_COLUMNS
+from crmsync.validate import REJECT_COLUMNS, VALID_COLUMNS, parse_rate, validate_frame
+from tests.crm.helpers import generic_csv, write
 
 ROOT = Path(__file__).resolve().parents[2]
 DIRTY = ROOT / "sample_data" / "crm_customers_dirty.csv"

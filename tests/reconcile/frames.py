@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from schemas.helcim import BANK_COLUMNS, CARD_COLUMNS, CUSTOMER_COLUMNS, PAD_COLUMNS
+from crmsync.schemas.helcim import BANK_COLUMNS, CARD_COLUMNS, CUSTOMER_COLUMNS, PAD_COLUMNS
 
 
 def customers(*rows: tuple[int, str, str]) -> pd.DataFrame:

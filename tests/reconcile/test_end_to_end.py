@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from crmsync.cli import cli
+from crmsync.reconcile import FINDINGS
+from crmsync.report import headline
 from helcim_sandbox.launcher import SandboxProcess
-from pipeline.cli import cli
-from pipeline.reconcile import FINDINGS
-from pipeline.report import headline
 from tests.conftest import TOKEN, Api
 from tests.sync.test_plan_cli import row, write_export
 

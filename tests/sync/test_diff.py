@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.diff import BUCKETS, DiffResult, diff
-from pipeline.normalize import normalize_crm
-from schemas.helcim import SYNCED_FIELDS
+from crmsync.diff import BUCKETS, DiffResult, diff
+from crmsync.normalize import normalize_crm
+from crmsync.schemas.helcim import SYNCED_FIELDS
 
 FIELDS = SYNCED_FIELDS
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from crmsync import cli
 from helcim_sandbox.launcher import SandboxProcess
-from pipeline import cli
 from tests.conftest import TOKEN
 from tests.sync.test_plan_cli import invoke, read_csv, row, write_export
 from tests.sync.test_run import (
@@ -196,7 +196,7 @@ def test_a_signal_stops_sending_and_the_run_ends_on_record(
     rows = [row(f"S-{n:03d}", f"Person {n}") for n in range(60)]
     export = write_export(tmp_path / "crm.csv", rows)
     env = run_env(tmp_path, sandbox)
-    command = [sys.executable, "-c", "from pipeline.cli import main; main()"]
+    command = [sys.executable, "-c", "from crmsync.cli import main; main()"]
     command += ["run", "--crm", str(export), "--out", str(tmp_path / "out")]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -236,7 +236,7 @@ def test_a_crash_under_json_logs_is_one_json_line_without_the_token(
     def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError(f"unexpected state near {TOKEN}")
 
-    monkeypatch.setattr("pipeline.nightly.run_nightly", boom)
+    monkeypatch.setattr("crmsync.nightly.run_nightly", boom)
     monkeypatch.setenv("HELCIM_API_TOKEN", TOKEN)
     monkeypatch.setenv("CRMSYNC_STATE_DB", str(tmp_path / "state.db"))
     export = write_export(tmp_path / "crm.csv", [row("C-1", "Ada King")])

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from crmsync.cli import cli
+from crmsync.helcim.client import HelcimClient
+from crmsync.helcim.limits import RateLimits
+from crmsync.helcim.models import Address, CustomerInput
+from crmsync.plan import Plan
 from helcim_sandbox.launcher import SandboxProcess
-from pipeline.cli import cli
-from pipeline.helcim.client import HelcimClient
-from pipeline.helcim.limits import RateLimits
-from pipeline.helcim.models import Address, CustomerInput
-from pipeline.plan import Plan
 from tests.conftest import TOKEN
 
 HEADER = [

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
+from crmsync.errors import HelcimUnavailable
+from crmsync.helcim.client import HelcimClient, RetryPolicy
+from crmsync.helcim.limits import RateLimits
+from crmsync.helcim.models import CustomerInput
+from crmsync.load import apply_plan
+from crmsync.plan import Plan
+from crmsync.state import open_state, state_lock
 from helcim_sandbox.launcher import SandboxProcess
-from pipeline.errors import HelcimUnavailable
-from pipeline.helcim.client import HelcimClient, RetryPolicy
-from pipeline.helcim.limits import RateLimits
-from pipeline.helcim.models import CustomerInput
-from pipeline.load import apply_plan
-from pipeline.plan import Plan
-from pipeline.state import open_state, state_lock
 from tests.conftest import TOKEN
 from tests.sync.test_plan_cli import add_to_helcim, helcim, invoke, read_csv, row, write_export
 
@@ -250,7 +250,7 @@ def run_env(tmp_path: Path, sandbox: SandboxProcess) -> dict[str, str]:
 
 
 def crmsync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", "from pipeline.cli import main; main()", *args]
+    command = [sys.executable, "-c", "from crmsync.cli import main; main()", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
@@ -278,7 +278,7 @@ def test_killed_mid_run_then_run_again_converges_without_duplicates(
     rows = [row(f"K-{n:03d}", f"Person {n}", billing_city=f"Town {n}") for n in range(80)]
     export = write_export(tmp_path / "crm.csv", rows)
     env = run_env(tmp_path, sandbox)
-    command = [sys.executable, "-c", "from pipeline.cli import main; main()"]
+    command = [sys.executable, "-c", "from crmsync.cli import main; main()"]
     command += ["run", "--crm", str(export), "--out", str(tmp_path / "killed")]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from crmsync.errors import AccountMismatchError
+from crmsync.helcim.client import HelcimClient, RetryPolicy
+from crmsync.helcim.limits import RateLimits
+from crmsync.snapshot import load_snapshot, refresh_customers, refresh_payment_methods
+from crmsync.state import StateStore, open_state
 from helcim_sandbox.launcher import SandboxProcess
-from pipeline.errors import AccountMismatchError
-from pipeline.helcim.client import HelcimClient, RetryPolicy
-from pipeline.helcim.limits import RateLimits
-from pipeline.snapshot import load_snapshot, refresh_customers, refresh_payment_methods
-from pipeline.state import StateStore, open_state
 from tests.conftest import TOKEN
 
 

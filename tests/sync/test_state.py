@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.errors import AccountMismatchError, StateError, StateLockedError
-from pipeline.state import SCHEMA_VERSION, open_state, state_lock
-from schemas.helcim import SYNCED_FIELDS
+from crmsync.errors import AccountMismatchError, StateError, StateLockedError
+from crmsync.schemas.helcim import SYNCED_FIELDS
+from crmsync.state import SCHEMA_VERSION, open_state, state_lock
 
 
 def test_created_private_and_migrated(tmp_path: Path) -> None:
