@@ -30,7 +30,7 @@ import pyarrow as pa_arrow
 
 from crmsync.errors import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UsageError
 from crmsync.extract import DELIMITER_NAMES, read_crm
-from crmsync.normalize import email_error, normalize_crm
+from crmsync.normalize import normalize_crm
 from crmsync.profiles import load_profile
 from crmsync.report import write_csv, write_json
 from crmsync.schemas.address import (
@@ -42,6 +42,7 @@ from crmsync.schemas.address import (
     describe_region,
 )
 from crmsync.schemas.crm import ADDRESS_PREFIXES, CRM_COLUMNS, CRM_REASONS, CUSTOMER_COLUMNS, CrmCustomer
+from crmsync.text import email_error
 
 __all__ = [
     "REJECT_COLUMNS",

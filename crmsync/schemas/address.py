@@ -4,7 +4,7 @@ The model's columns carry no prefix (``name``, ``street1`` …, ``email``);
 :func:`address_frame` cuts the ``billing_`` or ``shipping_`` columns out of a
 CRM frame under those names, and validation puts the prefix back in front of
 every column it reports. Values are expected normalised
-(:mod:`~crmsync.normalize`): missing is ``""``, countries are alpha-3, provinces
+(:mod:`~crmsync.normalize`; the shared kernels are :mod:`crmsync.text`): missing is ``""``, countries are alpha-3, provinces
 of CAN/USA are 2-letter codes, phones are digits.
 
 Each check is named by a rule id; :data:`ADDRESS_REASONS` words it for a CRM
@@ -21,8 +21,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from crmsync.normalize import (
-    ADDRESS_FIELDS,
+from crmsync.text import (
     PROVINCE_COUNTRIES,
     alpha3_codes,
     digit_counts,
@@ -50,6 +49,19 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: The fields of an address, as the generic columns name them after ``billing_`` / ``shipping_``.
+ADDRESS_FIELDS = (
+    "name",
+    "street1",
+    "street2",
+    "city",
+    "province",
+    "country",
+    "postal_code",
+    "phone",
+    "email",
+)
 _EXTENSION = r"(?:ext\.?|extension|x|#) ?[0-9]+$"
 
 #: How each phone rule reads in rejects.csv ({column}, {value}, {digits} are filled in).

@@ -12,7 +12,6 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from crmsync.normalize import duplicated, lengths, matches
 from crmsync.schemas.address import (
     ADDRESS_FIELDS,
     LENGTH_REASON,
@@ -24,6 +23,7 @@ from crmsync.schemas.address import (
     row_rule,
     within_length,
 )
+from crmsync.text import duplicated, lengths, matches
 
 __all__ = [
     "ADDRESS_PREFIXES",
