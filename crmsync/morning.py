@@ -21,8 +21,9 @@ from crmsync.console import Progress
 from crmsync.diff import DiffResult, diff
 from crmsync.errors import Interrupted, UsageError
 from crmsync.export import write_crm_import
+from crmsync.outputs import prepare_out_dir
 from crmsync.reconcile import Reconciliation, reconcile
-from crmsync.report import prepare_out_dir, write_reconciliation
+from crmsync.report import write_reconciliation
 from crmsync.snapshot import (
     BankRefresh,
     CustomerRefresh,

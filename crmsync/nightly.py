@@ -48,8 +48,9 @@ from crmsync.export import write_crm_import
 from crmsync.helcim.client import HelcimClient
 from crmsync.load import RESULT_COLUMNS, ApplyOutcome, OpResult, apply_plan, resolve_pending
 from crmsync.morning import previous_reconciliation, reconcile_snapshot, reconciliation_summary
+from crmsync.outputs import prepare_out_dir, write_csv, write_json
 from crmsync.plan import Plan
-from crmsync.report import prepare_out_dir, write_csv, write_json, write_reconciliation
+from crmsync.report import write_reconciliation
 from crmsync.snapshot import load_snapshot, refresh_payment_methods
 from crmsync.state import RunRecord, StateStore, open_state, state_lock
 from crmsync.stopping import StopSignal

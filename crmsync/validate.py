@@ -31,8 +31,8 @@ import pyarrow as pa_arrow
 from crmsync.errors import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UsageError
 from crmsync.extract import DELIMITER_NAMES, read_crm
 from crmsync.normalize import normalize_crm
+from crmsync.outputs import write_csv, write_json
 from crmsync.profiles import load_profile
-from crmsync.report import write_csv, write_json
 from crmsync.schemas.address import (
     ADDRESS_FIELDS,
     ADDRESS_REASONS,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from crmsync.cli import cli
 from crmsync.errors import UsageError
 from crmsync.normalize import normalize_crm
-from crmsync.report import write_csv
+from crmsync.outputs import write_csv
 from crmsync.schemas.crm import CRM_COLUMNS
 from crmsync.validate import REJECT_COLUMNS, VALID_COLUMNS, parse_rate, validate_frame
 from tests.crm.helpers import generic_csv, write
