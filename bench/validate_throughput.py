@@ -44,10 +44,10 @@ def _worker(mode: str, path: Path) -> dict[str, Any]:
         frame = pd.read_csv(path, dtype=str)
         seconds = time.perf_counter() - started
         return {"seconds": seconds, "rows": len(frame)}
-    from crmsync.extract import read_crm
-    from crmsync.normalize import normalize_crm
-    from crmsync.profiles import load_profile
-    from crmsync.validate import validate_frame
+    from crmsync.crm.extract import read_crm
+    from crmsync.crm.normalize import normalize_crm
+    from crmsync.crm.profiles import load_profile
+    from crmsync.crm.validate import validate_frame
 
     profile = load_profile("generic")
     started = time.perf_counter()

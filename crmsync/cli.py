@@ -463,8 +463,8 @@ class RateType(click.ParamType):  # type: ignore[type-arg]
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, float):
             return value
+        from crmsync.crm.validate import parse_rate
         from crmsync.errors import UsageError
-        from crmsync.validate import parse_rate
 
         try:
             return parse_rate(str(value))
@@ -495,7 +495,7 @@ def validate(crm_path: Path, profile: str, out_dir: Path, max_reject_rate: float
                 1 some rows were rejected (see rejects.csv)
                 2 the file cannot be read as a CRM export, or --max-reject-rate was exceeded
     """
-    from crmsync.validate import validate_file
+    from crmsync.crm.validate import validate_file
 
     summary = validate_file(crm_path, profile, out_dir, max_reject_rate)
     for warning in summary.warnings:

@@ -2,7 +2,7 @@
 
 :func:`reconcile_account` is the library call behind the command; the nightly
 ``crmsync run`` uses the same pieces directly (:func:`~crmsync.reconcile.reconcile`,
-:func:`~crmsync.report.write_reconciliation`, :func:`~crmsync.export.write_crm_import`)
+:func:`~crmsync.report.write_reconciliation`, :func:`~crmsync.crm.export.write_crm_import`)
 and :func:`previous_reconciliation` for the "change since the previous run" figures.
 """
 
@@ -18,9 +18,9 @@ import pandas as pd
 
 from crmsync.config import Settings
 from crmsync.console import Progress
+from crmsync.crm.export import write_crm_import
 from crmsync.diff import DiffResult, diff
 from crmsync.errors import Interrupted, UsageError
-from crmsync.export import write_crm_import
 from crmsync.outputs import prepare_out_dir
 from crmsync.reconcile import Reconciliation, reconcile
 from crmsync.report import write_reconciliation

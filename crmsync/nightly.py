@@ -32,6 +32,7 @@ import pandas as pd
 
 from crmsync.config import Settings
 from crmsync.console import Progress
+from crmsync.crm.export import write_crm_import
 from crmsync.diff import DiffResult, Policy
 from crmsync.errors import (
     EXIT_OK,
@@ -44,7 +45,6 @@ from crmsync.errors import (
     OutputError,
     UsageError,
 )
-from crmsync.export import write_crm_import
 from crmsync.helcim.client import HelcimClient
 from crmsync.load import RESULT_COLUMNS, ApplyOutcome, OpResult, apply_plan, resolve_pending
 from crmsync.morning import previous_reconciliation, reconcile_snapshot, reconciliation_summary

@@ -28,10 +28,10 @@ from typing import Any
 import pandas as pd
 
 from crmsync.console import Progress
+from crmsync.crm.normalize import normalize_crm
 from crmsync.errors import AccountMismatchError, BudgetExhausted
 from crmsync.helcim.client import PAGE_SIZE, HelcimClient
 from crmsync.helcim.models import Address, BankAccount, Customer, Pad
-from crmsync.normalize import normalize_crm
 from crmsync.schemas.helcim import (
     BANK_COLUMNS,
     CARD_COLUMNS,

@@ -16,19 +16,19 @@ import pandas as pd
 
 from crmsync.config import Settings
 from crmsync.console import Progress
+from crmsync.crm.extract import CrmExport, read_crm
+from crmsync.crm.normalize import normalize_crm
+from crmsync.crm.profiles import load_profile
+from crmsync.crm.validate import REJECT_COLUMNS, validate_frame
 from crmsync.diff import PROPOSAL_COLUMNS, DiffResult, Policy, diff
 from crmsync.errors import StateError, UsageError
-from crmsync.extract import CrmExport, read_crm
 from crmsync.helcim.client import HelcimClient
-from crmsync.normalize import normalize_crm
 from crmsync.outputs import prepare_out_dir, write_csv, write_json, write_text
 from crmsync.plan import CONFLICT_CSV_COLUMNS, PLAN_CSV_COLUMNS, Plan, build_plan, conflict_rows
-from crmsync.profiles import load_profile
 from crmsync.schemas.helcim import SYNCED_FIELDS
 from crmsync.snapshot import CustomerRefresh, Snapshot, load_snapshot, refresh_customers
 from crmsync.state import StateStore, open_state, state_lock
 from crmsync.stopping import StopSignal
-from crmsync.validate import REJECT_COLUMNS, validate_frame
 
 log = logging.getLogger("crmsync.sync")
 

@@ -4,7 +4,7 @@ The model's columns carry no prefix (``name``, ``street1`` …, ``email``);
 :func:`address_frame` cuts the ``billing_`` or ``shipping_`` columns out of a
 CRM frame under those names, and validation puts the prefix back in front of
 every column it reports. Values are expected normalised
-(:mod:`~crmsync.normalize`; the shared kernels are :mod:`crmsync.text`): missing is ``""``, countries are alpha-3, provinces
+(:mod:`~crmsync.crm.normalize`; the shared kernels are :mod:`crmsync.text`): missing is ``""``, countries are alpha-3, provinces
 of CAN/USA are 2-letter codes, phones are digits.
 
 Each check is named by a rule id; :data:`ADDRESS_REASONS` words it for a CRM

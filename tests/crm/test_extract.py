@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crmsync.crm.extract import read_crm, read_export
+from crmsync.crm.profiles import load_profile
 from crmsync.errors import InputFileError, MissingColumnsError
-from crmsync.extract import read_crm, read_export
-from crmsync.profiles import load_profile
 from tests.crm.helpers import generic_csv, write
 
 TEXT = "crm_id,contact_name,city\nC-1,Zoé Côté,Montréal\nC-2,Renée Ørsted,Québec\n"

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crmsync import normalize as n
 from crmsync import text
+from crmsync.crm import normalize as n
 
 # What the cleaner calls whitespace (RE2's \s, vertical tab, NEL and Unicode separators), spelled for Python.
 _WHITESPACE = re.compile("[\t\n\f\r \x0b\x85\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from crmsync.crm.extract import read_crm
+from crmsync.crm.profiles import apply_profile, available_profiles, load_profile, parse_profile
 from crmsync.errors import MissingColumnsError, UsageError
-from crmsync.extract import read_crm
-from crmsync.profiles import apply_profile, available_profiles, load_profile, parse_profile
 from crmsync.schemas.crm import CRM_COLUMNS
 from tests.crm.helpers import write
 

@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crmsync.cli import cli
+from crmsync.crm.normalize import normalize_crm
+from crmsync.crm.validate import REJECT_COLUMNS, VALID_COLUMNS, parse_rate, validate_frame
 from crmsync.errors import UsageError
-from crmsync.normalize import normalize_crm
 from crmsync.outputs import write_csv
 from crmsync.schemas.crm import CRM_COLUMNS
-from crmsync.validate import REJECT_COLUMNS, VALID_COLUMNS, parse_rate, validate_frame
 from tests.crm.helpers import generic_csv, write
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crmsync.export import crm_columns, to_crm
-from crmsync.profiles import load_profile
+from crmsync.crm.export import crm_columns, to_crm
+from crmsync.crm.profiles import load_profile
 
 
 def test_hubspot_headers_come_back_from_columns_joins_and_split_lines() -> None:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crmsync.crm.normalize import normalize_crm
 from crmsync.diff import BUCKETS, DiffResult, diff
-from crmsync.normalize import normalize_crm
 from crmsync.schemas.helcim import SYNCED_FIELDS
 
 FIELDS = SYNCED_FIELDS

@@ -28,11 +28,11 @@ import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
 
+from crmsync.crm.extract import DELIMITER_NAMES, read_crm
+from crmsync.crm.normalize import normalize_crm
+from crmsync.crm.profiles import load_profile
 from crmsync.errors import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UsageError
-from crmsync.extract import DELIMITER_NAMES, read_crm
-from crmsync.normalize import normalize_crm
 from crmsync.outputs import write_csv, write_json
-from crmsync.profiles import load_profile
 from crmsync.schemas.address import (
     ADDRESS_FIELDS,
     ADDRESS_REASONS,

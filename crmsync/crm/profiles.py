@@ -58,7 +58,7 @@ __all__ = [
     "load_profile",
 ]
 
-PROFILES_DIR = Path(__file__).resolve().parent / "schemas" / "profiles"
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "schemas" / "profiles"
 TRANSFORM_KINDS = ("join", "split_lines", "coalesce")
 _SEPARATORS = re.compile(r"[\s_\-\u00a0\ufeff\u200b]+")
 

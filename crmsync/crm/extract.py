@@ -50,8 +50,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from crmsync.crm.profiles import Profile, apply_profile, header_key
 from crmsync.errors import InputFileError
-from crmsync.profiles import Profile, apply_profile, header_key
 
 __all__ = ["DELIMITERS", "CrmExport", "RawExport", "decode", "read_crm", "read_export"]
 

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from crmsync.crm.profiles import Profile, load_profile
 from crmsync.diff import DiffResult
 from crmsync.outputs import write_csv
-from crmsync.profiles import Profile, load_profile
 from crmsync.reconcile import card_brand, pad_status_of_banks
 from crmsync.schemas.crm import CRM_COLUMNS
 from crmsync.snapshot import Snapshot
