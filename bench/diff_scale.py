@@ -128,7 +128,7 @@ def job_load_only(folder: Path) -> dict[str, Any]:
 
 
 def job_crmsync(folder: Path) -> dict[str, Any]:
-    from crmsync.diff import diff
+    from crmsync.sync.diff import diff
 
     frames = _load(folder)
     started = time.perf_counter()
@@ -184,7 +184,7 @@ def job_csv_diff(folder: Path) -> dict[str, Any]:
 
 
 def job_crmsync_subset(folder: Path) -> dict[str, Any]:
-    from crmsync.diff import diff
+    from crmsync.sync.diff import diff
 
     crm = pd.read_csv(folder / "crm_subset.csv", dtype=str, keep_default_na=False)
     raw = pd.read_csv(folder / "helcim_subset.csv", dtype=str, keep_default_na=False)

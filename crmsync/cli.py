@@ -174,8 +174,8 @@ def plan(
     `crmsync link --accept`), rejects.csv and summary.json.
     """
     from crmsync.config import load_settings
+    from crmsync.jobs.plan import plan_sync
     from crmsync.stopping import StopSignal, stop_on_signals
-    from crmsync.sync import plan_sync
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
     with stop_on_signals(StopSignal()) as stop:
@@ -289,7 +289,7 @@ def run(
     """
     from crmsync.config import load_settings
     from crmsync.console import progress_reporter
-    from crmsync.nightly import run_nightly
+    from crmsync.jobs.run import run_nightly
     from crmsync.stopping import StopSignal, stop_on_signals
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
@@ -344,7 +344,7 @@ def apply(
     """
     from crmsync.config import load_settings
     from crmsync.console import progress_reporter
-    from crmsync.nightly import apply_plan_file
+    from crmsync.jobs.run import apply_plan_file
     from crmsync.stopping import StopSignal, stop_on_signals
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
@@ -382,7 +382,7 @@ def link(proposals: Path, state_path: Path | None, config_file: Path | None, rat
     rows let the CRM row be created on the next run.
     """
     from crmsync.config import load_settings
-    from crmsync.sync import accept_links
+    from crmsync.jobs.plan import accept_links
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
     outcome = accept_links(settings, proposals)
@@ -582,7 +582,7 @@ def reconcile(
     Findings are not failures: exit 0 unless the run itself failed.
     """
     from crmsync.config import load_settings
-    from crmsync.morning import reconcile_account
+    from crmsync.jobs.reconcile import reconcile_account
     from crmsync.stopping import StopSignal, stop_on_signals
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)

@@ -33,11 +33,11 @@ import numpy as np
 import pandas as pd
 
 from crmsync.crm.profiles import Profile, load_profile
-from crmsync.diff import DiffResult
 from crmsync.outputs import write_csv
-from crmsync.reconcile import card_brand, pad_status_of_banks
+from crmsync.reconcile.findings import card_brand, pad_status_of_banks
 from crmsync.schemas.crm import CRM_COLUMNS
-from crmsync.snapshot import Snapshot
+from crmsync.sync.diff import DiffResult
+from crmsync.sync.snapshot import Snapshot
 
 __all__ = ["PAYMENT_METHOD_COLUMNS", "CrmColumn", "crm_columns", "to_crm", "write_crm_import"]
 

@@ -16,42 +16,6 @@ from crmsync.schemas.crm import CRM_COLUMNS
 
 #: The fields crmsync keeps in sync: every generic CRM column but the id.
 SYNCED_FIELDS: tuple[str, ...] = tuple(c for c in CRM_COLUMNS if c != "crm_id")
-CUSTOMER_COLUMNS: tuple[str, ...] = (
-    "helcim_id",
-    "customer_code",
-    *SYNCED_FIELDS,
-    "date_created",
-    "date_updated",
-)
-CARD_COLUMNS = ("card_id", "helcim_id", "holder", "f6l4", "expiry", "is_default", "date_created")
-BANK_COLUMNS = (
-    "bank_id",
-    "helcim_id",
-    "account_type",
-    "corporate",
-    "verified",
-    "ready",
-    "country",
-    "institution",
-    "transit",
-    "routing",
-    "last4",
-    "date_created",
-    "date_verified",
-    "date_last_used",
-)
-PAD_COLUMNS = (
-    "pad_id",
-    "helcim_id",
-    "bank_id",
-    "state",
-    "accepted",
-    "active",
-    "pad_type",
-    "date_created",
-    "date_accepted",
-    "date_revoked",
-)
 PAD_STATES = ("pending", "accepted", "revoked")
 
 
@@ -124,9 +88,31 @@ Pad = _schema(
 )
 
 
-def empty(columns: tuple[str, ...], schema: pa.DataFrameSchema) -> pd.DataFrame:
-    """An empty frame with the schema's columns and dtypes."""
-    return pd.DataFrame({c: pd.Series(dtype=str(schema.columns[c].dtype)) for c in columns})
+#: Each frame's columns, in order, as the models above declare them (the one declaration).
+CUSTOMER_COLUMNS: tuple[str, ...] = tuple(HelcimCustomer.columns)
+CARD_COLUMNS: tuple[str, ...] = tuple(Card.columns)
+BANK_COLUMNS: tuple[str, ...] = tuple(BankAccount.columns)
+PAD_COLUMNS: tuple[str, ...] = tuple(Pad.columns)
+#: The state store's snapshot table of each model (its SQL columns are the model's plus page/fetched_at).
+SNAPSHOT_TABLES: dict[str, pa.DataFrameSchema] = {
+    "helcim_customers": HelcimCustomer,
+    "helcim_cards": Card,
+    "helcim_banks": BankAccount,
+    "helcim_pads": Pad,
+}
+
+
+def dtypes_of(schema: pa.DataFrameSchema) -> dict[str, str]:
+    """The pandas dtype of each column of a model (text columns as pandas' ``str``)."""
+    return {
+        name: "str" if column.dtype.type is not None and "string" in str(column.dtype) else str(column.dtype)
+        for name, column in schema.columns.items()
+    }
+
+
+def empty(schema: pa.DataFrameSchema) -> pd.DataFrame:
+    """An empty frame with the model's columns and dtypes."""
+    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in dtypes_of(schema).items()})
 
 
 __all__ = [
@@ -135,11 +121,13 @@ __all__ = [
     "CUSTOMER_COLUMNS",
     "PAD_COLUMNS",
     "PAD_STATES",
+    "SNAPSHOT_TABLES",
     "SYNCED_FIELDS",
     "BankAccount",
     "Card",
     "HelcimCustomer",
     "Pad",
     "Series",
+    "dtypes_of",
     "empty",
 ]

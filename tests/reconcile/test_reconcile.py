@@ -7,7 +7,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from crmsync.reconcile import (
+from crmsync.reconcile.findings import (
     CRM_CODES,
     FINDINGS,
     Reconciliation,
@@ -315,7 +315,7 @@ def test_a_duplicate_card_on_a_customer_with_the_same_code_is_named_by_helcim_id
 
 
 def test_no_change_figure_for_codes_one_of_the_two_runs_did_not_check() -> None:
-    from crmsync.report import _change
+    from crmsync.reconcile.report import _change
 
     customers = f.customers((1, "C-1", "Ada King"), (2, "C-2", "Bob Lee"))
     with_crm = run(customers, crm=["C-1", "C-9"]).summary()

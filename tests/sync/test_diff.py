@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crmsync.crm.normalize import normalize_crm
-from crmsync.diff import BUCKETS, DiffResult, diff
 from crmsync.schemas.helcim import SYNCED_FIELDS
+from crmsync.sync.diff import BUCKETS, DiffResult, diff
 
 FIELDS = SYNCED_FIELDS
 

@@ -236,7 +236,7 @@ def test_a_crash_under_json_logs_is_one_json_line_without_the_token(
     def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError(f"unexpected state near {TOKEN}")
 
-    monkeypatch.setattr("crmsync.nightly.run_nightly", boom)
+    monkeypatch.setattr("crmsync.jobs.run.run_nightly", boom)
     monkeypatch.setenv("HELCIM_API_TOKEN", TOKEN)
     monkeypatch.setenv("CRMSYNC_STATE_DB", str(tmp_path / "state.db"))
     export = write_export(tmp_path / "crm.csv", [row("C-1", "Ada King")])

@@ -13,7 +13,7 @@ from crmsync.cli import cli
 from crmsync.helcim.client import HelcimClient
 from crmsync.helcim.limits import RateLimits
 from crmsync.helcim.models import Address, CustomerInput
-from crmsync.plan import Plan
+from crmsync.sync.plan import Plan
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN
 

@@ -19,9 +19,9 @@ from crmsync.errors import HelcimUnavailable
 from crmsync.helcim.client import HelcimClient, RetryPolicy
 from crmsync.helcim.limits import RateLimits
 from crmsync.helcim.models import CustomerInput
-from crmsync.load import apply_plan
-from crmsync.plan import Plan
 from crmsync.state import open_state, state_lock
+from crmsync.sync.load import apply_plan
+from crmsync.sync.plan import Plan
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN
 from tests.sync.test_plan_cli import add_to_helcim, helcim, invoke, read_csv, row, write_export

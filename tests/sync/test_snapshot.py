@@ -11,8 +11,8 @@ import requests
 from crmsync.errors import AccountMismatchError
 from crmsync.helcim.client import HelcimClient, RetryPolicy
 from crmsync.helcim.limits import RateLimits
-from crmsync.snapshot import load_snapshot, refresh_customers, refresh_payment_methods
 from crmsync.state import StateStore, open_state
+from crmsync.sync.snapshot import load_snapshot, refresh_customers, refresh_payment_methods
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN
 

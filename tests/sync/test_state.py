@@ -12,7 +12,8 @@ import pytest
 
 from crmsync.errors import AccountMismatchError, StateError, StateLockedError
 from crmsync.schemas.helcim import SYNCED_FIELDS
-from crmsync.state import SCHEMA_VERSION, open_state, state_lock
+from crmsync.state import open_state, state_lock
+from crmsync.state.store import SCHEMA_VERSION
 
 
 def test_created_private_and_migrated(tmp_path: Path) -> None:
@@ -164,3 +165,16 @@ def test_a_read_only_folder_is_named_as_such(tmp_path: Path) -> None:
             open_state(folder / "state.db")
     finally:
         folder.chmod(0o700)
+
+
+def test_the_snapshot_tables_hold_exactly_the_models_columns(tmp_path: Path) -> None:
+    """The pandera models are the one declaration of the snapshot frames; the SQL tables follow them."""
+    from crmsync.schemas.helcim import SNAPSHOT_TABLES
+
+    with open_state(tmp_path / "state.db") as state:
+        for table, schema in SNAPSHOT_TABLES.items():
+            bookkeeping = ["page", "fetched_at"] if table == "helcim_customers" else ["fetched_at"]
+            assert state.cache.table_columns(table) == [*schema.columns, *bookkeeping], table
+            frame = state.cache.frame(table)
+            assert list(frame.columns) == list(schema.columns)
+            schema.validate(frame)  # an empty table reads back with the model's dtypes

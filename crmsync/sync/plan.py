@@ -1,6 +1,6 @@
 """The Plan: what a run will write to Helcim, in which order, and what it costs.
 
-A plan is built from a :class:`~crmsync.diff.DiffResult` and a call budget:
+A plan is built from a :class:`~crmsync.sync.diff.DiffResult` and a call budget:
 
 * **operations**: creates first, then updates, each with the exact Helcim
   request body; operations deferred by an earlier run come first of their kind;
@@ -31,10 +31,10 @@ from typing import Any
 
 import pandas as pd
 
-from crmsync.diff import DiffResult
 from crmsync.errors import UsageError
 from crmsync.helcim.models import Address, CustomerInput
 from crmsync.schemas.helcim import SYNCED_FIELDS
+from crmsync.sync.diff import DiffResult
 
 PLAN_VERSION = 1
 PLAN_CSV_COLUMNS = ("crm_id", "customer_code", "helcim_id", "operation", "field", "old", "new", "scheduled")

@@ -3,9 +3,9 @@
 ``crmsync run`` is :func:`run_nightly`:
 
 1. take the state store's lock (a second run on the same store exits at once);
-2. settle writes a killed run left in flight (:func:`crmsync.load.resolve_pending`);
+2. settle writes a killed run left in flight (:func:`crmsync.sync.load.resolve_pending`);
 3. extract → validate → snapshot → diff → plan (:func:`~crmsync.sync.prepare`);
-4. apply the plan within the budget, creates first (:func:`~crmsync.load.apply_plan`);
+4. apply the plan within the budget, creates first (:func:`~crmsync.sync.load.apply_plan`);
 5. spend what is left of the budget on bank accounts and PADs;
 6. write the output folder (``summary.json``, ``results.csv``, ``plan.*``,
    ``conflicts.csv``, ``rejects.csv``, and the CRM import files and the
@@ -33,7 +33,6 @@ import pandas as pd
 from crmsync.config import Settings
 from crmsync.console import Progress
 from crmsync.crm.export import write_crm_import
-from crmsync.diff import DiffResult, Policy
 from crmsync.errors import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -46,15 +45,16 @@ from crmsync.errors import (
     UsageError,
 )
 from crmsync.helcim.client import HelcimClient
-from crmsync.load import RESULT_COLUMNS, ApplyOutcome, OpResult, apply_plan, resolve_pending
-from crmsync.morning import previous_reconciliation, reconcile_snapshot, reconciliation_summary
+from crmsync.jobs.plan import CheckedExport, Prepared, check_crm, prepare, write_plan_outputs
+from crmsync.jobs.reconcile import previous_reconciliation, reconcile_snapshot, reconciliation_summary
 from crmsync.outputs import prepare_out_dir, write_csv, write_json
-from crmsync.plan import Plan
-from crmsync.report import write_reconciliation
-from crmsync.snapshot import load_snapshot, refresh_payment_methods
+from crmsync.reconcile.report import write_reconciliation
 from crmsync.state import RunRecord, StateStore, open_state, state_lock
 from crmsync.stopping import StopSignal
-from crmsync.sync import CheckedExport, Prepared, check_crm, prepare, write_plan_outputs
+from crmsync.sync.diff import DiffResult, Policy
+from crmsync.sync.load import RESULT_COLUMNS, ApplyOutcome, OpResult, apply_plan, resolve_pending
+from crmsync.sync.plan import Plan
+from crmsync.sync.snapshot import load_snapshot, refresh_payment_methods
 
 log = logging.getLogger("crmsync.run")
 

@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 
 from crmsync.outputs import write_csv, write_json, write_text
-from crmsync.reconcile import (
+from crmsync.reconcile.findings import (
     BANK_REPORT_COLUMNS,
     CARD_REPORT_COLUMNS,
     FINDING_COLUMNS,
@@ -86,7 +86,7 @@ def _change(current: dict[str, Any], previous: dict[str, Any] | None) -> dict[st
 
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("crmsync", "templates"),
+        loader=jinja2.PackageLoader("crmsync.reconcile", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -38,11 +38,9 @@ use and another URL is refused (:class:`~crmsync.errors.AccountMismatchError`).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import sqlite3
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -59,9 +57,10 @@ from crmsync.errors import (
     CrmsyncError,
     Interrupted,
     StateError,
-    StateLockedError,
 )
 from crmsync.schemas.helcim import SYNCED_FIELDS
+from crmsync.state.cache import SnapshotCache
+from crmsync.state.clock import utcnow
 
 _FIELD_COLUMNS = ", ".join(f"{f} TEXT NOT NULL DEFAULT ''" for f in SYNCED_FIELDS)
 _BASE_COLUMNS = ", ".join(f"{f} TEXT" for f in SYNCED_FIELDS)  # NULL: no agreed value yet
@@ -181,11 +180,6 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def utcnow() -> str:
-    """UTC time, to the microsecond, as text that sorts in time order."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 @dataclass(frozen=True)
 class JournalEntry:
     op_id: str
@@ -279,6 +273,7 @@ class StateStore:
             self.db.executescript(
                 f"BEGIN IMMEDIATE;\n{MIGRATIONS[number - 1]}\nPRAGMA user_version = {number};\nCOMMIT;"
             )
+        self.cache = SnapshotCache(self.db, self.transaction)
         for suffix in ("-wal", "-shm"):
             sidecar = Path(f"{self.path}{suffix}")
             if sidecar.exists():
@@ -462,6 +457,19 @@ class StateStore:
             "summary": json.loads(row[5]),
         }
 
+    def previous_reconciliation(self) -> dict[str, Any] | None:
+        """The reconciliation summary the latest finished ``run`` or ``reconcile`` recorded (key ``reconciliation``)."""
+        rows = self.db.execute(
+            "SELECT summary FROM runs WHERE finished_at != '' AND status IN ('ok', 'partial')"
+            " ORDER BY run_id DESC LIMIT 50"
+        ).fetchall()
+        for (text,) in rows:
+            summary = json.loads(text)
+            found = summary.get("reconciliation") if isinstance(summary, dict) else None
+            if isinstance(found, dict):
+                return found
+        return None
+
     # -- journal --------------------------------------------------------------------
 
     def journal_intent(
@@ -540,43 +548,10 @@ class StateStore:
 
 
 def real_state_path(path: Path) -> Path:
-    """The state file's real path: symlinks and ``..`` resolved, so every name for it shares one lock."""
+    """The state file's real path: symlinks and ``..`` resolved, so every name for it is one store."""
     return Path(os.path.realpath(path))
 
 
 def open_state(path: Path) -> StateStore:
     """Open (creating and migrating as needed) the state store at ``path`` (its real path)."""
     return StateStore(real_state_path(path))
-
-
-@contextmanager
-def state_lock(state_path: Path) -> Iterator[None]:
-    """Hold ``<real path of the state>.lock`` for the run; another holder means another run is busy.
-
-    The lock is keyed on the resolved real path, so a run on ``state.db`` and
-    one on a symlink to it (or a path through a symlinked folder) exclude
-    each other.
-    """
-    lock_path = Path(f"{real_state_path(state_path)}.lock")
-    try:
-        lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise StateError(
-            f"cannot create the state store's lock file {lock_path}: {exc.strerror}; "
-            "make the folder writable or use another --state file"
-        ) from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
-            raise StateLockedError(
-                f"another crmsync run is using the state store {state_path} ({holder}); "
-                "it exits when it is done, so try again later"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock; the kernel releases it too if we are killed

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crmsync.diff import pair_customers
+from crmsync.sync.diff import pair_customers
 
 __all__ = [
     "BANK_REPORT_COLUMNS",

@@ -20,15 +20,15 @@ from crmsync.crm.extract import CrmExport, read_crm
 from crmsync.crm.normalize import normalize_crm
 from crmsync.crm.profiles import load_profile
 from crmsync.crm.validate import REJECT_COLUMNS, validate_frame
-from crmsync.diff import PROPOSAL_COLUMNS, DiffResult, Policy, diff
 from crmsync.errors import StateError, UsageError
 from crmsync.helcim.client import HelcimClient
 from crmsync.outputs import prepare_out_dir, write_csv, write_json, write_text
-from crmsync.plan import CONFLICT_CSV_COLUMNS, PLAN_CSV_COLUMNS, Plan, build_plan, conflict_rows
 from crmsync.schemas.helcim import SYNCED_FIELDS
-from crmsync.snapshot import CustomerRefresh, Snapshot, load_snapshot, refresh_customers
 from crmsync.state import StateStore, open_state, state_lock
 from crmsync.stopping import StopSignal
+from crmsync.sync.diff import PROPOSAL_COLUMNS, DiffResult, Policy, diff
+from crmsync.sync.plan import CONFLICT_CSV_COLUMNS, PLAN_CSV_COLUMNS, Plan, build_plan, conflict_rows
+from crmsync.sync.snapshot import CustomerRefresh, Snapshot, load_snapshot, refresh_customers
 
 log = logging.getLogger("crmsync.sync")
 
@@ -72,7 +72,7 @@ def check_crm(path: Path, profile: str) -> CheckedExport:
 
 def pages_for(state: StateStore, budget: int) -> int | None:
     """How many customer pages to read now: all of them when they fit in PAGE_SHARE of the budget."""
-    cached = int(state.db.execute("SELECT COUNT(*) FROM helcim_customers").fetchone()[0])
+    cached = state.cache.customer_count()
     needed = cached // 100 + 1
     allowed = max(1, int(budget * PAGE_SHARE))
     return None if needed <= allowed else allowed

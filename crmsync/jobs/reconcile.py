@@ -2,7 +2,7 @@
 
 :func:`reconcile_account` is the library call behind the command; the nightly
 ``crmsync run`` uses the same pieces directly (:func:`~crmsync.reconcile.reconcile`,
-:func:`~crmsync.report.write_reconciliation`, :func:`~crmsync.crm.export.write_crm_import`)
+:func:`~crmsync.reconcile.report.write_reconciliation`, :func:`~crmsync.crm.export.write_crm_import`)
 and :func:`previous_reconciliation` for the "change since the previous run" figures.
 """
 
@@ -19,12 +19,15 @@ import pandas as pd
 from crmsync.config import Settings
 from crmsync.console import Progress
 from crmsync.crm.export import write_crm_import
-from crmsync.diff import DiffResult, diff
 from crmsync.errors import Interrupted, UsageError
+from crmsync.jobs.plan import CheckedExport, check_crm, pages_for
 from crmsync.outputs import prepare_out_dir
-from crmsync.reconcile import Reconciliation, reconcile
-from crmsync.report import write_reconciliation
-from crmsync.snapshot import (
+from crmsync.reconcile.findings import Reconciliation, reconcile
+from crmsync.reconcile.report import write_reconciliation
+from crmsync.state import StateStore, open_state, state_lock
+from crmsync.stopping import StopSignal
+from crmsync.sync.diff import DiffResult, diff
+from crmsync.sync.snapshot import (
     BankRefresh,
     CustomerRefresh,
     Snapshot,
@@ -32,9 +35,6 @@ from crmsync.snapshot import (
     refresh_customers,
     refresh_payment_methods,
 )
-from crmsync.state import StateStore, open_state, state_lock
-from crmsync.stopping import StopSignal
-from crmsync.sync import CheckedExport, check_crm, pages_for
 
 __all__ = [
     "ReconcileOutcome",
@@ -87,15 +87,7 @@ def previous_reconciliation(state: StateStore) -> dict[str, Any] | None:
     A run records it by putting the dict written to reconciliation/summary.json
     under the key ``"reconciliation"`` of the summary it gives ``finish_run``.
     """
-    rows = state.db.execute(
-        "SELECT summary FROM runs WHERE finished_at != '' AND status IN ('ok', 'partial') ORDER BY run_id DESC LIMIT 50"
-    ).fetchall()
-    for (text,) in rows:
-        summary = json.loads(text)
-        found = summary.get("reconciliation") if isinstance(summary, dict) else None
-        if isinstance(found, dict):
-            return found
-    return None
+    return state.previous_reconciliation()
 
 
 @dataclass(frozen=True)

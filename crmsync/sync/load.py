@@ -1,6 +1,6 @@
 """The loader: apply a plan to Helcim through the client, journaled, resumable, within budget.
 
-For every operation of a :class:`~crmsync.plan.Plan` (creates first, then
+For every operation of a :class:`~crmsync.sync.plan.Plan` (creates first, then
 updates; up to 5 workers sharing the client's pacer):
 
 1. an operation the journal already records as done is not sent again, so
@@ -42,10 +42,10 @@ from crmsync.errors import (
 )
 from crmsync.helcim.client import HelcimClient
 from crmsync.helcim.models import Address, Customer, CustomerInput
-from crmsync.plan import Operation, Plan
 from crmsync.schemas.helcim import SYNCED_FIELDS
-from crmsync.snapshot import cache_write, cache_written
 from crmsync.state import StateStore
+from crmsync.sync.plan import Operation, Plan
+from crmsync.sync.snapshot import cache_found, cache_write
 
 log = logging.getLogger("crmsync.load")
 
@@ -205,7 +205,7 @@ def resolve_pending(client: HelcimClient, state: StateStore) -> list[OpResult]:
             with state.transaction():
                 state.journal_outcome(entry.op_id, "done", "recovered", helcim_id=found.id)
                 state.link(entry.crm_id, found.id, found.code, "created")
-                cache_written(state, [found])
+                cache_found(state, [found])
             resolved.append(OpResult(entry.crm_id, entry.customer_code, "create", "recovered", found.id))
         else:
             state.journal_outcome(entry.op_id, "done", "left-to-diff", helcim_id=entry.helcim_id)

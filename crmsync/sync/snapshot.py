@@ -37,8 +37,11 @@ from crmsync.schemas.helcim import (
     CARD_COLUMNS,
     CUSTOMER_COLUMNS,
     PAD_COLUMNS,
+    SNAPSHOT_TABLES,
     SYNCED_FIELDS,
     HelcimCustomer,
+    dtypes_of,
+    empty,
 )
 from crmsync.schemas.helcim import (
     BankAccount as BankSchema,
@@ -49,7 +52,7 @@ from crmsync.schemas.helcim import (
 from crmsync.schemas.helcim import (
     Pad as PadSchema,
 )
-from crmsync.state import StateStore, utcnow
+from crmsync.state import StateStore
 
 log = logging.getLogger("crmsync.snapshot")
 
@@ -91,7 +94,7 @@ def customers_frame(customers: Sequence[Customer]) -> pd.DataFrame:
     ]
     frame = pd.DataFrame(rows, columns=list(CUSTOMER_COLUMNS)).astype({"helcim_id": "int64"})
     if frame.empty:
-        return frame.astype(dict.fromkeys(CUSTOMER_COLUMNS[1:], "str"))
+        return empty(HelcimCustomer)
     generic = frame.loc[:, list(SYNCED_FIELDS)].assign(crm_id=frame["customer_code"])
     normalised = normalize_crm(generic)
     out = frame.copy()
@@ -109,9 +112,7 @@ def cards_frame(customers: Sequence[Customer]) -> pd.DataFrame:
         for c in customers
         for card in c.cards
     ]
-    return pd.DataFrame(rows, columns=list(CARD_COLUMNS)).astype(
-        {"card_id": "int64", "helcim_id": "int64", "is_default": "bool"}
-    )
+    return pd.DataFrame(rows, columns=list(CARD_COLUMNS)).astype(dtypes_of(CardSchema))
 
 
 def banks_frame(pairs: Sequence[tuple[int, BankAccount]]) -> pd.DataFrame:
@@ -134,9 +135,7 @@ def banks_frame(pairs: Sequence[tuple[int, BankAccount]]) -> pd.DataFrame:
         )
         for helcim_id, b in pairs
     ]
-    return pd.DataFrame(rows, columns=list(BANK_COLUMNS)).astype(
-        {"bank_id": "int64", "helcim_id": "int64", "verified": "bool", "ready": "bool"}
-    )
+    return pd.DataFrame(rows, columns=list(BANK_COLUMNS)).astype(dtypes_of(BankSchema))
 
 
 def pads_frame(pairs: Sequence[tuple[int, Pad]]) -> pd.DataFrame:
@@ -155,81 +154,22 @@ def pads_frame(pairs: Sequence[tuple[int, Pad]]) -> pd.DataFrame:
         )
         for helcim_id, p in pairs
     ]
-    return pd.DataFrame(rows, columns=list(PAD_COLUMNS)).astype(
-        {
-            "pad_id": "int64",
-            "helcim_id": "int64",
-            "bank_id": "int64",
-            "accepted": "bool",
-            "active": "bool",
-            "pad_type": "int64",
-        }
-    )
+    return pd.DataFrame(rows, columns=list(PAD_COLUMNS)).astype(dtypes_of(PadSchema))
 
 
-def _replace_rows(store: StateStore, table: str, frame: pd.DataFrame, now: str) -> None:
-    if frame.empty:
-        return
-    columns = [*frame.columns, "fetched_at"]
-    marks = ", ".join("?" * len(columns))
-    values = (
-        (*(v.item() if hasattr(v, "item") else v for v in row), now) for row in frame.itertuples(index=False)
-    )
-    store.db.executemany(
-        f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({marks})",
-        values,
-    )
-
-
-def cache_written(store: StateStore, customers: Sequence[Customer]) -> None:
-    """Put customers Helcim just answered a write with into the cache (cards are left as they are).
+def cache_found(store: StateStore, customers: Sequence[Customer]) -> None:
+    """Customers a look-up found (a write a killed run left in flight): into the cache at once.
 
     A budget-limited night may not read the page a new customer lands on; the
     next diff must still find the customer a link points to.
     """
-    frame = customers_frame(customers)
-    if frame.empty:
-        return
-    known = dict(
-        store.db.execute(
-            f"SELECT helcim_id, page FROM helcim_customers WHERE helcim_id IN ({','.join('?' * len(frame))})",
-            [int(i) for i in frame["helcim_id"]],
-        ).fetchall()
-    )
-    pages = [int(known.get(int(i), 0)) for i in frame["helcim_id"]]
-    _replace_rows(store, "helcim_customers", frame.assign(page=pages), utcnow())
+    store.cache.store_found(customers_frame(customers))
 
 
 def cache_write(store: StateStore, customer: Customer, values: dict[str, str | None]) -> None:
-    """Record in the cache what a confirmed write left in Helcim, without reading it back.
-
-    ``values`` are the synced fields written (already normalised: they are
-    what the plan sent); a create carries every field, an update the fields it
-    changed. The next page read replaces the row with Helcim's own copy.
-    Cheap on purpose: the loader calls it once per write.
-    """
-    written = {k: v for k, v in values.items() if k in SYNCED_FIELDS and v is not None}
-    dates = {"date_created": _when(customer.date_created), "date_updated": _when(customer.date_updated)}
-    exists = store.db.execute("SELECT 1 FROM helcim_customers WHERE helcim_id = ?", (customer.id,)).fetchone()
-    if exists:
-        sets = {**written, "customer_code": customer.code, "date_updated": dates["date_updated"]}
-        store.db.execute(
-            f"UPDATE helcim_customers SET {', '.join(f'{k} = ?' for k in sets)}, fetched_at = ? WHERE helcim_id = ?",
-            (*sets.values(), utcnow(), customer.id),
-        )
-        return
-    now = utcnow()
-    row = {"helcim_id": customer.id, "customer_code": customer.code, **dict.fromkeys(SYNCED_FIELDS, "")}
-    row |= {**written, **dates, "page": 0, "fetched_at": now}
-    store.db.execute(
-        f"INSERT INTO helcim_customers ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-        tuple(row.values()),
-    )
-    # A customer just created through the API has no bank account or PAD yet: known without a call,
-    # so the rolling refresh (and the morning report) does not treat it as never read.
-    store.db.execute(
-        "INSERT OR IGNORE INTO bank_refresh (helcim_id, refreshed_at, customer_updated) VALUES (?, ?, ?)",
-        (customer.id, now, dates["date_updated"]),
+    """Record in the cache what a confirmed write left in Helcim, without reading it back."""
+    store.cache.store_written(
+        customer.id, customer.code, values, _when(customer.date_created), _when(customer.date_updated)
     )
 
 
@@ -242,35 +182,6 @@ class CustomerRefresh:
     missing_links: list[str] = field(default_factory=list)  # crm_ids linked to customers Helcim no longer has
 
 
-def _store_page(store: StateStore, page: int, customers: list[Customer], now: str, last: bool) -> list[int]:
-    """Cache one page; return the ids of cached customers the page proves gone."""
-    frame = customers_frame(customers)
-    ids = [c.id for c in customers]
-    # Pages are in id order: every customer whose id lies in this page's range is on it.
-    if ids:
-        sql, params = "SELECT helcim_id FROM helcim_customers WHERE helcim_id >= ?", [min(ids)]
-        if not last:
-            sql += " AND helcim_id <= ?"
-            params.append(max(ids))
-    elif page == 1:  # an empty account
-        sql, params = "SELECT helcim_id FROM helcim_customers", []
-    else:  # an empty page after a full one: it proves nothing about ids we cannot place
-        sql, params = "SELECT helcim_id FROM helcim_customers WHERE 0", []
-    present = set(ids)
-    gone = [int(r[0]) for r in store.db.execute(sql, params) if int(r[0]) not in present]
-    with store.transaction() as db:
-        if gone:
-            marks = ",".join("?" * len(gone))
-            db.execute(f"DELETE FROM helcim_customers WHERE helcim_id IN ({marks})", gone)
-            db.execute(f"DELETE FROM helcim_cards WHERE helcim_id IN ({marks})", gone)
-        if ids:
-            marks = ",".join("?" * len(ids))
-            db.execute(f"DELETE FROM helcim_cards WHERE helcim_id IN ({marks})", ids)
-        _replace_rows(store, "helcim_customers", frame.assign(page=page), now)
-        _replace_rows(store, "helcim_cards", cards_frame(customers), now)
-    return gone
-
-
 def refresh_customers(
     client: HelcimClient, store: StateStore, *, max_pages: int | None = None, progress: Progress | None = None
 ) -> CustomerRefresh:
@@ -281,8 +192,8 @@ def refresh_customers(
     to are missing from Helcim (another account, or a wiped sandbox).
     """
     result = CustomerRefresh()
-    row = store.db.execute("SELECT next_page FROM snapshot_cursor WHERE id = 1").fetchone()
-    start = 1 if max_pages is None or row is None else int(row[0])
+    cursor = store.cache.next_page()
+    start = 1 if max_pages is None or cursor is None else cursor
     page, gone_ids = start, []
     try:
         while max_pages is None or result.pages < max_pages:
@@ -291,7 +202,7 @@ def refresh_customers(
             except BudgetExhausted:
                 break
             last = len(batch) < PAGE_SIZE  # only a page that parsed as a list of customers gets here
-            gone_ids += _store_page(store, page, batch, utcnow(), last)
+            gone_ids += store.cache.store_page(page, customers_frame(batch), cards_frame(batch), last=last)
             result.pages += 1
             result.customers += len(batch)
             if progress:
@@ -305,12 +216,7 @@ def refresh_customers(
                 result.all_read = True
                 break
     finally:  # whatever stops the paging (a signal, Helcim down), the next run resumes after the last page kept
-        store.db.execute(
-            "INSERT INTO snapshot_cursor (id, next_page, complete_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE"
-            " SET next_page = excluded.next_page,"
-            " complete_at = CASE WHEN ? THEN excluded.complete_at ELSE snapshot_cursor.complete_at END",
-            (page, utcnow() if result.complete else "", result.complete),
-        )
+        store.cache.save_cursor(page, complete=result.complete)
     result.missing_links = _check_links(store, gone_ids, result)
     return result
 
@@ -319,7 +225,7 @@ def _check_links(store: StateStore, gone_ids: list[int], result: CustomerRefresh
     links = store.links()
     if links.empty:
         return []
-    cached = {int(r[0]) for r in store.db.execute("SELECT helcim_id FROM helcim_customers")}
+    cached = store.cache.customer_ids()
     # Read in full this run: every linked id must be there. Otherwise only the pages read can prove absence.
     missing = (
         links[~links["helcim_id"].isin(cached)]
@@ -354,14 +260,8 @@ def refresh_payment_methods(
     result = BankRefresh()
     if max_calls <= 0:
         return result
-    order = store.db.execute(
-        "SELECT c.helcim_id, c.date_updated FROM helcim_customers c LEFT JOIN bank_refresh r USING (helcim_id)"
-        " ORDER BY r.helcim_id IS NOT NULL, r.customer_updated = c.date_updated, r.refreshed_at, c.helcim_id"
-        " LIMIT ?",
-        (max_calls,),
-    ).fetchall()
     spent = 0
-    for helcim_id, date_updated in order:
+    for helcim_id, date_updated in store.cache.refresh_order(max_calls):
         if spent >= max_calls:
             break
         try:
@@ -373,18 +273,12 @@ def refresh_payment_methods(
                 spent += 1
         except BudgetExhausted:
             break
-        now = utcnow()
-        with store.transaction() as db:
-            db.execute("DELETE FROM helcim_banks WHERE helcim_id = ?", (helcim_id,))
-            _replace_rows(store, "helcim_banks", banks_frame([(helcim_id, b) for b in banks]), now)
-            if pads is not None:  # without the PADs read, the customer stays first in line
-                db.execute("DELETE FROM helcim_pads WHERE helcim_id = ?", (helcim_id,))
-                _replace_rows(store, "helcim_pads", pads_frame([(helcim_id, p) for p in pads]), now)
-                db.execute(
-                    "INSERT OR REPLACE INTO bank_refresh (helcim_id, refreshed_at, customer_updated)"
-                    " VALUES (?, ?, ?)",
-                    (helcim_id, now, date_updated),
-                )
+        store.cache.store_payment_methods(
+            helcim_id,
+            banks_frame([(helcim_id, b) for b in banks]),
+            None if pads is None else pads_frame([(helcim_id, p) for p in pads]),
+            date_updated,
+        )
         if pads is not None:
             result.customers += 1
             result.with_bank_accounts += bool(banks)
@@ -417,43 +311,18 @@ class Snapshot:
         }
 
 
-def _read(store: StateStore, table: str, columns: tuple[str, ...], dtypes: dict[str, str]) -> pd.DataFrame:
-    frame = pd.read_sql_query(
-        f"SELECT {', '.join(columns)} FROM {table} ORDER BY 1",
-        store.db,
-    )
-    return frame.astype({c: dtypes.get(c, "str") for c in columns})
-
-
 def load_snapshot(store: StateStore) -> Snapshot:
-    customers = _read(store, "helcim_customers", CUSTOMER_COLUMNS, {"helcim_id": "int64"})
-    cards = _read(
-        store, "helcim_cards", CARD_COLUMNS, {"card_id": "int64", "helcim_id": "int64", "is_default": "bool"}
+    """The cached frames, validated against their models, with how old they are."""
+    cache = store.cache
+    frames = {table: cache.frame(table) for table in SNAPSHOT_TABLES}
+    for table, schema in SNAPSHOT_TABLES.items():
+        schema.validate(frames[table], lazy=True)
+    return Snapshot(
+        frames["helcim_customers"],
+        frames["helcim_cards"],
+        frames["helcim_banks"],
+        frames["helcim_pads"],
+        cache.oldest_fetch(),
+        cache.complete_at(),
+        cache.bank_refreshed(),
     )
-    banks = _read(
-        store,
-        "helcim_banks",
-        BANK_COLUMNS,
-        {"bank_id": "int64", "helcim_id": "int64", "verified": "bool", "ready": "bool"},
-    )
-    pads = _read(
-        store,
-        "helcim_pads",
-        PAD_COLUMNS,
-        {
-            "pad_id": "int64",
-            "helcim_id": "int64",
-            "bank_id": "int64",
-            "accepted": "bool",
-            "active": "bool",
-            "pad_type": "int64",
-        },
-    )
-    HelcimCustomer.validate(customers, lazy=True)
-    CardSchema.validate(cards, lazy=True)
-    BankSchema.validate(banks, lazy=True)
-    PadSchema.validate(pads, lazy=True)
-    oldest = store.db.execute("SELECT MIN(fetched_at) FROM helcim_customers").fetchone()[0] or ""
-    cursor = store.db.execute("SELECT complete_at FROM snapshot_cursor WHERE id = 1").fetchone()
-    refreshed = pd.read_sql_query("SELECT helcim_id, refreshed_at FROM bank_refresh", store.db)
-    return Snapshot(customers, cards, banks, pads, oldest, cursor[0] if cursor else "", refreshed)

@@ -1,0 +1,1 @@
+"""The morning reconciliation: payment-method tables, the finding rules, and the report."""
