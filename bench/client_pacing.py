@@ -28,8 +28,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from crmsync.config import RateLimits
 from crmsync.helcim.client import HelcimClient, RetryPolicy
-from crmsync.helcim.limits import RateLimits
 from helcim_sandbox.launcher import SandboxProcess, running_sandbox
 from helcim_sandbox.seed import SeedOptions, seed_store
 from helcim_sandbox.store import FIRST_IDS, Store

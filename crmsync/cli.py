@@ -16,11 +16,22 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from crmsync.errors import EXIT_PARTIAL, EXIT_SIGINT, CrmsyncError
+from crmsync.errors import (
+    EXIT_PARTIAL,
+    EXIT_SIGINT,
+    AccountMismatchError,
+    CrmsyncError,
+    MassChangeError,
+    StateError,
+    StateLockedError,
+)
+
+if TYPE_CHECKING:
+    from crmsync.jobs.run import RunResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,13 +47,29 @@ def reports_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except CrmsyncError as error:
+            message = f"{error}{_hint(error)}"
             if kwargs.get("log_format") == "json":
-                click.echo(json_line("error", str(error), exit_code=error.exit_code), err=True)
+                click.echo(json_line("error", message, exit_code=error.exit_code), err=True)
             else:
-                click.echo(f"crmsync: error: {error}", err=True)
+                click.echo(f"crmsync: error: {message}", err=True)
             raise click.exceptions.Exit(error.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+#: What the command line adds to a library error: the option that does something about it.
+_HINTS: tuple[tuple[type[CrmsyncError], str], ...] = (
+    (MassChangeError, " (--allow-mass-change)"),
+    (AccountMismatchError, " (--state FILE, or CRMSYNC_STATE_DB)"),
+    (StateError, " (--state FILE, or CRMSYNC_STATE_DB)"),
+)
+
+
+def _hint(error: CrmsyncError) -> str:
+    for kind, hint in _HINTS:
+        if isinstance(error, kind) and not isinstance(error, StateLockedError):
+            return hint
+    return ""
 
 
 def json_line(level: str, message: str, **extra: Any) -> str:
@@ -99,6 +126,7 @@ def cli() -> None:
                 1 partial: some rows rejected or failed
                 2 bad usage or bad input file
                 3 could not reach or authenticate to the API
+                130/143 stopped by SIGINT/SIGTERM
     The API location and token come from HELCIM_API_URL (default
     https://api.helcim.com/v2) and HELCIM_API_TOKEN.
     """
@@ -179,31 +207,33 @@ def plan(
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
     with stop_on_signals(StopSignal()) as stop:
-        outcome = plan_sync(
-            settings,
-            crm_path,
-            profile,
-            out_dir,
-            policy=policy,  # type: ignore[arg-type]
-            max_calls=max_calls,
-            stop=stop,
-        )
-    s = outcome.summary
-    calls = s["calls"]
+        result = plan_sync(
+            settings, crm_path, profile, out_dir, policy=policy,  # type: ignore[arg-type]
+            max_calls=max_calls, stop=stop,
+        )  # fmt: skip
+    plan, estimate = result.plan, result.plan.estimate
+    creates = sum(op.kind == "create" for op in plan.operations)
     click.echo(
-        f"{s['rows_read']} rows read: {s['valid']} valid, {s['rejected']} rejected. "
-        f"Plan: {s['creates']} creates, {s['updates']} updates, {s['deferred']} deferred, {s['held']} held."
+        f"{result.rows_read} rows read: {result.valid} valid, {result.rejected} rejected. "
+        f"Plan: {creates} creates, {len(plan.operations) - creates} updates, {len(plan.deferred)} deferred, "
+        f"{len(plan.held)} held."
     )
     click.echo(
-        f"Calls: {calls['reads_spent']} spent reading, {calls['reads_planned']} planned for bank accounts, "
-        f"{calls['writes']} writes; budget {calls['budget']}."
+        f"Calls: {estimate.reads_spent} spent reading, {estimate.reads_planned} planned for bank accounts, "
+        f"{estimate.writes} writes; budget {estimate.budget}."
     )
-    for warning in s["warnings"]:
+    _warn(result.warnings, mass_change=bool(plan.mass_changes))
+    click.echo(
+        f"Plan written to {result.out_dir / 'plan.json'} (and plan.csv, conflicts.csv, link_proposals.csv)"
+    )
+    raise click.exceptions.Exit(result.exit_code)
+
+
+def _warn(warnings: list[str], *, mass_change: bool = False) -> None:
+    for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
-    click.echo(
-        f"Plan written to {outcome.out_dir / 'plan.json'} (and plan.csv, conflicts.csv, link_proposals.csv)"
-    )
-    raise click.exceptions.Exit(outcome.exit_code)
+    if mass_change:
+        click.echo("warning: to write such a plan, give --allow-mass-change", err=True)
 
 
 def mass_change_option(func: F) -> F:
@@ -227,19 +257,22 @@ def log_format_option(func: F) -> F:
     )(func)
 
 
-def _print_run_summary(summary: dict[str, Any], out_dir: Path) -> None:
-    counts = ", ".join(
-        f"{summary[k]} {k}"
-        for k in ("created", "updated", "unchanged", "rejected", "deferred", "failed", "conflicts")
-    )
-    click.echo(f"{summary['rows_read']} rows read: {counts}.")
+def _print_run(result: RunResult, out_dir: Path) -> None:
+    from crmsync.jobs.accounting import OUTCOMES
+
+    counts = result.counts
+    buckets = ", ".join(f"{getattr(counts, k)} {k}" for k in OUTCOMES)
+    click.echo(f"{counts.rows_read} rows read: {buckets}.")
+    calls = result.calls
     click.echo(
-        f"API calls: {summary['api_calls']} of a budget of {summary['calls']['budget']}; "
-        f"{summary['retries']} retries, {summary['rate_limited_429']} rate-limited answers; "
-        f"{summary['duration_seconds']} s."
+        f"API calls: {calls.calls} of a budget of {result.budget}; {calls.retries} retries, "
+        f"{calls.rate_limited} rate-limited answers; {result.duration_seconds} s."
     )
-    for warning in summary["warnings"]:
-        click.echo(f"warning: {warning}", err=True)
+    plan = result.prepared.plan if result.prepared is not None else None
+    _warn(
+        result.warnings,
+        mass_change=result.status == "refused" and plan is not None and bool(plan.mass_changes),
+    )
     click.echo(f"Outputs in {out_dir}/ (summary.json, results.csv, plan.csv, rejects.csv, …)")
 
 
@@ -297,20 +330,13 @@ def run(
         progress_reporter(log_format, secrets=[settings.api_token]) as progress,
         stop_on_signals(StopSignal()) as stop,
     ):
-        outcome = run_nightly(
-            settings,
-            crm_path,
-            profile,
-            out_dir,
-            policy=policy,  # type: ignore[arg-type]
-            max_calls=max_calls,
-            dry_run=dry_run,
-            allow_mass_change=allow_mass_change,
-            progress=progress,
-            stop=stop,
-        )
-    _print_run_summary(outcome.summary, out_dir)
-    raise click.exceptions.Exit(outcome.exit_code)
+        result = run_nightly(
+            settings, crm_path, profile, out_dir, policy=policy,  # type: ignore[arg-type]
+            max_calls=max_calls, dry_run=dry_run, allow_mass_change=allow_mass_change,
+            progress=progress, stop=stop,
+        )  # fmt: skip
+    _print_run(result, out_dir)
+    raise click.exceptions.Exit(result.exit_code)
 
 
 @cli.command()
@@ -344,7 +370,7 @@ def apply(
     """
     from crmsync.config import load_settings
     from crmsync.console import progress_reporter
-    from crmsync.jobs.run import apply_plan_file
+    from crmsync.jobs.apply import apply_plan_file
     from crmsync.stopping import StopSignal, stop_on_signals
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
@@ -352,16 +378,16 @@ def apply(
         progress_reporter(log_format, secrets=[settings.api_token]) as progress,
         stop_on_signals(StopSignal()) as stop,
     ):
-        outcome = apply_plan_file(
+        result = apply_plan_file(
             settings, plan_path, out_dir, allow_mass_change=allow_mass_change, progress=progress, stop=stop
         )
-    s = outcome.summary
     click.echo(
-        f"{s['operations']} operations: {s['created']} created, {s['updated']} updated, "
-        f"{s['already_applied']} already applied, {s['deferred']} deferred, {s['failed']} failed; "
-        f"{s['api_calls']} API calls. Results in {out_dir / 'results.csv'}"
+        f"{len(result.plan.operations) + len(result.plan.deferred)} operations: "
+        f"{result.count('created', 'recovered')} created, {result.count('updated')} updated, "
+        f"{result.count('already-applied')} already applied, {result.count('deferred')} deferred, "
+        f"{result.count('failed')} failed; {result.calls.calls} API calls. Results in {out_dir / 'results.csv'}"
     )
-    raise click.exceptions.Exit(outcome.exit_code)
+    raise click.exceptions.Exit(result.exit_code)
 
 
 @cli.command()
@@ -382,12 +408,12 @@ def link(proposals: Path, state_path: Path | None, config_file: Path | None, rat
     rows let the CRM row be created on the next run.
     """
     from crmsync.config import load_settings
-    from crmsync.jobs.plan import accept_links
+    from crmsync.jobs.link import accept_links
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
-    outcome = accept_links(settings, proposals)
+    result = accept_links(settings, proposals)
     click.echo(
-        f"linked {len(outcome.linked)}, rejected {len(outcome.rejected)}, left undecided {outcome.undecided}"
+        f"linked {len(result.linked)}, rejected {len(result.rejected)}, left undecided {result.undecided}"
     )
 
 
@@ -401,11 +427,10 @@ def ping(url: str | None, config_file: Path | None, rate_limits: str | None) -> 
     Exits 3 with the reason when the API cannot be reached or refuses the token.
     """
     from crmsync.config import load_settings
-    from crmsync.helcim.client import RetryPolicy, check_connection
+    from crmsync.jobs.ping import ping as ping_account
 
     settings = load_settings(config_file=config_file, api_url=url, rate_limits=rate_limits)
-    client = settings.client(retry=RetryPolicy(attempts=3, max_seconds=20, backoff_max=5))
-    for line in check_connection(client).lines():
+    for line in ping_account(settings).lines():
         click.echo(line)
 
 
@@ -463,8 +488,8 @@ class RateType(click.ParamType):  # type: ignore[type-arg]
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, float):
             return value
-        from crmsync.crm.validate import parse_rate
         from crmsync.errors import UsageError
+        from crmsync.jobs.validate import parse_rate
 
         try:
             return parse_rate(str(value))
@@ -495,7 +520,7 @@ def validate(crm_path: Path, profile: str, out_dir: Path, max_reject_rate: float
                 1 some rows were rejected (see rejects.csv)
                 2 the file cannot be read as a CRM export, or --max-reject-rate was exceeded
     """
-    from crmsync.crm.validate import validate_file
+    from crmsync.jobs.validate import validate_file
 
     summary = validate_file(crm_path, profile, out_dir, max_reject_rate)
     for warning in summary.warnings:
@@ -587,7 +612,7 @@ def reconcile(
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
     with stop_on_signals(StopSignal()) as stop:
-        outcome = reconcile_account(
+        result = reconcile_account(
             settings,
             out_dir,
             crm_path=crm_path,
@@ -599,14 +624,16 @@ def reconcile(
             stale_nights=stale_nights,
             stop=stop,
         )
-    rec = outcome.summary["reconciliation"]
-    severity = rec["findings_by_severity"]
+    rec = result.reconciliation
+    severity = rec.findings["severity"].value_counts()
     click.echo(
-        f"{rec['counts']['customers']} customers, {rec['counts']['cards']} cards, "
-        f"{rec['counts']['bank_accounts']} bank accounts, {rec['counts']['pads']} PADs as of {rec['today']}: "
-        f"{severity['critical']} critical, {severity['warning']} warnings, {severity['info']} for information."
+        f"{rec.customers} customers, {len(rec.cards)} cards, {len(rec.banks)} bank accounts, {len(rec.pads)} PADs "
+        f"as of {rec.today.isoformat()}: {severity.get('critical', 0)} critical, {severity.get('warning', 0)} "
+        f"warnings, {severity.get('info', 0)} for information."
     )
-    for note in rec["notes"]:
+    for note in rec.notes:
         click.echo(f"note: {note}", err=True)
-    click.echo(f"API calls: {outcome.summary['api_calls']}. Report: {outcome.files['report']}")
-    raise click.exceptions.Exit(outcome.exit_code)
+    if result.error:
+        click.echo(f"warning: {result.error}", err=True)
+    click.echo(f"API calls: {result.calls.calls}. Report: {result.report}")
+    raise click.exceptions.Exit(result.exit_code)

@@ -24,11 +24,100 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from crmsync.errors import AuthenticationError, UsageError
-from crmsync.helcim.client import DEFAULT_URL, HelcimClient, RetryPolicy, check_api_url, check_token
-from crmsync.helcim.limits import RateLimits
-from crmsync.stopping import StopSignal
+
+DEFAULT_URL = "https://api.helcim.com/v2"
+_PRESETS = {"helcim": 1.0, "real": 1.0, "fast": 60.0, "off": 1.0}
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Helcim's limits per merchant account: concurrent requests, and two rolling windows.
+
+    Spec (``CRMSYNC_RATE_LIMITS``): ``helcim`` (the real limits, default),
+    ``fast`` (the same shape with 60× shorter windows, matching
+    ``helcim-sandbox --limits fast``), ``off`` (concurrency only), optionally
+    followed by ``concurrent=``, ``minute=``, ``hour=``, ``scale=`` overrides.
+    """
+
+    concurrent: int = 5
+    per_minute: int = 100
+    per_hour: int = 3000
+    scale: float = 1.0  # windows are 60/scale and 3600/scale seconds
+    paced: bool = True  # False: concurrency only
+
+    @property
+    def minute_seconds(self) -> float:
+        return 60.0 / self.scale
+
+    @property
+    def hour_seconds(self) -> float:
+        return 3600.0 / self.scale
+
+    def describe(self) -> str:
+        if not self.paced:
+            return f"unpaced, {self.concurrent} concurrent"
+        return (
+            f"{self.concurrent} concurrent, {self.per_minute} per {self.minute_seconds:g} s, "
+            f"{self.per_hour} per {self.hour_seconds:g} s"
+        )
+
+    @classmethod
+    def from_spec(cls, spec: str) -> RateLimits:
+        """``helcim``, ``fast``, ``off``, each optionally followed by ``,key=value`` overrides."""
+        words = [w.strip() for w in spec.split(",") if w.strip()]
+        preset = words.pop(0).lower() if words and "=" not in words[0] else "helcim"
+        if preset not in _PRESETS:
+            raise UsageError(f"unknown rate-limit preset {preset!r}: use helcim, fast or off")
+        values = {"concurrent": 5.0, "minute": 100.0, "hour": 3000.0, "scale": _PRESETS[preset]}
+        for word in words:
+            key, _, value = word.partition("=")
+            key = key.strip().lower()
+            if key not in values:
+                raise UsageError(
+                    f"bad rate-limit setting {word!r}: use concurrent=, minute=, hour= or scale="
+                )
+            try:
+                values[key] = float(value)
+            except ValueError:
+                values[key] = -1.0
+            if values[key] <= 0:
+                raise UsageError(f"rate-limit setting {word!r} needs a positive number")
+        return cls(
+            concurrent=int(values["concurrent"]),
+            per_minute=int(values["minute"]),
+            per_hour=int(values["hour"]),
+            scale=values["scale"],
+            paced=preset != "off",
+        )
+
+
+def check_api_url(url: str) -> str:
+    """The API URL without a trailing slash; refuses one carrying credentials (never echoing them)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        shown = url if "@" not in url else "(a URL with user:password@)"
+        raise UsageError(f"HELCIM_API_URL must be an http:// or https:// URL with a host, got {shown!r}")
+    if parts.username is not None or parts.password is not None:
+        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        raise UsageError(
+            f"HELCIM_API_URL carries a user name or password ({parts.scheme}://…@{host}): crmsync refuses it, "
+            "because it would show in logs and outputs; give the token in HELCIM_API_TOKEN instead"
+        )
+    return url.rstrip("/")
+
+
+def check_token(token: str) -> str:
+    """A token HTTP can carry: printable ASCII without spaces (never echoed)."""
+    for position, char in enumerate(token, start=1):
+        if not (char.isascii() and char.isprintable()) or char == " ":
+            raise UsageError(
+                f"HELCIM_API_TOKEN has a character an HTTP header cannot carry at position {position} "
+                "(a space, a control or non-ASCII character: pasted quotes or a line break?); copy the token again"
+            )
+    return token
 
 
 def default_state_path(env: Mapping[str, str] = os.environ) -> Path:
@@ -51,25 +140,6 @@ class Settings:
                 "(Helcim: All Tools → Integrations → API Access Configuration)"
             )
         return self.api_token
-
-    def client(
-        self,
-        *,
-        max_calls: int | None = None,
-        retry: RetryPolicy | None = None,
-        stop: StopSignal | None = None,
-    ) -> HelcimClient:
-        """A client for this account: ``timeout`` bounds each call whole (connect, headers, body)."""
-        return HelcimClient(
-            self.api_url,
-            self.require_token(),
-            limits=self.rate_limits,
-            max_calls=max_calls,
-            retry=retry,
-            timeout=(min(5.0, self.timeout), self.timeout),
-            deadline=self.timeout,
-            stop=stop,
-        )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ __all__ = [
     "FORMULA_PREFIXES",
     "neutralise_formulas",
     "prepare_out_dir",
+    "try_write_json",
     "write_csv",
     "write_json",
     "write_text",
@@ -92,3 +93,12 @@ def write_text(text: str, path: Path) -> Path:
 
 def write_json(document: dict[str, Any], path: Path) -> Path:
     return write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", path)
+
+
+def try_write_json(document: dict[str, Any], path: Path) -> OutputError | None:
+    """:func:`write_json` after an error already happened: a full disk may leave no room for this either."""
+    try:
+        write_json(document, path)
+    except OutputError as error:
+        return error
+    return None

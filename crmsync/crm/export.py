@@ -34,13 +34,19 @@ import pandas as pd
 
 from crmsync.crm.profiles import Profile, load_profile
 from crmsync.outputs import write_csv
-from crmsync.reconcile.findings import card_brand, pad_status_of_banks
 from crmsync.schemas.crm import CRM_COLUMNS
-from crmsync.sync.diff import DiffResult
-from crmsync.sync.snapshot import Snapshot
 
-__all__ = ["PAYMENT_METHOD_COLUMNS", "CrmColumn", "crm_columns", "to_crm", "write_crm_import"]
+__all__ = [
+    "PAYMENT_METHOD_COLUMNS",
+    "CrmColumn",
+    "crm_columns",
+    "new_customers",
+    "to_crm",
+    "updates",
+    "write_crm_import",
+]
 
+#: payment_methods.csv after the CRM's id column (the reconciliation's payment-method table).
 PAYMENT_METHOD_COLUMNS = (
     "helcim_id",
     "customer_code",
@@ -126,66 +132,39 @@ def _id_header(profile: Profile) -> str:
     return profile.columns["crm_id"][0] if "crm_id" in profile.columns else "crm_id"
 
 
-def _crm_ids(snapshot: Snapshot, links: pd.DataFrame, result: DiffResult | None) -> pd.Series:
-    """helcim_id → crm_id: the link, else the pairing the diff made, else the customer's own code."""
-    ids = pd.Series(
-        snapshot.customers["customer_code"].astype("str").to_numpy(),
-        index=snapshot.customers["helcim_id"].astype("int64").to_numpy(),
-    )
-    if result is not None:
-        paired = pd.concat([result.unchanged, result.updates, result.conflicts, result.exports])
-        paired = paired[paired["crm_id"].astype("str") != ""]
-        ids.update(
-            pd.Series(paired["crm_id"].astype("str").to_numpy(), index=paired["helcim_id"].astype("int64"))
-        )
-    ids.update(pd.Series(links["crm_id"].astype("str").to_numpy(), index=links["helcim_id"].astype("int64")))
-    return ids
+def new_customers(customers: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """New CRM records from Helcim customers (generic columns, ``helcim_id``, ``customer_code``).
 
-
-def _known_crm_ids(result: DiffResult) -> set[str]:
-    """Every crm_id the diff placed: paired, to create, awaiting a link, linked to a missing customer."""
-    frames = (
-        result.unchanged, result.updates, result.conflicts, result.exports, result.creates,
-        result.awaiting_link, result.missing_in_helcim, result.orphaned,
-    )  # fmt: skip
-    return {str(i) for frame in frames for i in frame["crm_id"]} - {""}
-
-
-def new_customers(
-    result: DiffResult | None, profile: Profile, all_codes: pd.Series | None = None
-) -> pd.DataFrame:
-    """Helcim-only customers, in the CRM's columns; ``all_codes`` is every Helcim customer's code."""
+    The id column holds the customerCode; which customers to import is the
+    sync's decision (:func:`crmsync.sync.pairing.importable`), not this one's.
+    """
     id_header = _id_header(profile)
     columns = [c.header for c in crm_columns(profile)]
     ordered = [id_header, "helcim_id", "helcim_customer_code", *[c for c in columns if c != id_header]]
-    if result is None or result.helcim_only.empty:
+    if customers.empty:
         return pd.DataFrame(columns=ordered)
-    # never a customer whose code another Helcim customer holds (duplicate_customer), nor one under the
-    # code of a CRM record the diff already knows: imported, it would be a second record for one id
-    codes = result.helcim_only["customer_code"].astype("str").reset_index(drop=True)
-    every = codes if all_codes is None else all_codes.astype("str")
-    counts = every[every != ""].value_counts()
-    keep = (codes.map(counts).fillna(0) <= 1) & ~codes.isin(_known_crm_ids(result))
-    generic = result.helcim_only.reset_index(drop=True)[keep].assign(crm_id=codes[keep])
+    generic = customers.assign(crm_id=customers["customer_code"].astype("str"))
     out = to_crm(generic, profile)
     out["helcim_id"] = generic["helcim_id"].astype("int64").to_numpy()
     out["helcim_customer_code"] = generic["customer_code"].astype("str").to_numpy()
     return out.reindex(columns=ordered).sort_values("helcim_id", kind="stable")
 
 
-def updates(result: DiffResult | None, snapshot: Snapshot, profile: Profile) -> pd.DataFrame:
-    """One row per CRM column whose value the CRM should take from Helcim."""
+def updates(changes: pd.DataFrame, customers: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """One row per CRM column whose value the CRM should take from Helcim.
+
+    ``changes`` are the diff's differing cells (crm_id, helcim_id, field, crm,
+    helcim, resolution): those resolved ``export`` go to the CRM. ``customers``
+    are the Helcim customers (generic columns and helcim_id) they belong to.
+    """
     id_header = _id_header(profile)
     columns = [id_header, "helcim_id", "field", "crm_value", "helcim_value"]
-    if result is None or result.changes.empty:
-        return pd.DataFrame(columns=columns)
-    changes = result.changes
-    exported = changes[changes["resolution"] == "export"]
+    exported = changes[changes["resolution"] == "export"] if not changes.empty else changes
     if exported.empty:
         return pd.DataFrame(columns=columns)
     ids = exported["helcim_id"].astype("int64").unique()
     helcim = (
-        snapshot.customers[snapshot.customers["helcim_id"].isin(ids)]
+        customers[customers["helcim_id"].isin(ids)]
         .set_index("helcim_id")
         .reindex(columns=[*CRM_COLUMNS], fill_value="")
     )
@@ -215,82 +194,30 @@ def updates(result: DiffResult | None, snapshot: Snapshot, profile: Profile) -> 
     return table.sort_values([id_header, "field"], kind="stable").reset_index(drop=True)
 
 
-def payment_methods(snapshot: Snapshot, links: pd.DataFrame, result: DiffResult | None) -> pd.DataFrame:
-    crm_ids = _crm_ids(snapshot, links, result)
-    codes = pd.Series(
-        snapshot.customers["customer_code"].astype("str").to_numpy(),
-        index=snapshot.customers["helcim_id"].astype("int64").to_numpy(),
-    )
-    cards, banks = snapshot.cards, snapshot.banks
-    expiry = cards["expiry"].astype("str")
-    card_rows = pd.DataFrame(
-        {
-            "helcim_id": cards["helcim_id"].astype("int64").to_numpy(),
-            "method": "card",
-            "method_id": cards["card_id"].astype("int64").to_numpy(),
-            "default": cards["is_default"].map({True: "yes", False: "no"}).to_numpy(),
-            "card_brand": card_brand(cards["f6l4"]).to_numpy(),
-            "card_last4": cards["f6l4"].astype("str").str[-4:].to_numpy(),
-            "card_expiry": np.where(
-                expiry.str.fullmatch(r"\d{4}"), expiry.str[:2] + "/" + expiry.str[2:], expiry
-            ).astype(str),
-            "bank_last4": "",
-            "bank_verified": "",
-            "bank_ready": "",
-            "pad_status": "",
-        }
-    )
-    pad_status = pad_status_of_banks(snapshot.pads)
-    bank_rows = pd.DataFrame(
-        {
-            "helcim_id": banks["helcim_id"].astype("int64").to_numpy(),
-            "method": "bank",
-            "method_id": banks["bank_id"].astype("int64").to_numpy(),
-            "default": "",
-            "card_brand": "",
-            "card_last4": "",
-            "card_expiry": "",
-            "bank_last4": banks["last4"].astype("str").to_numpy(),
-            "bank_verified": banks["verified"].map({True: "yes", False: "no"}).to_numpy(),
-            "bank_ready": banks["ready"].map({True: "yes", False: "no"}).to_numpy(),
-            "pad_status": banks["bank_id"]
-            .astype("int64")
-            .map(pad_status)
-            .astype(object)
-            .fillna("none")
-            .to_numpy(),
-        }
-    )
-    table = pd.concat([card_rows, bank_rows], ignore_index=True)
-    table.insert(0, "crm_id", table["helcim_id"].map(crm_ids).astype(object).fillna("").astype("str"))
-    table.insert(2, "customer_code", table["helcim_id"].map(codes).astype(object).fillna("").astype("str"))
-    return table.sort_values(["crm_id", "helcim_id", "method", "method_id"], kind="stable").reset_index(
-        drop=True
-    )
-
-
 def write_crm_import(
-    out_dir: Path, *, result: DiffResult | None, snapshot: Snapshot, links: pd.DataFrame, profile: str
+    out_dir: Path,
+    *,
+    profile: Profile | str,
+    new: pd.DataFrame,
+    changes: pd.DataFrame,
+    customers: pd.DataFrame,
+    methods: pd.DataFrame,
 ) -> dict[str, str]:
     """Write ``out_dir/crm_import/`` (see the module docstring); returns {name: path}.
 
-    ``result`` is the night's diff, or None when there is no CRM export: then
-    new_customers.csv and updates.csv hold their header only. ``links`` are the
-    state store's (crm_id, helcim_id). ``profile`` names the CRM's mapping profile.
+    ``new``: the Helcim customers to import as new records; ``changes`` and
+    ``customers``: see :func:`updates` (both empty without a CRM export: then
+    new_customers.csv and updates.csv hold their header only); ``methods``: the
+    reconciliation's payment-method table (``crm_id`` and PAYMENT_METHOD_COLUMNS).
     """
-    mapping = load_profile(profile)
+    mapping = profile if isinstance(profile, Profile) else load_profile(profile)
     id_header = _id_header(mapping)
     folder = out_dir / "crm_import"
-    methods = payment_methods(snapshot, links, result).rename(columns={"crm_id": id_header})
+    renamed = methods.rename(columns={"crm_id": id_header})
     return {
-        "new_customers": str(
-            write_csv(
-                new_customers(result, mapping, snapshot.customers["customer_code"]),
-                folder / "new_customers.csv",
-            )
-        ),
-        "updates": str(write_csv(updates(result, snapshot, mapping), folder / "updates.csv")),
+        "new_customers": str(write_csv(new_customers(new, mapping), folder / "new_customers.csv")),
+        "updates": str(write_csv(updates(changes, customers, mapping), folder / "updates.csv")),
         "payment_methods": str(
-            write_csv(methods, folder / "payment_methods.csv", [id_header, *PAYMENT_METHOD_COLUMNS])
+            write_csv(renamed, folder / "payment_methods.csv", [id_header, *PAYMENT_METHOD_COLUMNS])
         ),
     }

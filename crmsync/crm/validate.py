@@ -8,18 +8,17 @@ reason``), worded for a CRM administrator, with ``value`` as the export holds
 it (before normalisation). A row with any problem is rejected whole; a row
 with three problems gives three reject rows and counts once.
 
-:func:`validate_file` is the ``crmsync validate`` command: read, map,
-normalise, validate, write ``valid.csv``, ``rejects.csv`` and ``summary.json``.
+:func:`check_export` is the whole CRM side of a run: read, map, normalise,
+validate (``crmsync validate`` is :func:`crmsync.jobs.validate.validate_file`).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,11 +27,9 @@ import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
 
-from crmsync.crm.extract import DELIMITER_NAMES, read_crm
+from crmsync.crm.extract import CrmExport, read_crm
 from crmsync.crm.normalize import normalize_crm
-from crmsync.crm.profiles import load_profile
-from crmsync.errors import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UsageError
-from crmsync.outputs import write_csv, write_json
+from crmsync.crm.profiles import Profile, load_profile
 from crmsync.schemas.address import (
     ADDRESS_FIELDS,
     ADDRESS_REASONS,
@@ -42,14 +39,15 @@ from crmsync.schemas.address import (
     describe_region,
 )
 from crmsync.schemas.crm import ADDRESS_PREFIXES, CRM_COLUMNS, CRM_REASONS, CUSTOMER_COLUMNS, CrmCustomer
+from crmsync.schemas.helcim import SYNCED_FIELDS
 from crmsync.text import email_error
 
 __all__ = [
     "REJECT_COLUMNS",
     "VALID_COLUMNS",
-    "ValidationSummary",
-    "parse_rate",
-    "validate_file",
+    "CheckedExport",
+    "check_export",
+    "shown",
     "validate_frame",
 ]
 
@@ -57,49 +55,6 @@ REJECT_COLUMNS = ("source_line", "crm_id", "column", "value", "reason")
 #: valid.csv: the generic columns (so it is itself a valid generic export), then the row's first line.
 VALID_COLUMNS = (*CRM_COLUMNS, "source_line")
 _REASONS = {**ADDRESS_REASONS, **CRM_REASONS}
-
-
-@dataclass
-class ValidationSummary:
-    """What ``crmsync validate`` reports in summary.json (and its exit code)."""
-
-    source_file: str
-    profile: str
-    rows_read: int
-    valid: int
-    rejected: int
-    reject_rate: float
-    encoding: str
-    encoding_guessed: bool
-    delimiter: str
-    delimiter_name: str
-    parser: str
-    problems: int
-    problems_by_column: dict[str, int]
-    problems_by_rule: dict[str, int]
-    warnings: list[str]
-    ignored_columns: list[str]
-    max_reject_rate: float | None
-    exit_code: int
-    outputs: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def parse_rate(text: str) -> float:
-    """``0.05``, ``5%`` → 0.05; a fraction from 0 to 1."""
-    raw = text.strip()
-    try:
-        rate = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise UsageError(
-            f"--max-reject-rate {text!r}: give a fraction such as 0.05 or a percentage such as 5%"
-        ) from None
-    if not 0.0 <= rate <= 1.0 or rate != rate:
-        raise UsageError(f"--max-reject-rate {text!r}: must be between 0 and 1 (0% and 100%)")
-    return rate
 
 
 # -- failure cases → rejects --------------------------------------------------------
@@ -287,57 +242,43 @@ def validate_frame(frame: pd.DataFrame, raw: pd.DataFrame | None = None) -> tupl
     return valid, rejects
 
 
-# -- the command ----------------------------------------------------------------------
+# -- a whole export ------------------------------------------------------------------
 
 
-def validate_file(
-    path: Path, profile: str, out_dir: Path, max_reject_rate: float | None = None
-) -> ValidationSummary:
-    """``crmsync validate``: read, map, normalise and validate one export; write its three outputs."""
-    started = time.perf_counter()
-    mapping = load_profile(profile)
+@dataclass(frozen=True)
+class CheckedExport:
+    """The CRM side of a sync: the export as read, its valid normalised rows and its rejects."""
+
+    export: CrmExport
+    valid: pd.DataFrame
+    rejects: pd.DataFrame
+
+    @property
+    def rows_read(self) -> int:
+        return len(self.export.frame)
+
+    @property
+    def rejected(self) -> int:
+        return self.rows_read - len(self.valid)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The synced fields this export carries (a column it lacks is never synced)."""
+        return tuple(f for f in SYNCED_FIELDS if f in self.export.mapped_columns)
+
+    @property
+    def crm_ids(self) -> pd.Series:
+        """Every crm_id of the export, rejected rows included."""
+        return self.export.frame["crm_id"].astype("str")
+
+    @property
+    def source_lines(self) -> dict[str, int]:
+        return dict(zip(self.valid["crm_id"].astype(str), self.valid["source_line"].astype(int), strict=True))
+
+
+def check_export(path: Path, profile: str | Profile) -> CheckedExport:
+    """Read, map, normalise and validate a CRM export (raises InputFileError on a bad file)."""
+    mapping = profile if isinstance(profile, Profile) else load_profile(profile)
     export = read_crm(path, mapping)
-    normalised = normalize_crm(export.frame)
-    valid, rejects = validate_frame(normalised, export.frame)
-
-    rows = len(export.frame)
-    rejected = rows - len(valid)
-    rate = rejected / rows if rows else 0.0
-    if max_reject_rate is not None and rate > max_reject_rate:
-        exit_code = EXIT_USAGE
-        export.warnings.append(
-            f"{rate:.1%} of the rows were rejected, above --max-reject-rate {max_reject_rate:.1%}: the run fails"
-        )
-    else:
-        exit_code = EXIT_PARTIAL if rejected else EXIT_OK
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = {
-        "valid": str(write_csv(valid, out_dir / "valid.csv", VALID_COLUMNS)),
-        "rejects": str(write_csv(rejects, out_dir / "rejects.csv", REJECT_COLUMNS)),
-    }
-    summary = ValidationSummary(
-        source_file=export.source_file,
-        profile=export.profile,
-        rows_read=rows,
-        valid=len(valid),
-        rejected=rejected,
-        reject_rate=round(rate, 6),
-        encoding=export.encoding,
-        encoding_guessed=export.encoding_guessed,
-        delimiter=export.delimiter,
-        delimiter_name=DELIMITER_NAMES[export.delimiter],
-        parser=export.parser,
-        problems=len(rejects),
-        problems_by_column={str(k): int(v) for k, v in rejects["column"].value_counts().sort_index().items()},
-        problems_by_rule={str(k): int(v) for k, v in rejects["rule"].value_counts().sort_index().items()},
-        warnings=export.warnings,
-        ignored_columns=export.ignored_headers,
-        max_reject_rate=max_reject_rate,
-        exit_code=exit_code,
-        outputs=outputs,
-    )
-    summary.outputs["summary"] = str(out_dir / "summary.json")
-    summary.seconds = round(time.perf_counter() - started, 3)
-    write_json(summary.to_dict(), out_dir / "summary.json")
-    return summary
+    valid, rejects = validate_frame(normalize_crm(export.frame), export.frame)
+    return CheckedExport(export, valid, rejects)

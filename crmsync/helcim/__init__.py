@@ -1,7 +1,7 @@
 """Helcim Customer API v2: the client (``client``), pacing (``limits``), parsing (``models``)."""
 
-from crmsync.helcim.client import DEFAULT_URL, Answer, HelcimClient, RetryPolicy
-from crmsync.helcim.limits import Pacer, RateLimits
+from crmsync.helcim.client import Answer, HelcimClient, RetryPolicy
+from crmsync.helcim.limits import Pacer
 from crmsync.helcim.models import (
     Address,
     BankAccount,
@@ -15,7 +15,6 @@ from crmsync.helcim.models import (
 )
 
 __all__ = [
-    "DEFAULT_URL",
     "Address",
     "Answer",
     "BankAccount",
@@ -28,6 +27,5 @@ __all__ = [
     "HelcimClient",
     "Pacer",
     "Pad",
-    "RateLimits",
     "RetryPolicy",
 ]

@@ -31,7 +31,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from tenacity import (
@@ -44,12 +43,12 @@ from tenacity import (
 )
 
 from crmsync import __version__
+from crmsync.config import DEFAULT_URL, RateLimits, check_api_url, check_token
 from crmsync.errors import (
     HelcimError,
     HelcimRequestError,
     HelcimUnavailable,
     ProtocolError,
-    UsageError,
 )
 from crmsync.helcim.errors import (
     NotJson,
@@ -60,7 +59,7 @@ from crmsync.helcim.errors import (
     parse_body,
     was_not_sent,
 )
-from crmsync.helcim.limits import Pacer, RateLimits
+from crmsync.helcim.limits import Pacer
 from crmsync.helcim.models import (
     BankAccount,
     BankAccountInput,
@@ -76,7 +75,6 @@ from crmsync.stopping import StopSignal
 
 log = logging.getLogger("crmsync.helcim")
 
-DEFAULT_URL = "https://api.helcim.com/v2"
 PAGE_SIZE = 100
 
 #: The largest answer each operation may send, in bytes (anything else: ``DEFAULT_MAX_BYTES``).
@@ -180,32 +178,6 @@ class Answer:
     status: int
     body: Any
     headers: Mapping[str, str]
-
-
-def check_api_url(url: str) -> str:
-    """The API URL without a trailing slash; refuses one carrying credentials (never echoing them)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        shown = url if "@" not in url else "(a URL with user:password@)"
-        raise UsageError(f"HELCIM_API_URL must be an http:// or https:// URL with a host, got {shown!r}")
-    if parts.username is not None or parts.password is not None:
-        host = parts.hostname + (f":{parts.port}" if parts.port else "")
-        raise UsageError(
-            f"HELCIM_API_URL carries a user name or password ({parts.scheme}://…@{host}): crmsync refuses it, "
-            "because it would show in logs and outputs; give the token in HELCIM_API_TOKEN instead"
-        )
-    return url.rstrip("/")
-
-
-def check_token(token: str) -> str:
-    """A token HTTP can carry: printable ASCII without spaces (never echoed)."""
-    for position, char in enumerate(token, start=1):
-        if not (char.isascii() and char.isprintable()) or char == " ":
-            raise UsageError(
-                f"HELCIM_API_TOKEN has a character an HTTP header cannot carry at position {position} "
-                "(a space, a control or non-ASCII character: pasted quotes or a line break?); copy the token again"
-            )
-    return token
 
 
 class HelcimClient:

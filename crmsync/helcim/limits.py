@@ -19,10 +19,7 @@ keeps a client under those limits instead of bouncing off 429s:
 * **stopping**: once the run's :class:`~crmsync.stopping.StopSignal` is set,
   nothing more is admitted (:class:`~crmsync.errors.Interrupted`).
 
-Limits spec (``--rate-limits`` / ``CRMSYNC_RATE_LIMITS``): ``helcim`` (the real
-limits, default), ``fast`` (the same shape with 60× shorter windows, matching
-``helcim-sandbox --limits fast``), ``off`` (concurrency only), optionally
-followed by ``concurrent=``, ``minute=``, ``hour=``, ``scale=`` overrides.
+The limits themselves are settings (:class:`crmsync.config.RateLimits`).
 """
 
 from __future__ import annotations
@@ -34,64 +31,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from crmsync.errors import BudgetExhausted, UsageError
+from crmsync.config import RateLimits
+from crmsync.errors import BudgetExhausted
 from crmsync.stopping import StopSignal
-
-_PRESETS = {"helcim": 1.0, "real": 1.0, "fast": 60.0, "off": 1.0}
-
-
-@dataclass(frozen=True)
-class RateLimits:
-    concurrent: int = 5
-    per_minute: int = 100
-    per_hour: int = 3000
-    scale: float = 1.0  # windows are 60/scale and 3600/scale seconds
-    paced: bool = True  # False: concurrency only
-
-    @property
-    def minute_seconds(self) -> float:
-        return 60.0 / self.scale
-
-    @property
-    def hour_seconds(self) -> float:
-        return 3600.0 / self.scale
-
-    def describe(self) -> str:
-        if not self.paced:
-            return f"unpaced, {self.concurrent} concurrent"
-        return (
-            f"{self.concurrent} concurrent, {self.per_minute} per {self.minute_seconds:g} s, "
-            f"{self.per_hour} per {self.hour_seconds:g} s"
-        )
-
-    @classmethod
-    def from_spec(cls, spec: str) -> RateLimits:
-        """``helcim``, ``fast``, ``off``, each optionally followed by ``,key=value`` overrides."""
-        words = [w.strip() for w in spec.split(",") if w.strip()]
-        preset = words.pop(0).lower() if words and "=" not in words[0] else "helcim"
-        if preset not in _PRESETS:
-            raise UsageError(f"unknown rate-limit preset {preset!r}: use helcim, fast or off")
-        values = {"concurrent": 5.0, "minute": 100.0, "hour": 3000.0, "scale": _PRESETS[preset]}
-        for word in words:
-            key, _, value = word.partition("=")
-            key = key.strip().lower()
-            if key not in values:
-                raise UsageError(
-                    f"bad rate-limit setting {word!r}: use concurrent=, minute=, hour= or scale="
-                )
-            try:
-                values[key] = float(value)
-            except ValueError:
-                values[key] = -1.0
-            if values[key] <= 0:
-                raise UsageError(f"rate-limit setting {word!r} needs a positive number")
-        return cls(
-            concurrent=int(values["concurrent"]),
-            per_minute=int(values["minute"]),
-            per_hour=int(values["hour"]),
-            scale=values["scale"],
-            paced=preset != "off",
-        )
 
 
 @dataclass

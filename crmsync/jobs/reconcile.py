@@ -1,115 +1,104 @@
 """``crmsync reconcile``: refresh what the budget allows, reconcile, write the morning files.
 
-:func:`reconcile_account` is the library call behind the command; the nightly
-``crmsync run`` uses the same pieces directly (:func:`~crmsync.reconcile.reconcile`,
-:func:`~crmsync.reconcile.report.write_reconciliation`, :func:`~crmsync.crm.export.write_crm_import`)
-and :func:`previous_reconciliation` for the "change since the previous run" figures.
+Customer pages are read as ``crmsync plan`` reads them; what is left of the
+budget goes to bank accounts and PADs (never read first, then changed, then
+oldest). Nothing is written to Helcim. The run is recorded in the state store
+so the next report shows the change since this one. Stopped by a signal, it
+reports on what it had read (status ``interrupted``).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from crmsync.config import Settings
 from crmsync.console import Progress
-from crmsync.crm.export import write_crm_import
+from crmsync.crm.validate import CheckedExport, check_export
 from crmsync.errors import Interrupted, UsageError
-from crmsync.jobs.plan import CheckedExport, check_crm, pages_for
+from crmsync.jobs.session import CallStats, Session
+from crmsync.jobs.steps import morning_outputs, pure_diff
 from crmsync.outputs import prepare_out_dir
-from crmsync.reconcile.findings import Reconciliation, reconcile
-from crmsync.reconcile.report import write_reconciliation
-from crmsync.state import StateStore, open_state, state_lock
+from crmsync.reconcile.findings import Reconciliation
 from crmsync.stopping import StopSignal
-from crmsync.sync.diff import DiffResult, diff
 from crmsync.sync.snapshot import (
     BankRefresh,
     CustomerRefresh,
-    Snapshot,
     load_snapshot,
+    pages_to_read,
     refresh_customers,
     refresh_payment_methods,
 )
 
-__all__ = [
-    "ReconcileOutcome",
-    "previous_reconciliation",
-    "reconcile_account",
-    "reconcile_snapshot",
-    "reconciliation_summary",
-]
-
-
-def reconcile_snapshot(
-    snapshot: Snapshot,
-    links: pd.DataFrame,
-    crm_ids: pd.Series | None,
-    today: date,
-    *,
-    expiring_days: int = 30,
-    pad_pending_days: int = 14,
-    stale_nights: int = 7,
-) -> Reconciliation:
-    """:func:`~crmsync.reconcile.reconcile` on a :class:`Snapshot` (bank refresh times included)."""
-    return reconcile(
-        snapshot.customers,
-        snapshot.cards,
-        snapshot.banks,
-        snapshot.pads,
-        links,
-        crm_ids,
-        today,
-        bank_refreshed=snapshot.bank_refreshed,
-        expiring_days=expiring_days,
-        pad_pending_days=pad_pending_days,
-        stale_nights=stale_nights,
-    )
-
-
-def reconciliation_summary(files: dict[str, str]) -> dict[str, Any] | None:
-    """reconciliation/summary.json as written, without its list of outputs (what a run records)."""
-    path = files.get("summary")
-    if not path:
-        return None
-    written: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
-    written.pop("outputs", None)
-    return written
-
-
-def previous_reconciliation(state: StateStore) -> dict[str, Any] | None:
-    """The reconciliation summary of the latest finished run that recorded one (``reconcile`` or ``run``).
-
-    A run records it by putting the dict written to reconciliation/summary.json
-    under the key ``"reconciliation"`` of the summary it gives ``finish_run``.
-    """
-    return state.previous_reconciliation()
+__all__ = ["ReconcileResult", "reconcile_account"]
 
 
 @dataclass(frozen=True)
-class ReconcileOutcome:
+class ReconcileResult:
+    """What ``crmsync reconcile`` found; :meth:`to_dict` is its summary.json."""
+
     reconciliation: Reconciliation
-    summary: dict[str, Any]  # reconciliation/summary.json plus calls and snapshot facts
+    written: dict[str, Any]  # reconciliation/summary.json, as written (without its outputs)
+    calls: CallStats
+    snapshot: dict[str, Any]
+    crm: dict[str, Any] | None
+    outputs: dict[str, str]
     out_dir: Path
-    files: dict[str, str]
-    exit_code: int  # 0: findings are not failures
+    exit_code: int  # 0: findings are not failures; 130/143 when a signal stopped the refresh
+    error: str = ""
+
+    @property
+    def report(self) -> str:
+        return self.outputs["report"]
+
+    def to_dict(self) -> dict[str, Any]:
+        summary: dict[str, Any] = {
+            "command": "reconcile",
+            "reconciliation": self.written,
+            "api_calls": self.calls.calls,
+            "calls_by_operation": self.calls.by_operation,
+            "snapshot": self.snapshot,
+            "crm": self.crm,
+            "outputs": self.outputs,
+            "status": "ok" if not self.error else "interrupted",
+            "exit_code": self.exit_code,
+        }
+        if self.error:
+            summary["error"] = self.error
+        return summary
 
 
-def _pure_diff(checked: CheckedExport, snapshot: Snapshot, state: StateStore) -> DiffResult:
-    """The diff for updates.csv / new_customers.csv, without recording anything in the state store."""
-    return diff(
-        checked.valid,
-        snapshot.customers,
-        state.base(),
-        state.links(),
-        fields=checked.fields,
-        known_crm_ids=set(checked.export.frame["crm_id"].astype(str)),
-        rejected_links=state.rejected_links(),
-    )
+def _thresholds(expiring_days: int, pad_pending_days: int, stale_nights: int) -> dict[str, int]:
+    thresholds = {
+        "expiring_days": expiring_days,
+        "pad_pending_days": pad_pending_days,
+        "stale_nights": stale_nights,
+    }
+    for name, value in thresholds.items():
+        if value < 0:
+            raise UsageError(f"{name.replace('_', ' ')} must be 0 or more")
+    return thresholds
+
+
+def _refresh(
+    session: Session, progress: Progress | None
+) -> tuple[CustomerRefresh, BankRefresh, Interrupted | None]:
+    """Customer pages, then bank accounts and PADs with what is left; a signal ends it early, not in error."""
+    pages, banks = CustomerRefresh(), BankRefresh()
+    state = session.state
+    try:
+        pages = refresh_customers(
+            session.client, state, max_pages=pages_to_read(state.cache.customer_count(), session.budget),
+            progress=progress,
+        )  # fmt: skip
+        banks = refresh_payment_methods(
+            session.client, state, max_calls=session.calls_left(), progress=progress
+        )
+    except Interrupted as error:
+        return pages, banks, error
+    return pages, banks, None
 
 
 def reconcile_account(
@@ -125,81 +114,43 @@ def reconcile_account(
     stale_nights: int = 7,
     progress: Progress | None = None,
     stop: StopSignal | None = None,
-) -> ReconcileOutcome:
-    """Refresh the snapshot within ``max_calls``, reconcile, write ``out_dir/reconciliation/`` and ``crm_import/``.
-
-    Customer pages are read as ``crmsync plan`` reads them; what is left of
-    the budget goes to bank accounts and PADs (never read first, then changed,
-    then oldest). Nothing is written to Helcim. The run is recorded in the state
-    store so the next report shows the change since this one. Stopped by a
-    signal, it reports on what it had read (status ``interrupted``).
-    """
+) -> ReconcileResult:
+    """Refresh the snapshot within ``max_calls``, reconcile, write ``out_dir/reconciliation/`` and ``crm_import/``."""
+    thresholds = _thresholds(expiring_days, pad_pending_days, stale_nights)
+    session = Session(settings, "reconcile", max_calls=max_calls, stop=stop)
     prepare_out_dir(out_dir)
-    checked = check_crm(crm_path, profile) if crm_path is not None else None
-    budget = max_calls if max_calls is not None else settings.rate_limits.per_hour
-    if budget < 1:
-        raise UsageError("--max-calls must be at least 1")
-    for name, value in (
-        ("--expiring-days", expiring_days),
-        ("--pad-pending-days", pad_pending_days),
-        ("--stale-nights", stale_nights),
-    ):
-        if value < 0:
-            raise UsageError(f"{name} must be 0 or more")
-    day = today or date.today()
-    client = settings.client(max_calls=budget, stop=stop)
-    with state_lock(settings.state_path), open_state(settings.state_path) as state:
-        state.bind_account(settings.api_url)
-        previous = previous_reconciliation(state)
-        with state.recording("reconcile", {}) as record:
-            pages, banks = CustomerRefresh(), BankRefresh()
-            interrupted: Interrupted | None = None
-            try:
-                pages = refresh_customers(
-                    client, state, max_pages=pages_for(state, budget), progress=progress
-                )
-                left = budget - int(client.stats()["calls"])
-                banks = refresh_payment_methods(client, state, max_calls=left, progress=progress)
-            except Interrupted as error:  # report on what was read before the signal
-                interrupted = error
-            snapshot = load_snapshot(state)
-            links = state.links()
-            crm_ids = None if checked is None else checked.export.frame["crm_id"].astype("str")
-            rec = reconcile_snapshot(
-                snapshot,
-                links,
-                crm_ids,
-                day,
-                expiring_days=expiring_days,
-                pad_pending_days=pad_pending_days,
-                stale_nights=stale_nights,
-            )
-            generated_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-            files = write_reconciliation(out_dir, rec, previous=previous, generated_at=generated_at)
-            result = None if checked is None else _pure_diff(checked, snapshot, state)
-            files |= write_crm_import(out_dir, result=result, snapshot=snapshot, links=links, profile=profile)
-            written = reconciliation_summary(files)
-            stats = client.stats()
-            summary: dict[str, Any] = {
-                "command": "reconcile",
-                "reconciliation": written,
-                "api_calls": stats["calls"],
-                "calls_by_operation": stats["by_operation"],
-                "snapshot": {
-                    **snapshot.describe(),
-                    "pages_read": pages.pages,
-                    "complete": pages.complete,
-                    "bank_customers_read": banks.customers,
-                },
-                "crm": None
-                if checked is None
-                else {"file": str(checked.export.source_file), "rows_read": checked.rows_read},
-                "outputs": files,
-                "status": "ok" if interrupted is None else "interrupted",
-                "exit_code": 0 if interrupted is None else interrupted.exit_code,
-            }
-            if interrupted is not None:
-                summary["error"] = str(interrupted)
-            record.status, record.exit_code = summary["status"], summary["exit_code"]
-            record.summary = {k: v for k, v in summary.items() if k != "outputs"}
-    return ReconcileOutcome(rec, summary, out_dir, files, int(summary["exit_code"]))
+    checked: CheckedExport | None = check_export(crm_path, profile) if crm_path is not None else None
+    with session.open() as open_session:
+        pages, banks, interrupted = _refresh(open_session, progress)
+        snapshot = load_snapshot(open_session.state)
+        result = None if checked is None else pure_diff(checked, snapshot, open_session)
+        morning = morning_outputs(
+            open_session,
+            out_dir,
+            checked=checked,
+            result=result,
+            profile=profile,
+            today=today,
+            thresholds=thresholds,
+        )
+        outcome = ReconcileResult(
+            reconciliation=morning.reconciliation,
+            written=morning.report.summary,
+            calls=open_session.calls,
+            snapshot={
+                **snapshot.describe(),
+                "pages_read": pages.pages,
+                "complete": pages.complete,
+                "bank_customers_read": banks.customers,
+            },
+            crm=None
+            if checked is None
+            else {"file": str(checked.export.source_file), "rows_read": checked.rows_read},
+            outputs=morning.files,
+            out_dir=out_dir,
+            exit_code=0 if interrupted is None else interrupted.exit_code,
+            error="" if interrupted is None else str(interrupted),
+        )
+        summary = outcome.to_dict()
+        open_session.finish(summary["status"], outcome.exit_code, summary)
+    return outcome

@@ -5,24 +5,25 @@ Every file goes through :mod:`crmsync.outputs` (formulas neutralised).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from crmsync.outputs import write_csv, write_json, write_text
-from crmsync.reconcile.findings import (
+from crmsync.reconcile.findings import Reconciliation
+from crmsync.reconcile.rules import FINDINGS, SEVERITIES
+from crmsync.reconcile.tables import (
     BANK_REPORT_COLUMNS,
     CARD_REPORT_COLUMNS,
     FINDING_COLUMNS,
-    FINDINGS,
     PAD_REPORT_COLUMNS,
-    SEVERITIES,
-    Reconciliation,
 )
 
 __all__ = [
     "HEADLINE",
+    "ReportFiles",
     "headline",
     "render_report_html",
     "write_reconciliation",
@@ -170,17 +171,24 @@ def render_report_html(
     )
 
 
+@dataclass(frozen=True)
+class ReportFiles:
+    """What :func:`write_reconciliation` wrote: the files, and the summary (as in its summary.json)."""
+
+    outputs: dict[str, str]
+    summary: dict[str, Any]  # reconciliation/summary.json without its list of outputs
+
+
 def write_reconciliation(
     out_dir: Path, rec: Reconciliation, *, previous: dict[str, Any] | None, generated_at: str
-) -> dict[str, str]:
+) -> ReportFiles:
     """Write ``out_dir/reconciliation/``: cards.csv, banks.csv, pads.csv, findings.csv, summary.json, report.html.
 
     ``previous`` is the summary.json (as a dict) of the previous reconciliation,
     for the "change since the previous run" figures; None on the first run.
-    Returns {name: path} of the files written. Every value written is masked.
+    Every value written is masked.
     """
     folder = out_dir / "reconciliation"
-    folder.mkdir(parents=True, exist_ok=True)
     summary = {"generated_at": generated_at, **rec.summary()}
     change = _change(summary, previous)
     summary["change_since_previous"] = change
@@ -196,4 +204,4 @@ def write_reconciliation(
     files["summary"] = folder / "summary.json"
     outputs = {name: str(path) for name, path in files.items()}
     write_json({**summary, "outputs": outputs}, files["summary"])
-    return outputs
+    return ReportFiles(outputs, summary)

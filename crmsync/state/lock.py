@@ -30,7 +30,7 @@ def state_lock(state_path: Path) -> Iterator[None]:
     except OSError as exc:
         raise StateError(
             f"cannot create the state store's lock file {lock_path}: {exc.strerror}; "
-            "make the folder writable or use another --state file"
+            "make the folder writable or use another state store"
         ) from None
     try:
         try:

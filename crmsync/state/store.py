@@ -238,12 +238,12 @@ class StateStore:
         if not os.access(self.path, os.W_OK) or not mode & 0o200:
             raise StateError(
                 f"the state store {self.path} is read-only (mode {mode:o}): crmsync records every run and "
-                "write in it; make it writable by its owner (chmod 600) or use another --state file"
+                "write in it; make it writable by its owner (chmod 600) or use another state store"
             )
         if not os.access(folder, os.W_OK | os.X_OK):
             raise StateError(
                 f"cannot write in the folder of the state store {folder}: SQLite keeps its journal "
-                f"({self.path.name}-wal) beside the file; make the folder writable or use another --state file"
+                f"({self.path.name}-wal) beside the file; make the folder writable or use another state store"
             )
         if mode & 0o077:  # customer data: owner only (never loosened, never made writable here)
             with contextlib.suppress(OSError):
@@ -317,7 +317,7 @@ class StateStore:
         elif known != api_url:
             raise AccountMismatchError(
                 f"the state store {self.path} belongs to {known}, but this run talks to {api_url}; "
-                "use another --state file for another account"
+                "use another state store for another account"
             )
 
     # -- links ----------------------------------------------------------------------

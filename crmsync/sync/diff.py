@@ -19,13 +19,16 @@ Conflict policies: ``crm-wins`` (default, push), ``helcim-wins`` (export),
 sides hold: a Helcim change exported to the CRM but not yet imported there
 stays an export, night after night, and is never pushed back.
 
-Pairing: a CRM row and a Helcim customer belong together through the state
-store's links, else when the Helcim ``customerCode`` equals the ``crm_id``.
-Unpaired CRM rows are **creates**, unless a Helcim-only customer looks like
-the same person (same e-mail, phone, or name and postal code): then a link is
-*proposed* and the row waits for a person's decision (``awaiting_link``), so
-it is never created twice. Unpaired Helcim customers are **exports** (new
-customers for the CRM).
+Pairing (:mod:`crmsync.sync.pairing`, carried in the result as ``pairs``):
+unpaired CRM rows are **creates**, unless a Helcim-only customer looks like
+the same person: then a link is *proposed* and the row waits for a person's
+decision (``awaiting_link``), so it is never created twice. Unpaired Helcim
+customers are **exports** (new customers for the CRM).
+
+:func:`diff` runs its phases in order, each a function of its own: pair,
+compare whole rows (most are equal), decide field by field over the rows that
+differ (:func:`decide`, the table above), resolve conflicts by the policy,
+sort customers into buckets, and say what the base and Helcim should hold.
 
 Every key lands in exactly one bucket: ``creates``, ``updates``, ``exports``,
 ``conflicts``, ``unchanged``, plus ``awaiting_link`` (held back for a link
@@ -48,6 +51,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmsync.schemas.helcim import SYNCED_FIELDS
+from crmsync.sync.pairing import (
+    Pairing,
+    arrow_column,
+    as_bool,
+    key_of,
+    pair_customers,
+    positions,
+    propose_links,
+)
 
 Policy = Literal["crm-wins", "helcim-wins", "manual"]
 POLICIES: tuple[Policy, ...] = ("crm-wins", "helcim-wins", "manual")
@@ -78,19 +90,6 @@ CHANGE_COLUMNS = (
     "resolution",
     "first_sync",
 )
-PROPOSAL_COLUMNS = (
-    "crm_id",
-    "helcim_id",
-    "helcim_code",
-    "matched_on",
-    "ambiguous",
-    "crm_name",
-    "helcim_name",
-    "crm_email",
-    "helcim_email",
-    "crm_postal_code",
-    "helcim_postal_code",
-)
 
 
 @dataclass(frozen=True)
@@ -110,6 +109,8 @@ class DiffResult:
     targets: pd.DataFrame  # crm_id + synced fields: what Helcim should hold after the updates
     link_proposals: pd.DataFrame  # PROPOSAL_COLUMNS
     helcim_only: pd.DataFrame  # the Helcim customers no CRM row has (with their fields)
+    pairs: pd.DataFrame  # crm_id, helcim_id, how ("link" | "code"): who is whom, as the diff saw it
+    unexamined_pairs: pd.DataFrame  # crm_id, helcim_id of export rows not compared (rejected): for the record
     policy: Policy = "crm-wins"
     fields: tuple[str, ...] = field(default=SYNCED_FIELDS)
 
@@ -138,210 +139,259 @@ class DiffResult:
         return {name: len(getattr(self, name)) for name in BUCKETS}
 
 
-def _arrow(values: pd.Series) -> pa.Array:
-    """A column as an Arrow large_string array (zero-copy for pandas' Arrow-backed strings); nulls kept."""
-    if not isinstance(values.dtype, pd.StringDtype):
-        values = values.astype(object).where(values.notna(), None)
-    array = pa.array(values, type=pa.large_string(), from_pandas=True)
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-
-
-def _key(values: pd.Series) -> pa.Array:
-    """The comparison form: already normalised, compared without regard to case; missing is ""."""
-    return pc.utf8_lower(pc.fill_null(_arrow(values), ""))
-
-
-def _key_of(values: np.ndarray) -> pa.Array:
-    """:func:`_key` of an object array (None / NaN are missing)."""
-    array = pa.array(values, type=pa.large_string(), from_pandas=True)
-    return pc.utf8_lower(pc.fill_null(array, ""))
-
-
-def _bool(array: pa.Array) -> np.ndarray:
-    return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _isin(values: pd.Series, pool: pd.Series) -> np.ndarray:
-    """``values.isin(pool)`` as a numpy mask, without pandas' per-value Python loop over Arrow strings."""
-    if len(pool) == 0:
-        return np.zeros(len(values), dtype=bool)
-    if pd.api.types.is_integer_dtype(values.dtype):
-        return np.isin(values.to_numpy(dtype="int64"), pool.to_numpy(dtype="int64"))
-    return _bool(pc.is_in(_arrow(values), value_set=pc.unique(_arrow(pool))))
-
-
-def _positions(keys: pd.Series, wanted: pd.Series) -> np.ndarray:
-    """For each wanted key, its position in ``keys`` (unique), -1 when absent (Arrow's hash join)."""
-    if len(keys) == 0 or len(wanted) == 0:
-        return np.full(len(wanted), -1, dtype=np.int64)
-    if pd.api.types.is_integer_dtype(keys.dtype):
-        found = pc.index_in(
-            pa.array(wanted.to_numpy(dtype="int64")), value_set=pa.array(keys.to_numpy(dtype="int64"))
-        )
-    else:
-        found = pc.index_in(_arrow(wanted), value_set=_arrow(keys))
-    return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-
-
 def _frame(values: dict[str, object]) -> pd.DataFrame:
     return pd.DataFrame(values)
 
 
-def pair_customers(
-    crm: pd.DataFrame, helcim: pd.DataFrame, links: pd.DataFrame, known_crm_ids: Collection[str] | None
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(pairs, crm_only, helcim_only, missing_in_helcim, orphaned).
+# -- the decision table ---------------------------------------------------------------
 
-    ``pairs`` holds crm_id, helcim_id, how ("link" | "code") and the row
-    positions of each side (crm_pos, helcim_pos). Each string key column is
-    hashed once; the rest is position arithmetic.
+
+def decide(crm: pa.Array, helcim: pa.Array, base: pa.Array, has_base: np.ndarray) -> np.ndarray:
+    """The decision table of the module docstring, for one field of many customers.
+
+    ``crm``, ``helcim`` and ``base`` are the comparison forms (:func:`key_of`:
+    lower case, missing as ""); ``has_base`` says where a base value exists.
+    Returns one of SAME, PUSH, EXPORT, CONFLICT per customer.
     """
-    crm_ids = crm["crm_id"]
-    helcim_ids = helcim["helcim_id"].to_numpy(dtype="int64")
-    links = links.loc[:, ["crm_id", "helcim_id"]].reset_index(drop=True)
-    none = np.zeros(0, dtype=np.int64)
-    link_helcim_pos = (
-        pd.Index(helcim_ids).get_indexer(links["helcim_id"].to_numpy(dtype="int64")) if len(links) else none
-    )
-    link_crm_pos = _positions(crm_ids, links["crm_id"])
-    present, in_export = link_helcim_pos >= 0, link_crm_pos >= 0
-    linked_present = links[present]
-    missing = links[~present & in_export]
-    by_link = present & in_export
-    if known_crm_ids is None:
-        orphan_links = links[present & ~in_export]
-    else:
-        known = pd.concat([pd.Series(list(known_crm_ids), dtype="str"), crm_ids.astype("str")])
-        orphan_links = linked_present[~_isin(linked_present["crm_id"], known)]
-
-    helcim_linked = np.zeros(len(helcim), dtype=bool)
-    helcim_linked[link_helcim_pos[present]] = True
-    crm_linked = np.zeros(len(crm), dtype=bool)
-    crm_linked[link_crm_pos[in_export]] = True
-    # the oldest Helcim customer holding a code wins it; later duplicates stay Helcim-only
-    free_helcim = np.flatnonzero(~helcim_linked)
-    free_ids = helcim_ids[free_helcim]
-    if len(free_ids) > 1 and not bool(np.all(free_ids[1:] >= free_ids[:-1])):
-        free_helcim = free_helcim[np.argsort(free_ids, kind="stable")]
-    free_codes = helcim["customer_code"].take(free_helcim)
-    codes_arrow = _arrow(free_codes)
-    if pc.count_distinct(codes_arrow, mode="all").as_py() == len(codes_arrow):  # the usual case
-        first = np.ones(len(free_codes), dtype=bool)
-    else:
-        first = ~free_codes.duplicated().to_numpy()
-    free_crm = np.flatnonzero(~crm_linked)
-    code_position = _positions(free_codes[first], crm_ids.take(free_crm))
-    found = code_position >= 0
-    code_crm_pos, code_helcim_pos = free_crm[found], free_helcim[first][code_position[found]]
-    pairs = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "crm_id": links.loc[by_link, "crm_id"].astype("str").reset_index(drop=True),
-                    "helcim_id": links.loc[by_link, "helcim_id"].to_numpy(dtype="int64"),
-                    "how": "link",
-                    "crm_pos": link_crm_pos[by_link],
-                    "helcim_pos": link_helcim_pos[by_link].astype("int64"),
-                }
-            ),
-            pd.DataFrame(
-                {
-                    "crm_id": crm_ids.take(code_crm_pos).reset_index(drop=True),
-                    "helcim_id": helcim_ids[code_helcim_pos],
-                    "how": "code",
-                    "crm_pos": code_crm_pos,
-                    "helcim_pos": code_helcim_pos,
-                }
-            ),
-        ],
-        ignore_index=True,
-    )
-    pairs["helcim_id"] = pairs["helcim_id"].astype("int64")
-    paired_crm = crm_linked.copy()
-    paired_crm[code_crm_pos] = True
-    paired_helcim = helcim_linked.copy()
-    paired_helcim[code_helcim_pos] = True
-    crm_only = crm[~paired_crm]
-    helcim_only = helcim[~paired_helcim]
-    orphaned = orphan_links.merge(helcim[["helcim_id", "customer_code"]], on="helcim_id", how="left")
-    return pairs, crm_only, helcim_only, missing.reset_index(drop=True), orphaned.reset_index(drop=True)
+    same = as_bool(pc.equal(crm, helcim))
+    crm_kept = as_bool(pc.equal(crm, base))
+    helcim_kept = as_bool(pc.equal(helcim, base))
+    crm_empty = as_bool(pc.equal(crm, ""))
+    status = np.full(len(crm), CONFLICT, dtype=np.int8)  # both moved away from the base
+    status[has_base & helcim_kept] = PUSH  # changed in the CRM only
+    status[has_base & crm_kept] = EXPORT  # changed in Helcim only
+    status[~has_base] = PUSH  # first sync: the CRM owns the field…
+    status[~has_base & crm_empty] = EXPORT  # …but an empty CRM value never clears Helcim data
+    status[same] = SAME
+    return status
 
 
-def _match_keys(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
-    """Long (id, kind, key) frame of the identifying values used to propose links."""
-    parts = []
-    for kind, columns in (
-        ("email", ("billing_email", "shipping_email")),
-        ("phone", ("cell_phone", "billing_phone", "shipping_phone")),
-    ):
-        for column in columns:
-            values = frame[column].astype("str").str.lower()
-            keep = values.str.len() >= (10 if kind == "phone" else 3)
-            parts.append(pd.DataFrame({"id": frame.loc[keep, id_column], "kind": kind, "key": values[keep]}))
-    name = (
-        frame["contact_name"]
-        .where(frame["contact_name"] != "", frame["business_name"])
-        .astype("str")
-        .str.lower()
+def decide_one(crm: str, helcim: str, base: str | None) -> str:
+    """:func:`decide` for one value: "same", "push", "export" or "conflict" (``base`` None: no base yet)."""
+    status = decide(
+        key_of(np.array([crm], dtype=object)),
+        key_of(np.array([helcim], dtype=object)),
+        key_of(np.array([base], dtype=object)),
+        np.array([base is not None]),
     )
-    postal = frame["billing_postal_code"].astype("str").str.lower()
-    keep = (name != "") & (postal != "")
-    parts.append(
-        pd.DataFrame(
-            {"id": frame.loc[keep, id_column], "kind": "name+postal", "key": name[keep] + "|" + postal[keep]}
+    return str(STATUS_NAMES[status[0]])
+
+
+def resolve(status: np.ndarray, policy: Policy) -> np.ndarray:
+    """What is done with each cell: a conflict becomes the policy's choice (SAME here means "leave it")."""
+    resolution = status.copy()
+    resolution[status == CONFLICT] = {"crm-wins": PUSH, "helcim-wins": EXPORT, "manual": SAME}[policy]
+    return resolution
+
+
+# -- phase 1 and 2: pair, and compare whole rows ----------------------------------------
+
+
+@dataclass(frozen=True)
+class _Positions:
+    """Where each pair's rows are: in the CRM frame, the Helcim frame and the base (-1: no base)."""
+
+    crm: np.ndarray
+    helcim: np.ndarray
+    base: np.ndarray
+
+
+def _whole_rows(
+    crm: pd.DataFrame, helcim: pd.DataFrame, base: pd.DataFrame, at: _Positions, fields: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(equal as a whole, base equal to the CRM as a whole) per pair: Arrow gathers, two threads."""
+    crm_at, helcim_at = pa.array(at.crm, type=pa.int64()), pa.array(at.helcim, type=pa.int64())
+    base_at = pa.array(at.base, type=pa.int64(), mask=at.base < 0)
+    whole_same = np.ones(len(at.crm), dtype=bool)
+    base_agrees = at.base >= 0  # and, below, every base field known and equal to the CRM's
+
+    def compare(name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """One column: Arrow gathers and compares (releasing the GIL), little memory."""
+        c = pc.take(pc.fill_null(arrow_column(crm[name]), ""), crm_at)
+        h = pc.take(pc.fill_null(arrow_column(helcim[name]), ""), helcim_at)
+        b = as_bool(pc.equal(c, pc.take(arrow_column(base[name]), base_at))) if len(base) else None
+        return as_bool(pc.equal(c, h)), b
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for same_here, base_here in pool.map(compare, fields):
+            whole_same &= same_here
+            if base_here is not None:
+                base_agrees &= base_here
+    return whole_same, base_agrees
+
+
+# -- phase 3: field by field, over the rows that differ --------------------------------
+
+
+@dataclass(frozen=True)
+class _Differing:
+    """The pairs that differ somewhere, as plain object arrays per field (no DataFrame round trips)."""
+
+    crm_id: np.ndarray
+    helcim_id: np.ndarray
+    customer_code: np.ndarray
+    crm: dict[str, np.ndarray]  # the fields the export carries
+    helcim: dict[str, np.ndarray]  # every synced field
+    base: dict[str, np.ndarray]  # None where no base value exists yet
+
+    def __len__(self) -> int:
+        return len(self.crm_id)
+
+
+def _differing(
+    crm: pd.DataFrame,
+    helcim: pd.DataFrame,
+    base: pd.DataFrame,
+    ident: pd.DataFrame,
+    at: _Positions,
+    slow: np.ndarray,
+    fields: tuple[str, ...],
+) -> _Differing:
+    rows = ident.iloc[slow]
+    slow_base = at.base[slow]
+    known_row = slow_base >= 0
+    base_values: dict[str, np.ndarray] = {}
+    for name in fields:
+        values = np.full(len(slow), None, dtype=object)
+        if len(base):
+            values[known_row] = base[name].take(slow_base[known_row]).to_numpy(dtype=object)
+        values[pd.isna(values)] = None
+        base_values[name] = values
+    return _Differing(
+        crm_id=rows["crm_id"].to_numpy(dtype=object),
+        helcim_id=rows["helcim_id"].to_numpy(),
+        customer_code=rows["customer_code"].to_numpy(dtype=object),
+        crm={name: crm[name].take(at.crm[slow]).to_numpy(dtype=object) for name in fields},
+        helcim={name: helcim[name].take(at.helcim[slow]).to_numpy(dtype=object) for name in SYNCED_FIELDS},
+        base=base_values,
+    )
+
+
+def _statuses(differing: _Differing, fields: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(status per cell, whether a base value exists per cell), shape (differing rows, fields)."""
+    status = np.zeros((len(differing), len(fields)), dtype=np.int8)
+    known = np.zeros((len(differing), len(fields)), dtype=bool)
+    for j, name in enumerate(fields):
+        has_base = ~pd.isna(differing.base[name])
+        status[:, j] = decide(
+            key_of(differing.crm[name]),
+            key_of(differing.helcim[name]),
+            key_of(differing.base[name]),
+            has_base,
         )
-    )
-    return pd.concat(parts, ignore_index=True).drop_duplicates()
+        known[:, j] = has_base
+    return status, known
 
 
-def propose_links(
-    crm_only: pd.DataFrame, helcim_only: pd.DataFrame, rejected: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """Candidate matches between unpaired CRM rows and Helcim-only customers.
+# -- phase 4: customers into buckets -----------------------------------------------------
 
-    A pair is proposed when they share an e-mail, a phone, or a name with a
-    postal code. It is ``ambiguous`` when either side has more than one
-    candidate; ambiguous pairs are listed too, but only a person can choose.
-    Pairs a person rejected (``rejected``: crm_id, helcim_id) are left out.
-    """
-    if crm_only.empty or helcim_only.empty:
-        return pd.DataFrame(columns=list(PROPOSAL_COLUMNS))
-    left = _match_keys(crm_only, "crm_id").rename(columns={"id": "crm_id"})
-    right = _match_keys(helcim_only, "helcim_id").rename(columns={"id": "helcim_id"})
-    hits = left.merge(right, on=["kind", "key"])
-    if rejected is not None and not rejected.empty:
-        marked = hits.merge(
-            rejected[["crm_id", "helcim_id"]].assign(_no=True), on=["crm_id", "helcim_id"], how="left"
-        )
-        hits = marked[marked["_no"].isna()].drop(columns="_no")
-    if hits.empty:
-        return pd.DataFrame(columns=list(PROPOSAL_COLUMNS))
-    grouped = hits.groupby(["crm_id", "helcim_id"], sort=True)["kind"].agg(lambda k: "+".join(sorted(set(k))))
-    pairs = grouped.rename("matched_on").reset_index()
-    per_crm = pairs.groupby("crm_id")["helcim_id"].transform("size")
-    per_helcim = pairs.groupby("helcim_id")["crm_id"].transform("size")
-    pairs["ambiguous"] = (per_crm > 1) | (per_helcim > 1)
 
-    def name(frame: pd.DataFrame) -> pd.Series:
-        return frame["contact_name"].where(frame["contact_name"] != "", frame["business_name"])
-
-    crm_side = crm_only.assign(crm_name=name(crm_only))[
-        ["crm_id", "crm_name", "billing_email", "billing_postal_code"]
-    ]
-    crm_side = crm_side.rename(
-        columns={"billing_email": "crm_email", "billing_postal_code": "crm_postal_code"}
-    )
-    helcim_side = helcim_only.assign(helcim_name=name(helcim_only))[
-        ["helcim_id", "customer_code", "helcim_name", "billing_email", "billing_postal_code"]
-    ].rename(
-        columns={
-            "customer_code": "helcim_code",
-            "billing_email": "helcim_email",
-            "billing_postal_code": "helcim_postal_code",
+def _buckets(
+    ident: pd.DataFrame, slow: np.ndarray, status: np.ndarray, helcim_only: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """conflicts, updates, exports (changed and new), unchanged: each customer in one of them."""
+    any_conflict = np.zeros(len(ident), dtype=bool)
+    any_push = np.zeros(len(ident), dtype=bool)
+    any_export = np.zeros(len(ident), dtype=bool)
+    any_conflict[slow] = (status == CONFLICT).any(axis=1)
+    any_push[slow] = (status == PUSH).any(axis=1)
+    any_export[slow] = (status == EXPORT).any(axis=1)
+    changed_exports = ident[~any_conflict & ~any_push & any_export].assign(kind="changed")
+    new_exports = pd.DataFrame(
+        {
+            "crm_id": "",
+            "helcim_id": helcim_only["helcim_id"].to_numpy(),
+            "customer_code": helcim_only["customer_code"].to_numpy(),
+            "kind": "new",
         }
     )
-    out = pairs.merge(crm_side, on="crm_id").merge(helcim_side, on="helcim_id")
-    return out.loc[:, list(PROPOSAL_COLUMNS)].sort_values(["crm_id", "helcim_id"]).reset_index(drop=True)
+    return {
+        "conflicts": ident[any_conflict].reset_index(drop=True),
+        "updates": ident[~any_conflict & any_push].reset_index(drop=True),
+        "exports": pd.concat([changed_exports, new_exports], ignore_index=True),
+        "unchanged": ident[~(any_conflict | any_push | any_export)].reset_index(drop=True),
+    }
+
+
+# -- phase 5: the long table of differing cells ---------------------------------------------
+
+
+def _changes(
+    differing: _Differing,
+    status: np.ndarray,
+    resolution: np.ndarray,
+    known: np.ndarray,
+    fields: tuple[str, ...],
+) -> pd.DataFrame:
+    rows, cols = np.nonzero(status != SAME)
+    pieces = []
+    for j, name in enumerate(fields):
+        picked = rows[cols == j]
+        if not len(picked):
+            continue
+        pieces.append(
+            pd.DataFrame(
+                {
+                    "crm_id": differing.crm_id[picked],
+                    "helcim_id": differing.helcim_id[picked],
+                    "customer_code": differing.customer_code[picked],
+                    "field": name,
+                    "base": np.where(known[picked, j], differing.base[name][picked], ""),
+                    "crm": differing.crm[name][picked],
+                    "helcim": differing.helcim[name][picked],
+                    "status": STATUS_NAMES[status[picked, j]],
+                    "resolution": RESOLUTION_NAMES[resolution[picked, j]],
+                    "first_sync": ~known[picked, j],
+                }
+            )
+        )
+    if not pieces:
+        return pd.DataFrame(columns=list(CHANGE_COLUMNS))
+    return (
+        pd.concat(pieces, ignore_index=True)
+        .sort_values(["crm_id", "field"], kind="stable")
+        .reset_index(drop=True)
+    )
+
+
+# -- phase 6: what the base and Helcim should hold ---------------------------------------------
+
+
+def _agreed_and_targets(
+    crm: pd.DataFrame,
+    ident: pd.DataFrame,
+    at: _Positions,
+    rows_equal: tuple[np.ndarray, np.ndarray],
+    differing: _Differing,
+    cells: tuple[np.ndarray, np.ndarray, np.ndarray],
+    fields: tuple[str, ...],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the base to store now: values both sides hold; what Helcim should hold after the updates)."""
+    whole_same, base_agrees = rows_equal
+    status, resolution, known = cells
+    agreed: dict[str, object] = {"crm_id": differing.crm_id}
+    # Every synced field: one the export does not carry keeps Helcim's value in an update body.
+    targets: dict[str, object] = {"crm_id": differing.crm_id, **differing.helcim}
+    moves = np.zeros(len(differing), dtype=bool)
+    for j, name in enumerate(fields):
+        crm_values, helcim_values = differing.crm[name], differing.helcim[name]
+        base_values = differing.base[name].copy()
+        base_values[~known[:, j]] = None  # no agreed value yet
+        same = status[:, j] == SAME
+        agreed[name] = np.where(same, crm_values, base_values)  # None: still unknown
+        targets[name] = np.where(resolution[:, j] == PUSH, crm_values, helcim_values)
+        moves |= same & (~known[:, j] | (crm_values != base_values))
+    # rows equal as a whole whose base is not yet exactly that: the base moves to the CRM's values
+    moving = whole_same & ~base_agrees
+    whole = pd.DataFrame({"crm_id": ident["crm_id"][moving].reset_index(drop=True)})
+    for name in fields:
+        whole[name] = crm[name].take(at.crm[moving]).reset_index(drop=True)
+    agreed_frame = pd.concat([whole, _frame(agreed)[moves]], ignore_index=True)
+    targets_frame = _frame(targets)[(resolution == PUSH).any(axis=1)].reset_index(drop=True)
+    return agreed_frame, targets_frame
+
+
+# -- the diff ---------------------------------------------------------------------------------------
 
 
 def diff(
@@ -365,178 +415,69 @@ def diff(
     if policy not in POLICIES:
         raise ValueError(f"unknown conflict policy {policy!r}: use {', '.join(POLICIES)}")
     with ThreadPoolExecutor(max_workers=1) as side:  # where each CRM row's base is, meanwhile
-        base_of_crm = side.submit(_positions, base["crm_id"], crm["crm_id"])
-        pairs, crm_only, helcim_only, missing, orphaned = pair_customers(crm, helcim, links, known_crm_ids)
+        base_of_crm = side.submit(positions, base["crm_id"], crm["crm_id"])
+        pairing = pair_customers(crm, helcim, links, known_crm_ids)
         base_by_crm = base_of_crm.result()
-
-    # -- rows equal as a whole (almost all, most nights) skip the field-by-field work ----
+    pairs = pairing.pairs
     crm_pos = pairs["crm_pos"].to_numpy(dtype=np.int64)
-    helcim_pos = pairs["helcim_pos"].to_numpy(dtype=np.int64)
-    base_pos = base_by_crm[crm_pos] if len(crm_pos) else np.zeros(0, dtype=np.int64)
-    crm_at, helcim_at = pa.array(crm_pos, type=pa.int64()), pa.array(helcim_pos, type=pa.int64())
-    base_at = pa.array(base_pos, type=pa.int64(), mask=base_pos < 0)
-    whole_same = np.ones(len(pairs), dtype=bool)
-    base_agrees = base_pos >= 0  # and, below, every base field known and equal to the CRM's
-
-    def compare(name: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """One column: Arrow gathers and compares (releasing the GIL), little memory."""
-        c = pc.take(pc.fill_null(_arrow(crm[name]), ""), crm_at)
-        h = pc.take(pc.fill_null(_arrow(helcim[name]), ""), helcim_at)
-        b = _bool(pc.equal(c, pc.take(_arrow(base[name]), base_at))) if len(base) else None
-        return _bool(pc.equal(c, h)), b
-
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        for same_here, base_here in pool.map(compare, fields):
-            whole_same &= same_here
-            if base_here is not None:
-                base_agrees &= base_here
+    at = _Positions(
+        crm=crm_pos,
+        helcim=pairs["helcim_pos"].to_numpy(dtype=np.int64),
+        base=base_by_crm[crm_pos] if len(crm_pos) else np.zeros(0, dtype=np.int64),
+    )
+    rows_equal = _whole_rows(crm, helcim, base, at, fields)
     ident = pd.DataFrame(
         {
             "crm_id": pairs["crm_id"].reset_index(drop=True),
             "helcim_id": pairs["helcim_id"].reset_index(drop=True),
-            "customer_code": helcim["customer_code"].take(helcim_pos).reset_index(drop=True),
+            "customer_code": helcim["customer_code"].take(at.helcim).reset_index(drop=True),
         }
     )
-    slow = np.flatnonzero(~whole_same)
-
-    # -- field by field over the rows that differ somewhere (plain object arrays) -----
-    slow_ident = ident.iloc[slow]
-    m: dict[str, np.ndarray] = {
-        "crm_id": slow_ident["crm_id"].to_numpy(dtype=object),
-        "helcim_id": slow_ident["helcim_id"].to_numpy(),
-        "customer_code": slow_ident["customer_code"].to_numpy(dtype=object),
-    }
-    for name in fields:
-        m[f"{name}_c"] = crm[name].take(crm_pos[slow]).to_numpy(dtype=object)
-    for name in SYNCED_FIELDS:
-        m[f"{name}_h"] = helcim[name].take(helcim_pos[slow]).to_numpy(dtype=object)
-    slow_base = base_pos[slow]
-    known_row = slow_base >= 0
-    for name in fields:
-        values = np.full(len(slow), None, dtype=object)
-        if len(base):
-            values[known_row] = base[name].take(slow_base[known_row]).to_numpy(dtype=object)
-        values[pd.isna(values)] = None
-        m[f"{name}_b"] = values
-    n = len(slow)
-    status = np.zeros((n, len(fields)), dtype=np.int8)
-    known = np.zeros((n, len(fields)), dtype=bool)  # a base value exists for the cell
-    for j, name in enumerate(fields):
-        c, h, b = _key_of(m[f"{name}_c"]), _key_of(m[f"{name}_h"]), _key_of(m[f"{name}_b"])
-        has_base = ~pd.isna(m[f"{name}_b"])
-        same = _bool(pc.equal(c, h))
-        crm_kept = _bool(pc.equal(c, b))
-        helcim_kept = _bool(pc.equal(h, b))
-        crm_empty = _bool(pc.equal(c, ""))
-        column = np.full(n, CONFLICT, dtype=np.int8)
-        column[has_base & helcim_kept] = PUSH
-        column[has_base & crm_kept] = EXPORT
-        column[~has_base] = PUSH
-        column[~has_base & crm_empty] = EXPORT
-        column[same] = SAME
-        status[:, j] = column
-        known[:, j] = has_base
-
-    resolution = status.copy()
-    conflict_to = {"crm-wins": PUSH, "helcim-wins": EXPORT, "manual": SAME}[policy]
-    resolution[status == CONFLICT] = conflict_to
-
-    # -- customer buckets ----------------------------------------------------------
-    any_conflict = np.zeros(len(ident), dtype=bool)
-    any_push = np.zeros(len(ident), dtype=bool)
-    any_export = np.zeros(len(ident), dtype=bool)
-    any_conflict[slow] = (status == CONFLICT).any(axis=1)
-    any_push[slow] = (status == PUSH).any(axis=1)
-    any_export[slow] = (status == EXPORT).any(axis=1)
-    conflicts = ident[any_conflict].reset_index(drop=True)
-    updates = ident[~any_conflict & any_push].reset_index(drop=True)
-    changed_exports = ident[~any_conflict & ~any_push & any_export].assign(kind="changed")
-    unchanged = ident[~(any_conflict | any_push | any_export)].reset_index(drop=True)
-    new_exports = pd.DataFrame(
-        {
-            "crm_id": "",
-            "helcim_id": helcim_only["helcim_id"].to_numpy(),
-            "customer_code": helcim_only["customer_code"].to_numpy(),
-            "kind": "new",
-        }
+    slow = np.flatnonzero(~rows_equal[0])
+    differing = _differing(crm, helcim, base, ident, at, slow, fields)
+    status, known = _statuses(differing, fields)
+    resolution = resolve(status, policy)
+    buckets = _buckets(ident, slow, status, pairing.helcim_only)
+    agreed, targets = _agreed_and_targets(
+        crm, ident, at, rows_equal, differing, (status, resolution, known), fields
     )
-    exports = pd.concat([changed_exports, new_exports], ignore_index=True)
+    proposals = propose_links(pairing.crm_only, pairing.helcim_only, rejected_links)
+    return _result(pairing, buckets, proposals, _changes(differing, status, resolution, known, fields),
+                   agreed, targets, policy, fields)  # fmt: skip
 
-    # -- long table of differing cells ---------------------------------------------
-    rows, cols = np.nonzero(status != SAME)
-    pieces = []
-    slow_ids, slow_helcim_ids, slow_codes = m["crm_id"], m["helcim_id"], m["customer_code"]
-    for j, name in enumerate(fields):
-        picked = rows[cols == j]
-        if not len(picked):
-            continue
-        pieces.append(
-            pd.DataFrame(
-                {
-                    "crm_id": slow_ids[picked],
-                    "helcim_id": slow_helcim_ids[picked],
-                    "customer_code": slow_codes[picked],
-                    "field": name,
-                    "base": np.where(known[picked, j], m[f"{name}_b"][picked], ""),
-                    "crm": m[f"{name}_c"][picked],
-                    "helcim": m[f"{name}_h"][picked],
-                    "status": STATUS_NAMES[status[picked, j]],
-                    "resolution": RESOLUTION_NAMES[resolution[picked, j]],
-                    "first_sync": ~known[picked, j],
-                }
-            )
-        )
-    changes = (
-        pd.concat(pieces, ignore_index=True)
-        .sort_values(["crm_id", "field"], kind="stable")
-        .reset_index(drop=True)
-        if pieces
-        else pd.DataFrame(columns=list(CHANGE_COLUMNS))
-    )
 
-    # -- what to store as base now, and what Helcim should hold --------------------
-    agreed: dict[str, object] = {"crm_id": m["crm_id"]}
-    # Every synced field: one the export does not carry keeps Helcim's value in an update body.
-    targets: dict[str, object] = {"crm_id": m["crm_id"]}
-    targets |= {name: m[f"{name}_h"] for name in SYNCED_FIELDS}
-    moves = np.zeros(n, dtype=bool)
-    for j, name in enumerate(fields):
-        crm_values = m[f"{name}_c"]
-        helcim_values = m[f"{name}_h"]
-        base_values = m[f"{name}_b"].copy()
-        base_values[~known[:, j]] = None  # no agreed value yet
-        same = status[:, j] == SAME
-        agreed[name] = np.where(same, crm_values, base_values)  # None: still unknown
-        targets[name] = np.where(resolution[:, j] == PUSH, crm_values, helcim_values)
-        moves |= same & (~known[:, j] | (crm_values != base_values))
-    # rows equal as a whole whose base is not yet exactly that: the base moves to the CRM's values
-    moving = whole_same & ~base_agrees
-    whole = pd.DataFrame({"crm_id": ident["crm_id"][moving].reset_index(drop=True)})
-    for name in fields:
-        whole[name] = crm[name].take(crm_pos[moving]).reset_index(drop=True)
-    agreed_frame = pd.concat([whole, _frame(agreed)[moves]], ignore_index=True)
-    targets_frame = _frame(targets)[(resolution == PUSH).any(axis=1)].reset_index(drop=True)
-
-    proposals = propose_links(crm_only, helcim_only, rejected_links)
-    waiting_ids = set(proposals["crm_id"])
-    awaiting = crm_only[crm_only["crm_id"].isin(waiting_ids)][["crm_id"]].assign(
+def _result(
+    pairing: Pairing,
+    buckets: dict[str, pd.DataFrame],
+    proposals: pd.DataFrame,
+    changes: pd.DataFrame,
+    agreed: pd.DataFrame,
+    targets: pd.DataFrame,
+    policy: Policy,
+    fields: tuple[str, ...],
+) -> DiffResult:
+    """The result buckets: unpaired CRM rows a proposal holds back wait for a link decision."""
+    crm_only = pairing.crm_only
+    waiting = crm_only["crm_id"].isin(set(proposals["crm_id"]))
+    awaiting = crm_only[waiting][["crm_id"]].assign(
         reason="may be an existing Helcim customer under another code: see link_proposals.csv"
     )
-    creates = crm_only[~crm_only["crm_id"].isin(waiting_ids)].reset_index(drop=True)
     return DiffResult(
-        creates=creates,
-        updates=updates,
-        exports=exports.reset_index(drop=True),
-        conflicts=conflicts,
-        unchanged=unchanged,
+        creates=crm_only[~waiting].reset_index(drop=True),
+        updates=buckets["updates"],
+        exports=buckets["exports"].reset_index(drop=True),
+        conflicts=buckets["conflicts"],
+        unchanged=buckets["unchanged"],
         awaiting_link=awaiting.reset_index(drop=True),
-        missing_in_helcim=missing,
-        orphaned=orphaned,
+        missing_in_helcim=pairing.missing_in_helcim,
+        orphaned=pairing.orphaned,
         changes=changes,
-        agreed=agreed_frame,
-        targets=targets_frame,
+        agreed=agreed,
+        targets=targets,
         link_proposals=proposals,
-        helcim_only=helcim_only.reset_index(drop=True),
+        helcim_only=pairing.helcim_only.reset_index(drop=True),
+        pairs=pairing.pairs.loc[:, ["crm_id", "helcim_id", "how"]].reset_index(drop=True),
+        unexamined_pairs=pairing.unexamined,
         policy=policy,
         fields=fields,
     )

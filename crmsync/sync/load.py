@@ -26,7 +26,6 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
@@ -44,6 +43,7 @@ from crmsync.helcim.client import HelcimClient
 from crmsync.helcim.models import Address, Customer, CustomerInput
 from crmsync.schemas.helcim import SYNCED_FIELDS
 from crmsync.state import StateStore
+from crmsync.sync.diff import DiffResult
 from crmsync.sync.plan import Operation, Plan
 from crmsync.sync.snapshot import cache_found, cache_write
 
@@ -82,19 +82,31 @@ class ApplyOutcome:
         return counts
 
 
-def _input(body: dict[str, Any]) -> CustomerInput:
-    def address(raw: Any) -> Address | None:
-        if not isinstance(raw, dict):
-            return None
-        return Address(**{("postal_code" if k == "postalCode" else k): str(v) for k, v in raw.items()})
+def _address(values: dict[str, str], prefix: str) -> Address:
+    return Address(
+        name=values.get(f"{prefix}_name", ""),
+        street1=values.get(f"{prefix}_street1", ""),
+        street2=values.get(f"{prefix}_street2", ""),
+        city=values.get(f"{prefix}_city", ""),
+        province=values.get(f"{prefix}_province", ""),
+        country=values.get(f"{prefix}_country", ""),
+        postal_code=values.get(f"{prefix}_postal_code", ""),
+        phone=values.get(f"{prefix}_phone", ""),
+        email=values.get(f"{prefix}_email", ""),
+    )
 
+
+def customer_input(op: Operation) -> CustomerInput:
+    """What the client sends for ``op``: the names always (Helcim requires one), the cell phone, and each
+    address the operation names, whole (an empty one clears it)."""
+    values = op.values
     return CustomerInput(
-        contact_name=str(body.get("contactName", "")),
-        business_name=str(body.get("businessName", "")),
-        cell_phone=str(body.get("cellPhone", "")),
-        billing=address(body.get("billingAddress")),
-        shipping=address(body.get("shippingAddress")),
-        code=str(body.get("customerCode", "")),
+        contact_name=values.get("contact_name", ""),
+        business_name=values.get("business_name", ""),
+        cell_phone=values.get("cell_phone", ""),
+        billing=_address(values, "billing") if "billing" in op.addresses else None,
+        shipping=_address(values, "shipping") if "shipping" in op.addresses else None,
+        code=op.customer_code,
     )
 
 
@@ -160,17 +172,17 @@ class Loader:
             return OpResult(op.crm_id, op.customer_code, op.kind, "deferred", op.helcim_id)
         with self._lock:
             self.state.journal_intent(
-                op.op_id, self.run_id, op.op_id.split(":", 1)[0], op.crm_id, op.kind, op.customer_code,
-                op.helcim_id, op.body,
+                op.op_id, self.run_id, op.plan_id, op.crm_id, op.kind, op.customer_code, op.helcim_id,
+                {"values": op.values, "addresses": list(op.addresses)},
             )  # fmt: skip
         try:
             if op.kind == "create":
-                created = self.client.create_customer(_input(op.body))
+                created = self.client.create_customer(customer_input(op))
                 customer = created.customer
                 outcome = "recovered" if created.recovered else "created"
             else:
                 assert op.helcim_id is not None
-                customer, outcome = self.client.update_customer(op.helcim_id, _input(op.body)), "updated"
+                customer, outcome = self.client.update_customer(op.helcim_id, customer_input(op)), "updated"
             if customer.id <= 0:  # the client checks the shape; never link or cache a customer 0
                 raise ProtocolError(f"{op.kind}-customer: the answer carries no customer id", status=200)
         except HelcimError as error:
@@ -183,6 +195,24 @@ class Loader:
                 self.progress("writes", 1)
         self._record_success(op, customer, outcome)
         return OpResult(op.crm_id, op.customer_code, op.kind, outcome, customer.id)
+
+
+def record_agreed(state: StateStore, result: DiffResult) -> int:
+    """Facts a diff found that hold whatever is applied later: customers paired by their code are linked,
+    and the base moves to the values both sides already hold. Returns the links made."""
+    with state.transaction():
+        paired = result.pairs[result.pairs["how"] == "code"]
+        linked = set(state.links()["crm_id"])
+        fresh = paired[~paired["crm_id"].isin(linked)]
+        codes = dict(zip(result.pairs["helcim_id"].astype("int64"), [""] * len(result.pairs), strict=False))
+        for frame in (result.unchanged, result.updates, result.conflicts, result.exports):
+            codes.update(
+                zip(frame["helcim_id"].astype("int64"), frame["customer_code"].astype("str"), strict=True)
+            )
+        for crm_id, helcim_id in zip(fresh["crm_id"].tolist(), fresh["helcim_id"].tolist(), strict=True):
+            state.link(str(crm_id), int(helcim_id), codes.get(int(helcim_id), ""), "code")
+        state.set_base(result.agreed)
+    return len(fresh)
 
 
 def resolve_pending(client: HelcimClient, state: StateStore) -> list[OpResult]:

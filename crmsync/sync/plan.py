@@ -1,12 +1,15 @@
-"""The Plan: what a run will write to Helcim, in which order, and what it costs.
+r"""The Plan: what a run will write to Helcim, in which order, and what it costs.
 
 A plan is built from a :class:`~crmsync.sync.diff.DiffResult` and a call budget:
 
-* **operations**: creates first, then updates, each with the exact Helcim
-  request body; operations deferred by an earlier run come first of their kind;
+* **operations**: creates first, then updates, each an :class:`Operation` in
+  crmsync's own terms — the generic field values Helcim should hold, and which
+  addresses to send — with its plan id; the client alone turns them into
+  Helcim's JSON. Operations deferred by an earlier run come first of their kind;
 * **deferred**: what does not fit in the budget (next night starts with it);
-* **held**: rows that must not be written yet (awaiting a link decision,
-  linked customer missing in Helcim, manual conflicts);
+* **held**: :class:`Hold`\ s, rows that must not be written yet, each with its
+  ``kind`` (awaiting a link decision, linked customer missing in Helcim, manual
+  conflicts);
 * **estimate**: reads already spent, reads planned (bank accounts and PADs),
   writes, against the budget;
 * **mass_changes**: fields the plan would clear or change on more than
@@ -24,7 +27,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,11 +35,10 @@ from typing import Any
 import pandas as pd
 
 from crmsync.errors import UsageError
-from crmsync.helcim.models import Address, CustomerInput
 from crmsync.schemas.helcim import SYNCED_FIELDS
 from crmsync.sync.diff import DiffResult
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: operations hold crmsync's values, not Helcim's request body
 PLAN_CSV_COLUMNS = ("crm_id", "customer_code", "helcim_id", "operation", "field", "old", "new", "scheduled")
 CONFLICT_CSV_COLUMNS = (
     "crm_id",
@@ -48,7 +50,6 @@ CONFLICT_CSV_COLUMNS = (
     "helcim",
     "resolution",
 )
-ADDRESS_KEYS = ("name", "street1", "street2", "city", "province", "country", "postal_code", "phone", "email")
 #: The mass-change guard: a field cleared or changed on more than this share of the linked customers…
 MASS_CHANGE_SHARE = 0.10
 #: …and on at least this many of them.
@@ -80,7 +81,7 @@ class MassChange:
         return (
             f"{self.field}: the plan would {what} of the {self.linked} linked customers "
             f"(the guard stops at more than {MASS_CHANGE_SHARE:.0%} and at least {MASS_CHANGE_MIN}); "
-            "if the export is right, run again with --allow-mass-change"
+            "if the export is right, allow the mass change"
         )
 
 
@@ -102,15 +103,35 @@ def mass_changes(
 
 @dataclass(frozen=True)
 class Operation:
+    """One write: a create or an update of one customer, in crmsync's terms."""
+
     op_id: str
+    plan_id: str
     kind: str  # create | update
     crm_id: str
     customer_code: str
     helcim_id: int | None
-    body: dict[str, Any]  # the Helcim request body
+    values: dict[str, str]  # synced field -> what Helcim should hold (a create: the CRM row's values)
+    addresses: tuple[str, ...]  # "billing" / "shipping": the addresses the write sends, whole
     changes: dict[str, list[str]]  # field -> [old, new]
     source_line: int = 0
     carried_over: bool = False  # deferred by an earlier run
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Operation:
+        return cls(**{**raw, "addresses": tuple(raw["addresses"])})
+
+
+HOLD_KINDS = ("awaiting_link", "missing_in_helcim", "manual_conflict")
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A row the plan must not write yet: ``kind`` says why (the nightly counts it by kind), ``reason`` in words."""
+
+    crm_id: str
+    kind: str  # one of HOLD_KINDS
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -137,7 +158,7 @@ class Plan:
     policy: str
     operations: list[Operation]
     deferred: list[Operation]
-    held: list[dict[str, str]]
+    held: list[Hold]
     estimate: Estimate
     counts: dict[str, int] = field(default_factory=dict)
     snapshot: dict[str, Any] = field(default_factory=dict)
@@ -155,7 +176,8 @@ class Plan:
             raw = json.loads(text)
             if raw.get("version") != PLAN_VERSION:
                 raise UsageError(
-                    f"{source}: plan version {raw.get('version')!r}; this crmsync reads {PLAN_VERSION}"
+                    f"{source}: plan version {raw.get('version')!r}; this crmsync reads version {PLAN_VERSION} "
+                    "(a plan from an earlier crmsync: make a new one with crmsync plan)"
                 )
             return cls(
                 plan_id=raw["plan_id"],
@@ -164,9 +186,9 @@ class Plan:
                 crm_file=raw["crm_file"],
                 profile=raw["profile"],
                 policy=raw["policy"],
-                operations=[Operation(**op) for op in raw["operations"]],
-                deferred=[Operation(**op) for op in raw["deferred"]],
-                held=list(raw["held"]),
+                operations=[Operation.from_dict(op) for op in raw["operations"]],
+                deferred=[Operation.from_dict(op) for op in raw["deferred"]],
+                held=[Hold(**held) for held in raw["held"]],
                 estimate=Estimate(**raw["estimate"]),
                 counts=dict(raw.get("counts", {})),
                 snapshot=dict(raw.get("snapshot", {})),
@@ -219,37 +241,8 @@ class Plan:
         }
 
 
-def _address(values: dict[str, str], prefix: str) -> Address:
-    return Address(**{key: str(values.get(f"{prefix}_{key}", "") or "") for key in ADDRESS_KEYS})
-
-
-def create_input(values: dict[str, str], code: str) -> CustomerInput:
-    """The create body of a CRM record: an address is sent only when it has something in it."""
-    billing, shipping = _address(values, "billing"), _address(values, "shipping")
-    return CustomerInput(
-        contact_name=values.get("contact_name", ""),
-        business_name=values.get("business_name", ""),
-        cell_phone=values.get("cell_phone", ""),
-        billing=billing if billing.is_given() else None,
-        shipping=shipping if shipping.is_given() else None,
-        code=code,
-    )
-
-
-def update_input(values: dict[str, str], code: str, *, billing: bool, shipping: bool) -> CustomerInput:
-    """The update body: names always (Helcim requires one), an address whole when one of its fields moves.
-
-    A whole address, even an empty one (which clears it), because merging
-    partial addresses is not documented for the real API.
-    """
-    return CustomerInput(
-        contact_name=values.get("contact_name", ""),
-        business_name=values.get("business_name", ""),
-        cell_phone=values.get("cell_phone", ""),
-        billing=_address(values, "billing") if billing else None,
-        shipping=_address(values, "shipping") if shipping else None,
-        code=code,
-    )
+def _given(values: dict[str, str], prefix: str) -> bool:
+    return any(v for k, v in values.items() if k.startswith(f"{prefix}_"))
 
 
 def _creates(result: DiffResult, plan_id: str) -> list[Operation]:
@@ -259,15 +252,18 @@ def _creates(result: DiffResult, plan_id: str) -> list[Operation]:
     for index, record in enumerate(result.creates[["crm_id", *fields]].to_dict("records")):
         crm_id = str(record["crm_id"])
         values = {str(k): str(v or "") for k, v in record.items() if k != "crm_id"}
-        body = create_input(values, crm_id)
         ops.append(
             Operation(
                 op_id=f"{plan_id}:create:{crm_id}",
+                plan_id=plan_id,
                 kind="create",
                 crm_id=crm_id,
                 customer_code=crm_id,
                 helcim_id=None,
-                body=body.to_api(),
+                values=values,
+                addresses=tuple(
+                    p for p in ("billing", "shipping") if _given(values, p)
+                ),  # only what has something
                 changes={k: ["", v] for k, v in values.items() if v},
                 source_line=int(lines.iloc[index]) if lines is not None else 0,
             )
@@ -285,20 +281,19 @@ def _updates(result: DiffResult, plan_id: str, lines: dict[str, int]) -> list[Op
         first = cells.iloc[0]
         names = set(cells["field"])
         values = {str(k): str(v or "") for k, v in targets.loc[crm_id].items()}
-        body = update_input(
-            values,
-            str(first["customer_code"]),
-            billing=any(n.startswith("billing_") for n in names),
-            shipping=any(n.startswith("shipping_") for n in names),
-        )
         ops.append(
             Operation(
                 op_id=f"{plan_id}:update:{crm_id}",
+                plan_id=plan_id,
                 kind="update",
                 crm_id=str(crm_id),
                 customer_code=str(first["customer_code"]),
                 helcim_id=int(first["helcim_id"]),
-                body=body.to_api(),
+                values=values,
+                # an address whole when one of its fields moves (a partial address merge is undocumented)
+                addresses=tuple(
+                    p for p in ("billing", "shipping") if any(n.startswith(f"{p}_") for n in names)
+                ),
                 changes={str(r.field): [str(r.helcim), str(r.crm)] for r in cells.itertuples()},
                 source_line=lines.get(str(crm_id), 0),
             )
@@ -329,7 +324,7 @@ def build_plan(
     updates = _updates(result, plan_id, source_lines or {})
 
     def ordered(ops: list[Operation]) -> list[Operation]:
-        marked = [Operation(**{**asdict(op), "carried_over": op.crm_id in earlier}) for op in ops]
+        marked = [replace(op, carried_over=op.crm_id in earlier) for op in ops]
         return sorted(marked, key=lambda op: (not op.carried_over, op.source_line, op.crm_id))
 
     queue = ordered(creates) + ordered(updates)
@@ -337,27 +332,20 @@ def build_plan(
     scheduled, deferred = queue[:affordable], queue[affordable:]
 
     # kind: what holds the row back (the nightly job counts it by kind); reason: the same, for people
-    held = [
-        {"crm_id": str(r.crm_id), "kind": "awaiting_link", "reason": str(r.reason)}
-        for r in result.awaiting_link.itertuples()
-    ]
+    held = [Hold(str(r.crm_id), "awaiting_link", str(r.reason)) for r in result.awaiting_link.itertuples()]
     held += [
-        {
-            "crm_id": str(r.crm_id),
-            "kind": "missing_in_helcim",
-            "reason": f"linked Helcim customer {r.helcim_id} no longer exists in Helcim",
-        }
+        Hold(
+            str(r.crm_id),
+            "missing_in_helcim",
+            f"linked Helcim customer {r.helcim_id} no longer exists in Helcim",
+        )
         for r in result.missing_in_helcim.itertuples()
     ]
     skipped = result.changes[result.changes["resolution"] == "skip"]
     for crm_id, cells in skipped.groupby("crm_id", sort=True):
         fields = ", ".join(sorted(cells["field"]))
         held.append(
-            {
-                "crm_id": str(crm_id),
-                "kind": "manual_conflict",
-                "reason": f"manual conflict on {fields}: changed on both sides",
-            }
+            Hold(str(crm_id), "manual_conflict", f"manual conflict on {fields}: changed on both sides")
         )
     return Plan(
         plan_id=plan_id,

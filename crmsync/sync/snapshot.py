@@ -20,6 +20,7 @@ stored. :func:`load_snapshot` returns the cached frames, validated by
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,6 +56,26 @@ from crmsync.schemas.helcim import (
 from crmsync.state import StateStore
 
 log = logging.getLogger("crmsync.snapshot")
+
+#: Each customer's bank accounts and PADs are read at least once every this many runs.
+BANK_REFRESH_NIGHTS = 7
+#: At most this share of a run's budget goes to reading customer pages; the rest waits for the next run.
+PAGE_SHARE = 0.5
+#: At most this share of a run's budget goes to reading bank accounts and PADs.
+BANK_SHARE = 0.25
+
+
+def pages_to_read(cached_customers: int, budget: int) -> int | None:
+    """How many customer pages to read now: all of them (None) when they fit in PAGE_SHARE of the budget."""
+    needed = cached_customers // PAGE_SIZE + 1
+    allowed = max(1, int(budget * PAGE_SHARE))
+    return None if needed <= allowed else allowed
+
+
+def bank_reads_for(customers: int, budget: int) -> int:
+    """Calls for this run's share of the rolling bank/PAD refresh (about 1.2 per customer read)."""
+    wanted = math.ceil(customers / BANK_REFRESH_NIGHTS * 1.2)
+    return min(wanted, int(budget * BANK_SHARE))
 
 
 def _when(moment: datetime | None) -> str:
@@ -236,7 +257,7 @@ def _check_links(store: StateStore, gone_ids: list[int], result: CustomerRefresh
         raise AccountMismatchError(
             f"{len(missing)} of the {len(links)} Helcim customers this state store links to do not exist in this "
             f"Helcim account (e.g. id {int(missing['helcim_id'].iloc[0])}): it was built against another account, "
-            f"or the sandbox was reset. Use a fresh --state file for this account."
+            f"or the sandbox was reset. Use a fresh state store for this account."
         )
     if len(missing):
         log.warning("%d linked customers are no longer in Helcim", len(missing))

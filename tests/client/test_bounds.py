@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from crmsync.config import RateLimits
 from crmsync.errors import HelcimUnavailable, ProtocolError, RedirectRefused
 from crmsync.helcim.client import HelcimClient, RetryPolicy
-from crmsync.helcim.limits import RateLimits
 
 SEEN: list[tuple[str, str, str]] = []  # (server, path, api-token header) of every request received
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import requests
 
+from crmsync.config import RateLimits
 from crmsync.errors import AuthenticationError, HelcimError, HelcimRequestError
 from crmsync.helcim.client import HelcimClient, RetryPolicy
-from crmsync.helcim.limits import RateLimits
 from crmsync.helcim.models import Address, BankAccountInput, CustomerInput
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
+from crmsync.config import RateLimits
 from crmsync.errors import BudgetExhausted, UsageError
-from crmsync.helcim.limits import Pacer, RateLimits, Ticket
+from crmsync.helcim.limits import Pacer, Ticket
 
 
 class Clock:

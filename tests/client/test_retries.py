@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import requests
 
+from crmsync.config import RateLimits
 from crmsync.errors import (
     AuthenticationError,
     BudgetExhausted,
@@ -15,7 +16,6 @@ from crmsync.errors import (
     RateLimited,
 )
 from crmsync.helcim.client import HelcimClient, RetryPolicy
-from crmsync.helcim.limits import RateLimits
 from crmsync.helcim.models import CustomerInput
 from tests.client.fakes import ScriptedAdapter, Step, scripted_session
 

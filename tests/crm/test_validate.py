@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from crmsync.cli import cli
 from crmsync.crm.normalize import normalize_crm
-from crmsync.crm.validate import REJECT_COLUMNS, VALID_COLUMNS, parse_rate, validate_frame
+from crmsync.crm.validate import REJECT_COLUMNS, VALID_COLUMNS, validate_frame
 from crmsync.errors import UsageError
+from crmsync.jobs.validate import parse_rate
 from crmsync.outputs import write_csv
 from crmsync.schemas.crm import CRM_COLUMNS
 from tests.crm.helpers import generic_csv, write

@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from crmsync.cli import cli
-from crmsync.reconcile.findings import FINDINGS
 from crmsync.reconcile.report import headline
+from crmsync.reconcile.rules import FINDINGS
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN, Api
 from tests.sync.test_plan_cli import row, write_export

@@ -7,15 +7,10 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from crmsync.reconcile.findings import (
-    CRM_CODES,
-    FINDINGS,
-    Reconciliation,
-    card_brand,
-    mask_bank,
-    mask_card,
-    reconcile,
-)
+from crmsync.reconcile.findings import Reconciliation, reconcile
+from crmsync.reconcile.rules import CRM_CODES, FINDINGS
+from crmsync.reconcile.tables import card_brand, mask_bank, mask_card
+from crmsync.sync.pairing import pair_customers
 from tests.reconcile import frames as f
 
 TODAY = date(2026, 1, 20)
@@ -33,16 +28,24 @@ def run(
     today: date = TODAY,
     **thresholds: int,
 ) -> Reconciliation:
+    links = links if links is not None else f.links()
+    crm_ids = pd.Series(crm, dtype="str") if crm is not None else None
+    pairs = None
+    if crm_ids is not None:  # the diff's pairing, as a run carries it to the reconciliation
+        pairs = pair_customers(pd.DataFrame({"crm_id": crm_ids}), customers, links, None).pairs
     return reconcile(
         customers,
         cards if cards is not None else f.cards(),
         banks if banks is not None else f.banks(),
         pads if pads is not None else f.pads(),
-        links if links is not None else f.links(),
-        pd.Series(crm, dtype="str") if crm is not None else None,
+        links,
+        crm_ids,
         today,
+        pairs=pairs,
         bank_refreshed=refreshed,
-        **thresholds,
+        expiring_days=thresholds.get("expiring_days", 30),
+        pad_pending_days=thresholds.get("pad_pending_days", 14),
+        stale_nights=thresholds.get("stale_nights", 7),
     )
 
 

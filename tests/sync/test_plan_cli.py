@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from crmsync.cli import cli
+from crmsync.config import RateLimits
 from crmsync.helcim.client import HelcimClient
-from crmsync.helcim.limits import RateLimits
 from crmsync.helcim.models import Address, CustomerInput
+from crmsync.sync.load import customer_input
 from crmsync.sync.plan import Plan
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN
@@ -139,12 +140,17 @@ def test_plan_writes_nothing_to_helcim_and_explains_every_change(
     plan = plan_of(tmp_path / "out")
     assert [(op.kind, op.crm_id) for op in plan.operations] == [("create", "C-1"), ("update", "C-3")]
     create, update = plan.operations
-    assert create.body["customerCode"] == "C-1"
-    assert create.body["billingAddress"]["country"] == "CAN"  # normalised before writing
-    assert create.body["cellPhone"] == "4035550100"
+    assert create.values["billing_country"] == "CAN"  # normalised before writing
+    sent = customer_input(create).to_api()  # what the client sends for it
+    assert sent["customerCode"] == "C-1"
+    assert sent["billingAddress"]["country"] == "CAN"
+    assert sent["cellPhone"] == "4035550100"
     assert update.changes == {"billing_city": ["Calgary", "Banff"]}
-    assert update.body["billingAddress"]["city"] == "Banff"
-    assert update.body["billingAddress"]["postalCode"] == "T2P 5E9"  # the whole address goes
+    assert update.addresses == ("billing",)
+    sent = customer_input(update).to_api()
+    assert sent["billingAddress"]["city"] == "Banff"
+    assert sent["billingAddress"]["postalCode"] == "T2P 5E9"  # the whole address goes
+    assert "shippingAddress" not in sent
     rows = read_csv(tmp_path / "out" / "plan.csv")
     assert {
         "crm_id": "C-3",
@@ -194,7 +200,7 @@ def test_a_column_the_export_lacks_is_never_cleared(tmp_path: Path, sandbox: San
     assert code == 0, output
     (update,) = plan_of(tmp_path / "out").operations
     assert set(update.changes) == {"contact_name", "billing_name"}
-    assert update.body["cellPhone"] == "4035550100"  # Helcim's value, not ""
+    assert customer_input(update).to_api()["cellPhone"] == "4035550100"  # Helcim's value, not ""
 
 
 def test_look_alikes_wait_for_a_person_then_link(tmp_path: Path, sandbox: SandboxProcess) -> None:
@@ -213,7 +219,7 @@ def test_look_alikes_wait_for_a_person_then_link(tmp_path: Path, sandbox: Sandbo
     ]
     assert proposals[0]["matched_on"] == "name+postal+phone"
     held = plan_of(tmp_path / "first").held
-    assert held[0]["crm_id"] == "C-1"
+    assert (held[0].crm_id, held[0].kind) == ("C-1", "awaiting_link")
 
     decide(tmp_path / "first" / "link_proposals.csv", "yes")
     code, output = invoke(

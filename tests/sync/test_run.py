@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from crmsync.config import RateLimits
 from crmsync.errors import HelcimUnavailable
 from crmsync.helcim.client import HelcimClient, RetryPolicy
-from crmsync.helcim.limits import RateLimits
 from crmsync.helcim.models import CustomerInput
 from crmsync.state import open_state, state_lock
 from crmsync.sync.load import apply_plan

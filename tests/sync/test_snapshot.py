@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from crmsync.config import RateLimits
 from crmsync.errors import AccountMismatchError
 from crmsync.helcim.client import HelcimClient, RetryPolicy
-from crmsync.helcim.limits import RateLimits
 from crmsync.state import StateStore, open_state
 from crmsync.sync.snapshot import load_snapshot, refresh_customers, refresh_payment_methods
 from helcim_sandbox.launcher import SandboxProcess

@@ -1,0 +1,200 @@
+"""The steps several commands share, each in the order the stages must run.
+
+* :func:`prepare` — read Helcim within the budget, diff, record what is
+  already agreed, plan (``plan`` and ``run``);
+* :func:`write_plan_outputs` — plan.json, plan.csv, conflicts.csv,
+  link_proposals.csv, rejects.csv;
+* :func:`morning_outputs` — reconcile the snapshot as it stands and write
+  ``reconciliation/`` and ``crm_import/`` (``run`` and ``reconcile``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from crmsync.console import Progress
+from crmsync.crm.export import write_crm_import
+from crmsync.crm.validate import REJECT_COLUMNS, CheckedExport
+from crmsync.jobs.session import Session
+from crmsync.outputs import write_csv, write_text
+from crmsync.reconcile.findings import Reconciliation, reconcile
+from crmsync.reconcile.report import ReportFiles, write_reconciliation
+from crmsync.reconcile.tables import payment_methods
+from crmsync.sync.diff import DiffResult, Policy, diff
+from crmsync.sync.load import record_agreed
+from crmsync.sync.pairing import PROPOSAL_COLUMNS, importable, with_links
+from crmsync.sync.plan import CONFLICT_CSV_COLUMNS, PLAN_CSV_COLUMNS, Plan, build_plan, conflict_rows
+from crmsync.sync.snapshot import (
+    CustomerRefresh,
+    Snapshot,
+    bank_reads_for,
+    load_snapshot,
+    pages_to_read,
+    refresh_customers,
+)
+
+__all__ = ["MorningOutputs", "Prepared", "morning_outputs", "prepare", "pure_diff", "write_plan_outputs"]
+
+log = logging.getLogger("crmsync.sync")
+
+
+@dataclass
+class Prepared:
+    """Everything a run knows once it has planned."""
+
+    checked: CheckedExport
+    refresh: CustomerRefresh
+    snapshot: Snapshot
+    result: DiffResult
+    plan: Plan
+    bank_calls: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def pure_diff(
+    checked: CheckedExport, snapshot: Snapshot, session: Session, policy: Policy = "crm-wins"
+) -> DiffResult:
+    """The diff of the export against the snapshot and the state store's base and links (records nothing)."""
+    state = session.state
+    return diff(
+        checked.valid,
+        snapshot.customers,
+        state.base(),
+        state.links(),
+        policy=policy,
+        fields=checked.fields,
+        known_crm_ids=set(checked.crm_ids),
+        rejected_links=state.rejected_links(),
+    )
+
+
+def prepare(
+    session: Session,
+    checked: CheckedExport,
+    *,
+    policy: Policy,
+    profile: str,
+    progress: Progress | None = None,
+) -> Prepared:
+    """Refresh the snapshot within the budget, diff, record what is already agreed, and plan."""
+    state = session.state
+    refresh = refresh_customers(
+        session.client,
+        state,
+        max_pages=pages_to_read(state.cache.customer_count(), session.budget),
+        progress=progress,
+    )
+    snapshot = load_snapshot(state)
+    result = pure_diff(checked, snapshot, session, policy)
+    record_agreed(state, result)
+    bank_calls = bank_reads_for(len(snapshot.customers), session.budget)
+    plan = build_plan(
+        result,
+        budget=session.budget,
+        reads_spent=session.calls.calls,
+        reads_planned=bank_calls,
+        carried_over=state.deferred()["crm_id"],
+        source_lines=checked.source_lines,
+        api_url=session.settings.api_url,
+        crm_file=checked.export.source_file,
+        profile=profile,
+        snapshot={**snapshot.describe(), "pages_read": refresh.pages, "complete": refresh.complete},
+    )
+    warnings = list(checked.export.warnings)
+    if not refresh.complete:
+        warnings.append(
+            f"read {refresh.pages} pages of Helcim customers this run (budget); the rest of the diff uses data "
+            f"cached since {snapshot.customers_fetched_oldest or 'never'}"
+        )
+    if refresh.missing_links:
+        warnings.append(f"{len(refresh.missing_links)} linked customers are no longer in Helcim")
+    return Prepared(checked, refresh, snapshot, result, plan, bank_calls, warnings)
+
+
+def write_plan_outputs(out_dir: Path, prepared: Prepared) -> dict[str, str]:
+    plan, result, checked = prepared.plan, prepared.result, prepared.checked
+    proposals = result.link_proposals.assign(
+        ambiguous=result.link_proposals["ambiguous"].map({True: "yes", False: "no"}), accept=""
+    )
+    return {
+        "plan": str(write_text(plan.to_json(), out_dir / "plan.json")),
+        "plan_csv": str(write_csv(plan.rows(), out_dir / "plan.csv", PLAN_CSV_COLUMNS)),
+        "conflicts": str(write_csv(conflict_rows(result), out_dir / "conflicts.csv", CONFLICT_CSV_COLUMNS)),
+        "link_proposals": str(
+            write_csv(proposals, out_dir / "link_proposals.csv", (*PROPOSAL_COLUMNS, "accept"))
+        ),
+        "rejects": str(write_csv(checked.rejects, out_dir / "rejects.csv", REJECT_COLUMNS)),
+    }
+
+
+@dataclass(frozen=True)
+class MorningOutputs:
+    reconciliation: Reconciliation
+    report: ReportFiles
+    files: dict[str, str]  # every file of reconciliation/ and crm_import/
+
+
+def morning_outputs(
+    session: Session,
+    out_dir: Path,
+    *,
+    checked: CheckedExport | None,
+    result: DiffResult | None,
+    profile: str,
+    today: date | None = None,
+    thresholds: dict[str, int] | None = None,
+) -> MorningOutputs:
+    """reconciliation/ and crm_import/ from the snapshot as it stands (no calls).
+
+    Who is whom is the diff's pairing (``result.pairs``), plus the links this
+    run made since (customers it created).
+    """
+    state = session.state
+    snapshot = load_snapshot(state)
+    links = state.links()
+    pairs = None
+    if checked is not None and result is not None:
+        pairs = with_links(pd.concat([result.pairs, result.unexamined_pairs]), links, checked.crm_ids)
+    rec = reconcile(
+        snapshot.customers,
+        snapshot.cards,
+        snapshot.banks,
+        snapshot.pads,
+        links,
+        None if checked is None else checked.crm_ids,
+        today or date.today(),
+        pairs=pairs,
+        bank_refreshed=snapshot.bank_refreshed,
+        **(thresholds or {}),
+    )
+    generated_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    report = write_reconciliation(
+        out_dir, rec, previous=state.previous_reconciliation(), generated_at=generated_at
+    )
+    new = _new_customers(result, snapshot, checked)
+    changes = result.changes if result is not None else pd.DataFrame()
+    files = dict(report.outputs)
+    files |= write_crm_import(
+        out_dir,
+        profile=profile,
+        new=new,
+        changes=changes,
+        customers=snapshot.customers,
+        methods=payment_methods(rec.cards, rec.banks),
+    )
+    return MorningOutputs(rec, report, files)
+
+
+def _new_customers(
+    result: DiffResult | None, snapshot: Snapshot, checked: CheckedExport | None
+) -> pd.DataFrame:
+    if result is None or checked is None:
+        return snapshot.customers.iloc[:0]
+    known: set[Any] = set(checked.crm_ids) | set(result.orphaned["crm_id"])
+    return importable(result.helcim_only, snapshot.customers["customer_code"], known - {""})
