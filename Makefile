@@ -39,10 +39,11 @@ browser:  ## install Debian's chromium for the report.html browser test, when mi
 test: install browser  ## run the whole test suite (installs what it needs first)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
-lint: install  ## ruff and mypy
+lint: install  ## ruff, mypy and the import layers (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 BENCH_STAMP := $(VENV)/.installed-bench
 

@@ -182,13 +182,6 @@ def join_with(left: Any, right: Any, separator: str) -> Any:
     return pc.binary_join_element_wise(left, right, pa.scalar(separator, pa.large_string()))
 
 
-def _replace_where(base: Any, mask: Any, values: Any) -> Any:
-    """``base`` with the positions where ``mask`` holds replaced, in order, by ``values``."""
-    if len(values) == 0:
-        return base
-    return pc.replace_with_mask(base, mask, values)
-
-
 # -- vectorised predicates, for schema checks ---------------------------------------
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,68 @@ def _split_lines(array: Any) -> tuple[Any, Any]:
     return pc.list_element(parts, 0), pc.replace_substring(rest, "\n", ", ")
 
 
+def _missing(profile: Profile, headers: list[str], find: Callable[[str], str | None]) -> list[str]:
+    """The required generic columns no alternative of which is present, each with the nearest header."""
+    missing = []
+    for column in profile.required:
+        ways = profile.sources_of(column)
+        if any(all(find(h) is not None for h in way) for way in ways):
+            continue
+        wanted = next(h for h in ways[0] if find(h) is None)
+        nearest = _nearest(wanted, [h for h in headers if h])
+        hint = f'nearest header present: "{nearest}"' if nearest else "no similar header in the file"
+        purpose = "" if wanted == column else f"for {column}; "
+        missing.append(f"{wanted} ({purpose}{hint})")
+    return missing
+
+
+def _run_transform(
+    transform: Transform, value: Callable[[str], Any], columns: dict[str, Any], empty: Any
+) -> None:
+    """One transform of ``profile.transforms``, writing its targets into ``columns``."""
+    sources = [value(name) for name in transform.sources]
+    if transform.kind == "join":
+        result = sources[0]
+        separator = pa.scalar(transform.separator, pa.large_string())
+        for part in sources[1:]:
+            joined = pc.binary_join_element_wise(result, part, separator)
+            result = pc.if_else(_filled(result), pc.if_else(_filled(part), joined, result), part)
+        outputs = [result]
+    elif transform.kind == "split_lines":
+        outputs = list(_split_lines(sources[0]))
+    else:  # coalesce
+        result = sources[-1]
+        for candidate in reversed(sources[:-1]):
+            result = pc.if_else(_filled(candidate), candidate, result)
+        outputs = [result]
+    if transform.when:
+        applies = _filled(value(transform.when[0]))
+        for name in transform.when[1:]:
+            applies = pc.or_(applies, _filled(value(name)))
+        outputs = [
+            pc.if_else(applies, output, columns.get(target, empty))
+            for output, target in zip(outputs, transform.targets, strict=True)
+        ]
+    for output, target in zip(outputs, transform.targets, strict=True):
+        columns[target] = output
+
+
+def _look_alikes(profile: Profile, ignored: list[str], find: Callable[[str], str | None]) -> list[str]:
+    """A warning for each ignored header that looks like one the profile reads but did not find."""
+    unread = [h for h in profile.known_headers() if find(h) is None]
+    warnings = []
+    for header in ignored:
+        if not header.strip():
+            continue
+        match = difflib.get_close_matches(
+            header_key(header), [header_key(h) for h in unread], n=1, cutoff=0.8
+        )
+        if match:
+            suggestion = next(h for h in unread if header_key(h) == match[0])
+            warnings.append(f"`{header}` was ignored; did you mean `{suggestion}`?")
+    return warnings
+
+
 def apply_profile(profile: Profile, export: pd.DataFrame, *, source: str = "the export") -> MappedExport:
     """Map an export (columns = its headers, all text) onto the generic columns.
 
@@ -247,31 +310,17 @@ def apply_profile(profile: Profile, export: pd.DataFrame, *, source: str = "the 
     def find(header: str) -> str | None:
         return by_key.get(header_key(header))
 
-    missing = []
-    for column in profile.required:
-        ways = profile.sources_of(column)
-        if any(all(find(h) is not None for h in way) for way in ways):
-            continue
-        wanted = next(h for h in ways[0] if find(h) is None)
-        nearest = _nearest(wanted, [h for h in headers if h])
-        hint = f'nearest header present: "{nearest}"' if nearest else "no similar header in the file"
-        purpose = "" if wanted == column else f"for {column}; "
-        missing.append(f"{wanted} ({purpose}{hint})")
+    missing = _missing(profile, headers, find)
     if missing:
         raise MissingColumnsError(f"{source}: missing required columns: {', '.join(missing)}")
-
-    length = len(export)
-    empty = pc.fill_null(pa.nulls(length, pa.large_string()), "")
+    empty = pc.fill_null(pa.nulls(len(export), pa.large_string()), "")
     columns: dict[str, Any] = {}
     used: set[str] = set()
     for target, candidates in profile.columns.items():
-        for candidate in candidates:
-            header = find(candidate)
-            if header is not None:
-                columns[target] = _text(export[header])
-                used.add(header)
-                break
-
+        header = next((find(c) for c in candidates if find(c) is not None), None)
+        if header is not None:
+            columns[target] = _text(export[header])
+            used.add(header)
     carried = set(columns)  # generic columns the export really has (mapped, or made from a present header)
 
     def value(name: str) -> Any:
@@ -288,32 +337,7 @@ def apply_profile(profile: Profile, export: pd.DataFrame, *, source: str = "the 
             name in carried if name in CRM_COLUMNS else find(name) is not None for name in transform.sources
         ):
             carried.update(transform.targets)
-        sources = [value(name) for name in transform.sources]
-        if transform.kind == "join":
-            result = sources[0]
-            separator = pa.scalar(transform.separator, pa.large_string())
-            for part in sources[1:]:
-                joined = pc.binary_join_element_wise(result, part, separator)
-                result = pc.if_else(_filled(result), pc.if_else(_filled(part), joined, result), part)
-            outputs = [result]
-        elif transform.kind == "split_lines":
-            outputs = list(_split_lines(sources[0]))
-        else:  # coalesce
-            result = sources[-1]
-            for candidate in reversed(sources[:-1]):
-                result = pc.if_else(_filled(candidate), candidate, result)
-            outputs = [result]
-        if transform.when:
-            applies = _filled(value(transform.when[0]))
-            for name in transform.when[1:]:
-                applies = pc.or_(applies, _filled(value(name)))
-            outputs = [
-                pc.if_else(applies, output, columns.get(target, empty))
-                for output, target in zip(outputs, transform.targets, strict=True)
-            ]
-        for output, target in zip(outputs, transform.targets, strict=True):
-            columns[target] = output
-
+        _run_transform(transform, value, columns, empty)
     frame = pd.DataFrame(
         {
             column: pd.Series(columns.get(column, empty), dtype="str", index=export.index)
@@ -322,15 +346,6 @@ def apply_profile(profile: Profile, export: pd.DataFrame, *, source: str = "the 
         index=export.index,
     )
     ignored = [h for h in headers if h not in used]
-    warnings = []
-    unread = [h for h in profile.known_headers() if find(h) is None]
-    for header in ignored:
-        if not header.strip():
-            continue
-        match = difflib.get_close_matches(
-            header_key(header), [header_key(h) for h in unread], n=1, cutoff=0.8
-        )
-        if match:
-            suggestion = next(h for h in unread if header_key(h) == match[0])
-            warnings.append(f"`{header}` was ignored; did you mean `{suggestion}`?")
-    return MappedExport(frame, warnings, ignored, tuple(c for c in CRM_COLUMNS if c in carried))
+    return MappedExport(
+        frame, _look_alikes(profile, ignored, find), ignored, tuple(c for c in CRM_COLUMNS if c in carried)
+    )

@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 ZERO_DATE = "0000-00-00 00:00:00"
-ADDRESS_KEYS = ("name", "street1", "street2", "city", "province", "country", "postalCode", "phone", "email")
 
 
 def text(value: Any) -> str:

@@ -102,7 +102,9 @@ class Session:
         self.command = command
         self.budget = budget
         self.stop = stop
-        self._client: HelcimClient | None = None  # made on opening: a bad input file fails before the token is read
+        self._client: HelcimClient | None = (
+            None  # made on opening: a bad input file fails before the token is read
+        )
         self._state: StateStore | None = None
         self._record: RunRecord | None = None
 

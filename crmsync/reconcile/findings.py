@@ -131,11 +131,12 @@ def reconcile(
     accounts and PADs have been read and when; None takes every customer's as
     read just now (no ``stale_payment_data``).
     """
-    for name, value in (
-        ("expiring_days", expiring_days),
-        ("pad_pending_days", pad_pending_days),
-        ("stale_nights", stale_nights),
-    ):
+    thresholds = {
+        "expiring_days": expiring_days,
+        "pad_pending_days": pad_pending_days,
+        "stale_nights": stale_nights,
+    }
+    for name, value in thresholds.items():
         if value < 0:
             raise ValueError(f"{name} must be 0 or more, not {value}")
     if crm_ids is not None and pairs is None:
@@ -175,11 +176,7 @@ def reconcile(
         pads=facts.pads.reset_index(drop=True),
         findings=_sorted(found, ident),
         today=today,
-        thresholds={
-            "expiring_days": expiring_days,
-            "pad_pending_days": pad_pending_days,
-            "stale_nights": stale_nights,
-        },
+        thresholds=thresholds,
         customers=len(ident),
         crm_records=crm_records,
         linked=linked,

@@ -134,6 +134,13 @@ class Hold:
     reason: str
 
 
+def _hold(raw: dict[str, str]) -> Hold:
+    hold = Hold(**raw)
+    if hold.kind not in HOLD_KINDS:
+        raise ValueError(f"a hold of unknown kind {hold.kind!r}")
+    return hold
+
+
 @dataclass(frozen=True)
 class Estimate:
     budget: int
@@ -188,7 +195,7 @@ class Plan:
                 policy=raw["policy"],
                 operations=[Operation.from_dict(op) for op in raw["operations"]],
                 deferred=[Operation.from_dict(op) for op in raw["deferred"]],
-                held=[Hold(**held) for held in raw["held"]],
+                held=[_hold(held) for held in raw["held"]],
                 estimate=Estimate(**raw["estimate"]),
                 counts=dict(raw.get("counts", {})),
                 snapshot=dict(raw.get("snapshot", {})),

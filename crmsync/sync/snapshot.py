@@ -266,8 +266,7 @@ def _check_links(store: StateStore, gone_ids: list[int], result: CustomerRefresh
 
 @dataclass
 class BankRefresh:
-    customers: int = 0
-    with_bank_accounts: int = 0
+    customers: int = 0  # whose bank accounts and PADs were read
 
 
 def refresh_payment_methods(
@@ -302,7 +301,6 @@ def refresh_payment_methods(
         )
         if pads is not None:
             result.customers += 1
-            result.with_bank_accounts += bool(banks)
         if progress:
             progress("bank accounts", 1)
     return result

@@ -23,7 +23,7 @@ from crmsync.reconcile.report import headline
 from crmsync.reconcile.rules import FINDINGS
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN, Api
-from tests.sync.test_plan_cli import row, write_export
+from tests.jobs.test_plan_cli import row, write_export
 
 TODAY = "2090-03-15"  # far ahead of the wall clock, so every bank read of the run is "nights ago" for ever
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "reconcile_summary.json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from crmsync.crm.normalize import normalize_crm
 from crmsync.schemas.helcim import SYNCED_FIELDS
-from crmsync.sync.diff import BUCKETS, DiffResult, diff
+from crmsync.sync.diff import BUCKETS, DiffResult, decide_one, diff
 
 FIELDS = SYNCED_FIELDS
 
@@ -344,3 +345,57 @@ def test_look_alikes_under_other_codes_are_proposed_not_created() -> None:
 def test_unknown_policy_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown conflict policy"):
         run(crm_frame([]), helcim_frame([]), policy="whatever")
+
+
+# -- the decision table, against the README's --------------------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+#: For each row of the README's "How the diff decides" table: examples (crm, helcim, base; None = no
+#: base yet) with what decide() must answer, and the word the README's result column starts with.
+DECISIONS: dict[str, tuple[list[tuple[str, str, str | None, str]], str]] = {
+    "*c = h*": ([("Banff", "Banff", "Calgary", "same"), ("Banff", "BANFF", None, "same")], "unchanged"),
+    "*h = b*, *c ≠ b*": (
+        [("Banff", "Calgary", "Calgary", "push"), ("", "Calgary", "calgary", "push")],
+        "**update**",
+    ),
+    "*c = b*, *h ≠ b*": (
+        [("Calgary", "Banff", "Calgary", "export"), ("Calgary", "", "Calgary", "export")],
+        "**export**",
+    ),
+    "both differ from *b*": (
+        [("Banff", "Canmore", "Calgary", "conflict"), ("", "Canmore", "Calgary", "conflict")],
+        "**conflict**",
+    ),
+    "no base yet (first sync)": (
+        [("Banff", "Calgary", None, "push"), ("", "Calgary", None, "export")],
+        "the CRM owns",
+    ),
+}
+
+
+def _readme_decision_table() -> dict[str, str]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("### How the diff decides", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    table = {}
+    for line in rows[1:]:  # the header is first
+        case, result = (cell.strip() for cell in line.strip("|").split(" | ", 1))
+        table[case] = result
+    return table
+
+
+def test_the_readme_documents_exactly_the_decision_table_decide_implements() -> None:
+    table = _readme_decision_table()
+    assert set(table) == set(DECISIONS)
+    for case, (_, word) in DECISIONS.items():
+        assert table[case].startswith(word), case
+
+
+@pytest.mark.parametrize(
+    ("crm", "helcim", "base", "expected"),
+    [example for examples, _ in DECISIONS.values() for example in examples],
+)
+def test_decide_answers_each_case_of_the_table(
+    crm: str, helcim: str, base: str | None, expected: str
+) -> None:
+    assert decide_one(crm, helcim, base) == expected

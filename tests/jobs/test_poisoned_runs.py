@@ -17,8 +17,8 @@ import pytest
 
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN
-from tests.sync.test_plan_cli import invoke, read_csv, row, write_export
-from tests.sync.test_run import assert_adds_up, codes_in_helcim, crmsync, run_env, summary_of, writes
+from tests.jobs.test_plan_cli import invoke, read_csv, row, write_export
+from tests.jobs.test_run import assert_adds_up, codes_in_helcim, crmsync, run_env, summary_of, writes
 
 
 def export_of(tmp_path: Path, count: int, prefix: str = "P") -> Path:

@@ -15,7 +15,7 @@ from crmsync.errors import (
 )
 from crmsync.helcim.client import HelcimClient, check_connection
 from crmsync.helcim.models import CustomerInput
-from tests.client.test_retries import CUSTOMER, client_with
+from tests.helcim.test_retries import CUSTOMER, client_with
 
 HTML = b"<!DOCTYPE html><html><head><title>502 Bad gateway | api.helcim.com | Cloudflare</title></head>" + (
     b"<body>" + b"x" * 3000 + b"</body></html>"

@@ -24,7 +24,7 @@ from crmsync.sync.load import apply_plan
 from crmsync.sync.plan import Plan
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN
-from tests.sync.test_plan_cli import add_to_helcim, helcim, invoke, read_csv, row, write_export
+from tests.jobs.test_plan_cli import add_to_helcim, helcim, invoke, read_csv, row, write_export
 
 COUNTED = ("created", "updated", "unchanged", "rejected", "deferred", "failed", "conflicts")
 

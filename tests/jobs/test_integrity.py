@@ -17,8 +17,8 @@ import pytest
 from crmsync import cli
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN
-from tests.sync.test_plan_cli import invoke, read_csv, row, write_export
-from tests.sync.test_run import (
+from tests.jobs.test_plan_cli import invoke, read_csv, row, write_export
+from tests.jobs.test_run import (
     assert_adds_up,
     codes_in_helcim,
     crmsync,
@@ -29,7 +29,7 @@ from tests.sync.test_run import (
 
 
 def emails_in_helcim(sandbox: SandboxProcess) -> int:
-    from tests.sync.test_plan_cli import helcim
+    from tests.jobs.test_plan_cli import helcim
 
     customers = helcim(sandbox).list_customers()
     return sum(bool(c.billing and c.billing.email) for c in customers)

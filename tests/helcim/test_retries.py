@@ -17,7 +17,7 @@ from crmsync.errors import (
 )
 from crmsync.helcim.client import HelcimClient, RetryPolicy
 from crmsync.helcim.models import CustomerInput
-from tests.client.fakes import ScriptedAdapter, Step, scripted_session
+from tests.helcim.fakes import ScriptedAdapter, Step, scripted_session
 
 CUSTOMER = {
     "id": 7,
