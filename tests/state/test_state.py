@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import stat
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -152,19 +156,39 @@ def test_a_folder_nothing_can_be_created_in_is_a_clear_state_error(tmp_path: Pat
             pass
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in read-only folders")
-def test_a_read_only_folder_is_named_as_such(tmp_path: Path) -> None:
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    open_state(folder / "state.db").close()
-    for sidecar in folder.glob("state.db-*"):
-        sidecar.unlink()
-    folder.chmod(0o500)
+def _unprivileged(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a Python that file permissions apply to: as root, inside a user namespace (nobody)."""
+    command = [sys.executable, "-c", code]
+    if os.geteuid() == 0:
+        if shutil.which("unshare") is None:
+            pytest.skip("running as root and no unshare(1) to drop the privilege: permissions cannot bite")
+        command = ["unshare", "--user", *command]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_a_read_only_folder_is_named_as_such() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="crmsync-ro-", dir="/tmp"))
     try:
-        with pytest.raises(StateError, match="cannot write in the folder of the state store"):
-            open_state(folder / "state.db")
+        folder.chmod(0o755)
+        state = folder / "ro" / "state.db"
+        open_state(state).close()
+        for sidecar in state.parent.glob("state.db-*"):
+            sidecar.unlink()
+        state.chmod(0o666)  # writable by anyone: only the folder is read-only
+        state.parent.chmod(0o555)
+        done = _unprivileged(
+            "from pathlib import Path\n"
+            "from crmsync.errors import StateError\n"
+            "from crmsync.state import open_state\n"
+            "try:\n"
+            f"    open_state(Path({str(state)!r}))\n"
+            "except StateError as error:\n"
+            "    print(error)\n"
+        )
+        assert "cannot write in the folder of the state store" in done.stdout, done.stdout + done.stderr
     finally:
-        folder.chmod(0o700)
+        state.parent.chmod(0o755)
+        shutil.rmtree(folder)
 
 
 def test_the_snapshot_tables_hold_exactly_the_models_columns(tmp_path: Path) -> None:
