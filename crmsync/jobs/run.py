@@ -274,12 +274,18 @@ class _Night:
         try:
             frame = results_frame(result.applied, extra)
             result.outputs["results"] = str(write_csv(frame, self.out_dir / "results.csv", RESULT_COLUMNS))
+            created = {
+                r.helcim_id
+                for r in (result.applied.results if result.applied else [])
+                if r.operation == "create" and r.outcome in ("created", "recovered") and r.helcim_id
+            }
             morning = morning_outputs(
                 self.session,
                 self.out_dir,
                 checked=self.checked,
                 result=result.prepared.result,
                 profile=self.profile,
+                created=created,
             )
             result.outputs |= morning.files
             result.reconciliation = morning.report.summary

@@ -87,8 +87,13 @@ class ReviewLog:
             dtype=dict.fromkeys(SEEN_COLUMNS, "str"),
         )
 
+    def reviewed_at(self) -> str | None:
+        """When the latest report's findings were recorded (None before the first report)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'reviewed_at'").fetchone()
+        return None if row is None else str(row[0])
+
     def replace_findings(self, findings: pd.DataFrame) -> None:
-        """This report's findings (SEEN_COLUMNS) replace the previous ones, in one transaction."""
+        """This report's findings (SEEN_COLUMNS) replace the previous ones, with the time, in one transaction."""
         rows = findings.loc[:, list(SEEN_COLUMNS)].drop_duplicates("key").astype("str")
         marks = ", ".join("?" * len(SEEN_COLUMNS))
         with self.transaction() as db:
@@ -97,6 +102,7 @@ class ReviewLog:
                 f"INSERT INTO findings_seen ({', '.join(SEEN_COLUMNS)}) VALUES ({marks})",
                 rows.itertuples(index=False, name=None),
             )
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('reviewed_at', ?)", (utcnow(),))
 
     # -- the action journal -----------------------------------------------------------
 

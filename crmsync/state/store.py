@@ -384,6 +384,13 @@ class StateStore:
             (crm_id, helcim_id, customer_code, how, utcnow()),
         )
 
+    def created_since(self, moment: str) -> set[int]:
+        """Helcim ids of the customers crmsync created (linked as ``created``) at or after ``moment``."""
+        rows = self.db.execute(
+            "SELECT helcim_id FROM links WHERE how = 'created' AND linked_at >= ?", (moment,)
+        )
+        return {int(r[0]) for r in rows}
+
     def reject_link(self, crm_id: str, helcim_id: int) -> None:
         """A person said this CRM row and this Helcim customer are not the same."""
         self.db.execute(

@@ -175,6 +175,11 @@ def cards_frame(customers: Sequence[Customer]) -> pd.DataFrame:
     return _cards_of([(c.id, card) for c in customers for card in c.cards])
 
 
+def cards_frame_of(helcim_id: int, cards: Sequence[Card]) -> pd.DataFrame:
+    """One customer's cards (as a cards endpoint answers them) as the snapshot's cards frame."""
+    return _cards_of([(helcim_id, card) for card in cards])
+
+
 def _cards_of(pairs: Sequence[tuple[int, Card]]) -> pd.DataFrame:
     rows = [
         (
@@ -387,7 +392,7 @@ def store_payment_methods(
 def store_cards(store: StateStore, helcim_id: int, cards: Sequence[Card]) -> str:
     """One customer's cards, read afresh, into the cache; returns their digest."""
     signature = card_signature(cards)
-    store.cache.store_cards(helcim_id, _cards_of([(helcim_id, c) for c in cards]), signature)
+    store.cache.store_cards(helcim_id, cards_frame_of(helcim_id, cards), signature)
     return signature
 
 
