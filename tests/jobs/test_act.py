@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from crmsync.state import open_state
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import Api
 from tests.jobs.test_plan_cli import invoke, read_csv, row, write_export
@@ -256,3 +257,32 @@ def test_a_file_crmsync_did_not_write_is_refused_before_any_call(
     assert status == 2, output
     assert message in output
     assert sandbox.stats()["total"] == 0
+
+
+def test_an_act_killed_between_intent_and_outcome_resends_a_default_never_an_e_mail(
+    tmp_path: Path, sandbox: SandboxProcess, account: Account
+) -> None:
+    folder = reconcile(tmp_path, sandbox, "morning")
+    wanted = ("set_default_card", "request_bank_details")
+    filled = approve(folder / "actions.csv", tmp_path / "filled.csv", lambda r: r["action"] in wanted)
+    # what a kill -9 right after the intents were committed leaves in the journal
+    with open_state(tmp_path / "state.db") as state:
+        for r in read_csv(filled):
+            if r["approve"] == "yes":
+                method = int(r["method_id"]) if r["method_id"] else None
+                state.review.action_intent(
+                    r["action_id"],
+                    "killed-run",
+                    r["action"],
+                    r["code"],
+                    int(r["helcim_id"]),
+                    r["customer_code"],
+                    method,
+                )
+    status, summary = act(tmp_path, sandbox, filled, "act")
+    assert (status, summary["done"], summary["check"]) == (1, 1, 1)  # a person must look at the e-mail
+    assert outcomes(tmp_path, "act") == {
+        ("set_default_card", "A-TWODEF"): "done",  # safe to send again: it is idempotent
+        ("request_bank_details", "A-NOPAY"): "check",  # it may have left: never sent twice
+    }
+    assert sandbox.outbox() == []

@@ -13,18 +13,23 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from crmsync.cli import cli
-from crmsync.reconcile.report import headline
+from crmsync.reconcile.actions import parse_actions
+from crmsync.reconcile.findings import reconcile
+from crmsync.reconcile.report import headline, write_reconciliation
 from crmsync.reconcile.rules import FINDINGS
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN, Api
 from tests.jobs.test_plan_cli import row, write_export
+from tests.reconcile import frames as f
 
 TODAY = "2090-03-15"  # far ahead of the wall clock, so every bank read of the run is "nights ago" for ever
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "reconcile_summary.json"
@@ -375,3 +380,27 @@ def test_tick_download_and_act_on_it(seeded: SeededRun, browser: Any, tmp_path: 
     assert [
         c["default"] for c in Api(sandbox.base_url)("GET", f"/customers/{seeded.ids['C-NODEF']}/cards").json()
     ] == [True]
+
+
+def test_the_page_writes_actions_csv_as_crmsync_does_formulas_neutralised(
+    browser: Any, tmp_path: Path
+) -> None:
+    """A customer whose name and code a spreadsheet would run as formulas: the page's CSV is the writer's."""
+    customers = f.customers((7, "+C-7", '=HYPERLINK("x","y")'), (8, "C-8", 'Ann, "the" Smith'))
+    cards = f.cards(
+        f.card(70, 7, "0130", default=False), f.card(80, 8, "0130", default=False, f6l4="5454545454")
+    )
+    rec = reconcile(customers, cards, f.banks(), f.pads(), f.links(), None, date(2026, 1, 20))
+    files = write_reconciliation(tmp_path, rec, previous=None, generated_at="test")
+    page = _open(browser, Path(files.outputs["report"]))
+    page.check('section.group[data-code="no_default_card"] input.tick-group')
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = tmp_path / "downloaded.csv"
+    download.value.save_as(saved)
+    written = Path(files.outputs["actions"]).read_text(encoding="utf-8")
+    assert saved.read_text(encoding="utf-8") == written.replace(",\n", ",yes\n")  # the same bytes, approved
+    assert "'+C-7" in written
+    assert "'=HYPERLINK" in written
+    actions, _ = parse_actions(pd.read_csv(saved, dtype=str, keep_default_na=False))
+    assert sorted(a.customer_code for a in actions) == ["+C-7", "C-8"]  # read back as Helcim holds them
