@@ -471,7 +471,7 @@ def act(
     """
     from crmsync.config import load_settings
     from crmsync.console import progress_reporter
-    from crmsync.jobs.act import act_on_file
+    from crmsync.jobs.act import OUTCOMES, act_on_file
     from crmsync.stopping import StopSignal, stop_on_signals
 
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
@@ -483,16 +483,15 @@ def act(
             settings, actions_file, out_dir, max_calls=max_calls, dry_run=dry_run,
             today=today.date() if today is not None else None, progress=progress, stop=stop,
         )  # fmt: skip
-    summary = result.to_dict()
-    done = ", ".join(f"{summary[k]} {k.replace('_', ' ')}" for k in ("done", "already_done", "skipped",
-                     "failed", "uncertain", "check", "deferred", "would_do") if summary[k])  # fmt: skip
+    counts = result.outcome.counts()
+    done = ", ".join(f"{counts[name]} {name}" for name in OUTCOMES if counts.get(name))
     click.echo(
         f"{result.rows_read} rows read, {result.rows_read - result.not_approved} approved: {done or 'nothing to do'}; "
         f"{result.calls.calls} API calls."
     )
     if result.error:
         click.echo(f"warning: {result.error}", err=True)
-    if summary["check"] or summary["uncertain"]:
+    if counts.get("check") or counts.get("uncertain"):
         click.echo(
             "warning: some outcomes are uncertain: check those actions in Helcim (results.csv)", err=True
         )

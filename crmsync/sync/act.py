@@ -165,10 +165,11 @@ class _Actor:
         hid, method = action.helcim_id, action.method_id or 0
         if action.action == "set_default_card":
             record = self.client.set_default_card(hid, method)
-            if record.default_card_id not in (0, method):
-                raise HelcimRequestError(
-                    f"Helcim answered default card {record.default_card_id}, not {method}"
-                )
+            if record.default_card_id not in (
+                0,
+                method,
+            ):  # answered, but not as asked: uncertain, safe to resend
+                raise HelcimError(f"set-default-card: Helcim answered default card {record.default_card_id}")
             return "now the default card"
         if action.action == "delete_card":
             return "deleted" if self.client.delete_card(hid, method) else "already gone from Helcim"
@@ -275,7 +276,10 @@ def execute_actions(
         todo = []
         for action in group:
             known = _before_reading(action, journal.get(action.action_id), (asked or {}).get(helcim_id))
-            outcome.results.append(known) if known else todo.append(action)
+            if known is None:
+                todo.append(action)
+            else:
+                outcome.results.append(known)
         if todo and (outcome.fatal is not None or calls_left() < 2 * _READS + len(todo)):
             outcome.results += [ActionResult(a, "deferred", "the call budget is spent") for a in todo]
         elif todo:
