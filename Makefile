@@ -12,7 +12,7 @@ SANDBOX_DB   ?= .run/sandbox.db
 PYTEST_ARGS  ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser test lint bench golden run sync reconcile sandbox seed clean
+.PHONY: help install browser test lint bench golden run act sync reconcile sandbox seed clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,7 +53,7 @@ $(BENCH_STAMP): $(STAMP)
 		|| { tail -n 40 $(VENV)/install.log; echo "install failed: see $(VENV)/install.log"; exit 1; }
 	@touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)  ## run the benchmarks in bench/ (not part of make test); BENCH=name runs one
+bench: $(BENCH_STAMP) browser  ## run the benchmarks in bench/ (not part of make test); BENCH=name runs one
 	$(BIN)/python -m bench $(BENCH)
 
 golden: install  ## rewrite tests/golden/ from sample_data/ (review the diff before committing it)
@@ -67,6 +67,11 @@ golden: install  ## rewrite tests/golden/ from sample_data/ (review the diff bef
 
 run: install  ## start the sandbox, seed it, run the nightly job on sample_data/, print where the reports are
 	$(BIN)/python scripts/demo.py
+
+ACTIONS ?= .run/out/reconciliation/actions.csv
+
+act: install  ## the morning review on make run's demo account: crmsync act on ACTIONS=actions.csv, then the next report
+	$(BIN)/python scripts/demo.py act "$(ACTIONS)"
 
 CRM     ?=
 PROFILE ?= generic

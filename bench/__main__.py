@@ -18,6 +18,7 @@ BENCHMARKS = {
     "validate": "bench.validate_throughput",
     "diff": "bench.diff_scale",
     "nightly": "bench.nightly_reliability",
+    "report": "bench.report_page",
 }
 RESULTS = Path(__file__).parent / "results"
 

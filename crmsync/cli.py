@@ -418,6 +418,88 @@ def link(proposals: Path, state_path: Path | None, config_file: Path | None, rat
 
 
 @cli.command()
+@click.option(
+    "--accept",
+    "actions_file",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="actions.csv as the morning report proposed it (or report.html downloaded it), approve = yes filled in.",
+)
+@out_option
+@click.option(
+    "--max-calls",
+    type=click.IntRange(min=1),
+    help="Helcim calls to spend: reads before and after each customer's actions, and the actions "
+    "(default: one hour of the limit).",
+)
+@click.option("--dry-run", is_flag=True, help="Read and check every approved action; send none.")
+@click.option(
+    "--today",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Check card expiry as of this date (YYYY-MM-DD; default: today).",
+)
+@log_format_option
+@state_option
+@settings_options
+@reports_errors
+def act(
+    actions_file: Path,
+    out_dir: Path,
+    max_calls: int | None,
+    dry_run: bool,
+    today: Any,
+    log_format: str,
+    state_path: Path | None,
+    config_file: Path | None,
+    rate_limits: str | None,
+) -> None:
+    """Do the approved actions of a morning report in Helcim: set defaults, delete expired cards, request details.
+
+    \b
+    Only rows with approve = yes are done, each checked first against a fresh
+    read of its customer: an action whose finding no longer holds is skipped,
+    with the reason. Each action is journaled (intent before, outcome after):
+    one already done is never repeated, and a request that e-mails the customer
+    is never sent again after an uncertain outcome. Writes results.csv and
+    summary.json to --out.
+    \b
+    Exit codes: 0 every approved action done, already done, no longer needed or deferred
+                1 an action failed, or its outcome is uncertain (check it in Helcim)
+                2 bad usage, an actions file crmsync did not write, state store busy
+                3 could not reach or authenticate to the API
+    """
+    from crmsync.config import load_settings
+    from crmsync.console import progress_reporter
+    from crmsync.jobs.act import OUTCOMES, act_on_file
+    from crmsync.stopping import StopSignal, stop_on_signals
+
+    settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
+    with (
+        progress_reporter(log_format, secrets=[settings.api_token]) as progress,
+        stop_on_signals(StopSignal()) as stop,
+    ):
+        result = act_on_file(
+            settings, actions_file, out_dir, max_calls=max_calls, dry_run=dry_run,
+            today=today.date() if today is not None else None, progress=progress, stop=stop,
+        )  # fmt: skip
+    counts = result.outcome.counts()
+    done = ", ".join(f"{counts[name]} {name}" for name in OUTCOMES if counts.get(name))
+    click.echo(
+        f"{result.rows_read} rows read, {result.rows_read - result.not_approved} approved: {done or 'nothing to do'}; "
+        f"{result.calls.calls} API calls."
+    )
+    if result.error:
+        click.echo(f"warning: {result.error}", err=True)
+    if counts.get("check") or counts.get("uncertain"):
+        click.echo(
+            "warning: some outcomes are uncertain: check those actions in Helcim (results.csv)", err=True
+        )
+    click.echo(f"Results in {out_dir / 'results.csv'}")
+    raise click.exceptions.Exit(result.exit_code)
+
+
+@cli.command()
 @click.option("--url", help="The API to try (default: HELCIM_API_URL, else https://api.helcim.com/v2).")
 @settings_options
 @reports_errors

@@ -380,20 +380,31 @@ class Store:
             )
 
     def set_default_card(self, customer_id: int, card_id: int) -> dict[str, Any]:
+        """PATCH .../default: the card becomes the only default; its ``dateUpdated`` moves, the customer's does not.
+
+        LIVE: Helcim leaves the customer's ``dateUpdated`` as it was (the record it
+        answers and a later list read both show the earlier value).
+        """
         with self.transaction() as db:
             self.require_customer(customer_id)
             if self._card_row(customer_id, card_id) is None:
                 raise StoreError(400, {"errors": "Invalid card id."})
             now = self.now()
             db.execute(
-                "UPDATE cards SET is_default = 0 WHERE customer_id = ? AND id != ?", (customer_id, card_id)
+                "UPDATE cards SET is_default = 0, date_updated = ? WHERE customer_id = ? AND id != ?"
+                " AND is_default = 1 AND deleted = 0",
+                (now, customer_id, card_id),
             )
             db.execute("UPDATE cards SET is_default = 1, date_updated = ? WHERE id = ?", (now, card_id))
-            db.execute("UPDATE customers SET date_updated = ? WHERE id = ?", (now, customer_id))
         return {"customer": self.internal_customer(customer_id)}
 
     def internal_customer(self, customer_id: int) -> dict[str, Any]:
-        """Helcim's internal customer record, as returned by set-default-card (LIVE)."""
+        """Helcim's internal customer record, as set-default-card answers it: exactly the recorded keys, in order.
+
+        LIVE (``../shared/reference/helcim-customer-api.md``): ``defaultLanguage``
+        an integer, ``cellPhone`` in camel case, ``cards`` an empty list although
+        the customer holds cards.
+        """
         row = self.require_customer(customer_id)
         default = self.db.execute(
             "SELECT id FROM cards WHERE customer_id = ? AND is_default = 1 AND deleted = 0 ORDER BY id LIMIT 1",
@@ -405,23 +416,29 @@ class Store:
             "dateUpdated": row["date_updated"] or row["date_created"],
             "merchantId": MERCHANT_ID,
             "defaultCard": int(default[0]) if default else 0,
-            "defaultLanguage": "en",
+            "defaultLanguage": 1,
             "defaultBankAccount": row["default_bank_id"],
             "customerCode": row["customer_code"],
+            "userGoogleId": "",
+            "userFacebookId": "",
             "businessName": row["business_name"],
             "contactName": row["contact_name"],
             "billingAddressId": row["id"] * 2 if row["billing"] else 0,
             "shippingAddressId": row["id"] * 2 + 1 if row["shipping"] else 0,
+            "createdBy": 0,
+            "password": "",
+            "passwordExpiry": ZERO_DATE,
+            "loginStatus": 0,
+            "loginAttempts": 0,
             "cellPhone": row["cellphone"],
+            "lastIpAddress": "",
+            "lastPIN": "",
+            "lastLoginDate": ZERO_DATE,
             "acceptsMarketing": 0,
             "taxExempt": 0,
             "wholesale": 0,
             "vatNumber": "",
-            "cards": self.list_cards(customer_id),
-            "loginStatus": 0,
-            "lastLoginDate": ZERO_DATE,
-            "loginAttempts": 0,
-            "lastLoginIpAddress": "",
+            "cards": [],
         }
 
     def add_card(
@@ -574,10 +591,8 @@ class Store:
     def set_default_bank(self, customer_id: int, bank_id: int) -> list[dict[str, Any]]:
         with self.transaction() as db:
             self.require_bank(customer_id, bank_id)
-            db.execute(
-                "UPDATE customers SET default_bank_id = ?, date_updated = ? WHERE id = ?",
-                (bank_id, self.now(), customer_id),
-            )
+            # like set-default-card (LIVE), the customer's dateUpdated stays as it was (sandbox choice)
+            db.execute("UPDATE customers SET default_bank_id = ? WHERE id = ?", (bank_id, customer_id))
         return [self.get_bank(customer_id, bank_id)]
 
     # -- PADs -------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """``crmsync reconcile``: refresh what the budget allows, reconcile, write the morning files.
 
 Customer pages are read as ``crmsync plan`` reads them; what is left of the
-budget goes to bank accounts and PADs (never read first, then changed, then
-oldest). Nothing is written to Helcim. The run is recorded in the state store
+budget, less a reserve, goes to bank accounts and PADs (never read first, then
+those whose cards changed, then the oldest read). Nothing is written to Helcim. The run is recorded in the state store
 so the next report shows the change since this one. Stopped by a signal, it
 reports on what it had read (status ``interrupted``).
 """
@@ -22,10 +22,13 @@ from crmsync.jobs.session import CallStats, Session
 from crmsync.jobs.steps import morning_outputs, pure_diff
 from crmsync.outputs import prepare_out_dir
 from crmsync.reconcile.findings import Reconciliation
+from crmsync.state import utcnow
 from crmsync.stopping import StopSignal
 from crmsync.sync.snapshot import (
     BankRefresh,
     CustomerRefresh,
+    bank_calls_after_writes,
+    bank_reads_for,
     load_snapshot,
     pages_to_read,
     refresh_customers,
@@ -87,14 +90,16 @@ def _refresh(
 ) -> tuple[CustomerRefresh, BankRefresh, Interrupted | None]:
     """Customer pages, then bank accounts and PADs with what is left; a signal ends it early, not in error."""
     pages, banks = CustomerRefresh(), BankRefresh()
-    state = session.state
+    state, started = session.state, utcnow()
     try:
         pages = refresh_customers(
             session.client, state, max_pages=pages_to_read(state.cache.customer_count(), session.budget),
             progress=progress,
         )  # fmt: skip
+        floor = bank_reads_for(state.cache.customer_count(), session.budget)
+        calls = bank_calls_after_writes(session.calls_left(), floor, session.budget)
         banks = refresh_payment_methods(
-            session.client, state, max_calls=session.calls_left(), progress=progress
+            session.client, state, max_calls=calls, read_before=started, progress=progress
         )
     except Interrupted as error:
         return pages, banks, error

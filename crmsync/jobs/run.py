@@ -9,7 +9,8 @@ In order (:func:`run_nightly`):
 4. read Helcim within the budget, diff, plan (:func:`crmsync.jobs.steps.prepare`);
 5. stop at the mass-change guard, or apply the plan, creates first
    (:func:`crmsync.sync.load.apply_plan`), and spend what is left of the
-   budget on bank accounts and PADs;
+   budget, less a reserve, on bank accounts and PADs
+   (:func:`crmsync.sync.snapshot.bank_calls_after_writes`);
 6. write the output folder: results.csv, the plan files, crm_import/,
    reconciliation/ and summary.json (:meth:`RunResult.to_dict`).
 
@@ -43,10 +44,11 @@ from crmsync.jobs.accounting import RowCounts, account, results_frame
 from crmsync.jobs.session import CallStats, Session
 from crmsync.jobs.steps import Prepared, morning_outputs, prepare, write_plan_outputs
 from crmsync.outputs import prepare_out_dir, try_write_json, write_csv, write_json
+from crmsync.state import utcnow
 from crmsync.stopping import StopSignal
 from crmsync.sync.diff import Policy
 from crmsync.sync.load import RESULT_COLUMNS, ApplyOutcome, OpResult, apply_plan, resolve_pending
-from crmsync.sync.snapshot import refresh_payment_methods
+from crmsync.sync.snapshot import BankRefresh, bank_calls_after_writes, bank_reserve, refresh_payment_methods
 
 __all__ = ["RunResult", "run_nightly"]
 
@@ -70,6 +72,7 @@ class RunResult:
     outputs: dict[str, str] = field(default_factory=dict)
     error: str = ""
     reconciliation: dict[str, Any] | None = None  # reconciliation/summary.json, as written
+    bank: BankRefresh | None = None  # the bank/PAD refresh after the writes (None: not run)
 
     def to_dict(self) -> dict[str, Any]:
         if self.prepared is None:
@@ -105,6 +108,8 @@ class RunResult:
             "rate_limited_429": self.calls.rate_limited,
             "waited_for_limits_seconds": round(self.calls.waited_seconds, 3),
             "snapshot": plan.snapshot,
+            "bank_refresh": self._bank_refresh(),
+            "payment_data": (self.reconciliation or {}).get("payment_data"),
             "plan_id": plan.plan_id,
             "warnings": self.warnings,
             "outputs": self.outputs,
@@ -112,6 +117,16 @@ class RunResult:
         if self.error:
             summary["error"] = self.error
         return summary
+
+    def _bank_refresh(self) -> dict[str, Any]:
+        """What the bank/PAD refresh was allowed and spent (the floor held even on a short budget)."""
+        floor = self.prepared.bank_calls if self.prepared is not None else 0
+        return {
+            "floor_calls": floor,
+            "reserve_calls": bank_reserve(self.budget),
+            "calls": self.bank.calls if self.bank else 0,
+            "customers_read": self.bank.customers if self.bank else 0,
+        }
 
     def record(self) -> dict[str, Any]:
         """What the state store keeps of the run: the summary without its outputs, with the reconciliation."""
@@ -186,6 +201,8 @@ class _Night:
         self.profile, self.progress = profile, progress
 
     def run(self, *, policy: Policy, dry_run: bool, allow_mass_change: bool) -> RunResult:
+        self.started_at = utcnow()
+        self.bank: BankRefresh | None = None
         pending = [] if dry_run else self._settle()
         prepared = prepare(
             self.session, self.checked, policy=policy, profile=self.profile, progress=self.progress
@@ -212,7 +229,7 @@ class _Night:
         result = RunResult(
             status="", exit_code=EXIT_OK, counts=counts, calls=self.session.calls, budget=self.session.budget,
             duration_seconds=0.0, dry_run=dry_run, prepared=prepared, applied=applied,
-            warnings=list(prepared.warnings), outputs=outputs,
+            warnings=list(prepared.warnings), outputs=outputs, bank=self.bank,
         )  # fmt: skip
         if guarded:
             result.warnings += [f"refused to write anything: {w}" for w in plan.mass_change_warnings()]
@@ -238,15 +255,13 @@ class _Night:
         session.state.set_deferred(
             [(r.crm_id, r.operation, "budget") for r in applied.results if r.outcome == "deferred"]
         )
-        left = session.calls_left()
-        if applied.fatal is None and left > 0 and prepared.bank_calls > 0:
-            try:
-                refresh_payment_methods(
-                    session.client,
-                    session.state,
-                    max_calls=min(left, prepared.bank_calls),
+        calls = bank_calls_after_writes(session.calls_left(), prepared.bank_calls, session.budget)
+        if applied.fatal is None and calls > 0:
+            try:  # customers read in this run (created by it: no bank account yet) are not read again
+                self.bank = refresh_payment_methods(
+                    session.client, session.state, max_calls=calls, read_before=self.started_at,
                     progress=self.progress,
-                )
+                )  # fmt: skip
             except Interrupted:
                 pass  # the status says so: the stop signal is set
             except HelcimError as error:  # reads only: the run's writes and outputs stand
@@ -259,12 +274,18 @@ class _Night:
         try:
             frame = results_frame(result.applied, extra)
             result.outputs["results"] = str(write_csv(frame, self.out_dir / "results.csv", RESULT_COLUMNS))
+            created = {
+                r.helcim_id
+                for r in (result.applied.results if result.applied else [])
+                if r.operation == "create" and r.outcome in ("created", "recovered") and r.helcim_id
+            }
             morning = morning_outputs(
                 self.session,
                 self.out_dir,
                 checked=self.checked,
                 result=result.prepared.result,
                 profile=self.profile,
+                created=created,
             )
             result.outputs |= morning.files
             result.reconciliation = morning.report.summary

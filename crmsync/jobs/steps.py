@@ -11,8 +11,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ from crmsync.crm.validate import REJECT_COLUMNS, CheckedExport
 from crmsync.jobs.session import Session
 from crmsync.outputs import write_csv, write_text
 from crmsync.reconcile.findings import Reconciliation, reconcile
-from crmsync.reconcile.report import ReportFiles, write_reconciliation
+from crmsync.reconcile.report import ACTION_LOG_COLUMNS, ReportFiles, write_reconciliation
 from crmsync.reconcile.tables import payment_methods
+from crmsync.state import ActionEntry
 from crmsync.sync.diff import DiffResult, Policy, diff
 from crmsync.sync.load import record_agreed
 from crmsync.sync.pairing import PROPOSAL_COLUMNS, importable, with_links
@@ -34,12 +36,21 @@ from crmsync.sync.snapshot import (
     CustomerRefresh,
     Snapshot,
     bank_reads_for,
+    customers_per_night,
     load_snapshot,
     pages_to_read,
     refresh_customers,
 )
 
-__all__ = ["MorningOutputs", "Prepared", "morning_outputs", "prepare", "pure_diff", "write_plan_outputs"]
+__all__ = [
+    "MorningOutputs",
+    "Prepared",
+    "action_log",
+    "morning_outputs",
+    "prepare",
+    "pure_diff",
+    "write_plan_outputs",
+]
 
 log = logging.getLogger("crmsync.sync")
 
@@ -149,11 +160,15 @@ def morning_outputs(
     profile: str,
     today: date | None = None,
     thresholds: dict[str, int] | None = None,
+    created: Set[int] = frozenset(),
 ) -> MorningOutputs:
     """reconciliation/ and crm_import/ from the snapshot as it stands (no calls).
 
     Who is whom is the diff's pairing (``result.pairs``), plus the links this
-    run made since (customers it created).
+    run made since (customers it created: ``created``, their Helcim ids, are
+    tagged). What is new and resolved is measured against the previous report's
+    findings, which this report's then replace in the state store; the actions
+    journaled since the previous report are listed with their outcome.
     """
     state = session.state
     snapshot = load_snapshot(state)
@@ -161,22 +176,25 @@ def morning_outputs(
     pairs = None
     if checked is not None and result is not None:
         pairs = with_links(pd.concat([result.pairs, result.unexamined_pairs]), links, checked.crm_ids)
+    day = today or date.today()
+    limits = {"expiring_days": 30, "pad_pending_days": 14, "stale_nights": 7} | (thresholds or {})
+    window = (day - timedelta(days=limits["pad_pending_days"])).isoformat()
+    asked = state.review.emails_since("request_bank_details", window)
     rec = reconcile(
-        snapshot.customers,
-        snapshot.cards,
-        snapshot.banks,
-        snapshot.pads,
-        links,
-        None if checked is None else checked.crm_ids,
-        today or date.today(),
-        pairs=pairs,
-        bank_refreshed=snapshot.bank_refreshed,
-        **(thresholds or {}),
-    )
-    generated_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        snapshot.customers, snapshot.cards, snapshot.banks, snapshot.pads, links,
+        None if checked is None else checked.crm_ids, day, pairs=pairs, bank_refreshed=snapshot.bank_refreshed,
+        created=created, created_recently=state.created_since(window), requested={h: e.created_at[:10] for h, e in asked.items()},
+        refresh_per_night=customers_per_night(len(snapshot.customers), session.budget), **limits,
+    )  # fmt: skip
+    previous_findings = state.review.previous_findings()
+    reviewed_at = state.review.reviewed_at()
     report = write_reconciliation(
-        out_dir, rec, previous=state.previous_reconciliation(), generated_at=generated_at
-    )
+        out_dir, rec, previous=state.previous_reconciliation(),
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        previous_findings=previous_findings if reviewed_at is not None else None,
+        action_log=action_log(state.review.actions_since(reviewed_at or "")),
+    )  # fmt: skip
+    state.review.replace_findings(report.review.seen())
     new = _new_customers(result, snapshot, checked)
     changes = result.changes if result is not None else pd.DataFrame()
     files = dict(report.outputs)
@@ -189,6 +207,16 @@ def morning_outputs(
         methods=payment_methods(rec.cards, rec.banks),
     )
     return MorningOutputs(rec, report, files)
+
+
+def action_log(entries: Sequence[ActionEntry]) -> pd.DataFrame:
+    """The action journal's entries as report.html lists them (ACTION_LOG_COLUMNS)."""
+    rows = [
+        (e.finished_at or e.created_at, e.action_id, e.action, e.customer_code, e.helcim_id, e.method_id or "",
+         "pending" if e.state == "pending" else e.outcome, e.detail)
+        for e in entries
+    ]  # fmt: skip
+    return pd.DataFrame.from_records(rows, columns=list(ACTION_LOG_COLUMNS))
 
 
 def _new_customers(

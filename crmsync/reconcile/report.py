@@ -1,27 +1,38 @@
-"""The morning reconciliation's files: its CSVs, ``summary.json`` and ``report.html`` (:func:`write_reconciliation`).
+"""The morning reconciliation's files: its CSVs, ``actions.csv``, ``summary.json`` and ``report.html``.
 
-Every file goes through :mod:`crmsync.outputs` (formulas neutralised).
+:func:`write_reconciliation` writes them all. Every file goes through
+:mod:`crmsync.outputs` (formulas neutralised). ``report.html`` is one
+self-contained page: the findings travel inside it as JSON and the page's
+script draws a group's rows only when it is opened, a page of rows at a time,
+so 50,000 findings open as fast as a few hundred (``make bench BENCH=report``).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
+import pandas as pd
 
 from crmsync.outputs import write_csv, write_json, write_text
+from crmsync.reconcile.actions import ACTION_COLUMNS, Proposals, propose
 from crmsync.reconcile.findings import Reconciliation
-from crmsync.reconcile.rules import FINDINGS, SEVERITIES
+from crmsync.reconcile.rules import FINDINGS
 from crmsync.reconcile.tables import (
     BANK_REPORT_COLUMNS,
     CARD_REPORT_COLUMNS,
     FINDING_COLUMNS,
     PAD_REPORT_COLUMNS,
 )
+from crmsync.reconcile.triage import Triage, triage
 
 __all__ = [
+    "ACTION_LOG_COLUMNS",
+    "FINDINGS_CSV_COLUMNS",
     "HEADLINE",
     "ReportFiles",
     "headline",
@@ -42,8 +53,19 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("pads_revoked", "PADs revoked"),
     ("customers", "customers in Helcim"),
 )
-#: At most this many findings per severity are listed in report.html (findings.csv has them all).
-HTML_ROWS_PER_SEVERITY = 1000
+#: findings.csv: every finding with its status since the previous report and the action proposed for it.
+FINDINGS_CSV_COLUMNS: tuple[str, ...] = (*FINDING_COLUMNS, "status", "first_seen", "action_id")
+#: The actions journaled since the previous report, as the page lists them (what the caller hands in).
+ACTION_LOG_COLUMNS: tuple[str, ...] = (
+    "finished_at", "action_id", "action", "customer_code", "helcim_id", "method_id", "outcome", "detail",
+)  # fmt: skip
+#: The page lists at most this many of the previous report's findings that are resolved (counts are all there).
+HTML_RESOLVED_ROWS = 5000
+#: Per finding, what the page carries (the order of each row's array in the page's data).
+_ROW_FIELDS = (
+    "severity", "code", "customer", "customer_code", "crm_id", "method", "detail", "action", "status",
+    "first_seen", "action_id", "helcim_id",
+)  # fmt: skip
 
 
 def headline(summary: dict[str, Any]) -> dict[str, int]:
@@ -117,21 +139,59 @@ def _bar_chart(months: dict[str, int]) -> dict[str, Any]:
     return {"width": width, "height": height, "baseline": height - bottom, "bars": bars}
 
 
+def _page_data(review: Triage, proposals: Proposals, resolved_rows: int) -> dict[str, Any]:
+    """What the page's script works from: the groups, every finding (grouped), the actions, the resolved."""
+    findings = review.findings.assign(action_id=proposals.of_finding.to_numpy())
+    index = {(g["code"], g["tag"]): i for i, g in enumerate(review.groups)}
+    group = pd.Series([index[k] for k in zip(findings["code"], findings["tag"], strict=True)], dtype="int64")
+    ordered = findings.assign(_g=group.to_numpy()).sort_values("_g", kind="stable")
+    rows = ordered.loc[:, ["_g", *_ROW_FIELDS]].astype({"_g": "int64"})
+    text = rows.astype(dict.fromkeys(_ROW_FIELDS, "str"))
+    actions = proposals.actions.set_index("action_id")
+    fields = [c for c in ACTION_COLUMNS if c not in ("action_id", "approve")]
+    resolved = review.resolved.head(resolved_rows)
+    return {
+        "fields": ["group", *_ROW_FIELDS],
+        "rows": text.to_numpy().tolist(),
+        "groups": [
+            {**g, "meaning": FINDINGS[g["code"]].meaning, "suggested": FINDINGS[g["code"]].action}
+            for g in review.groups
+        ],
+        "action_fields": ["action_id", *fields],
+        "actions": dict(
+            zip(
+                actions.index.astype("str"),
+                actions.loc[:, fields].astype("str").to_numpy().tolist(),
+                strict=True,
+            )
+        ),
+        "resolved": resolved.loc[:, ["code", "customer_code", "customer", "method", "detail", "first_seen"]]
+        .astype("str")
+        .to_numpy()
+        .tolist(),
+        "resolved_total": len(review.resolved),
+        "columns": list(ACTION_COLUMNS),
+    }
+
+
+def _json_for_script(document: dict[str, Any]) -> markupsafe.Markup:
+    """JSON safe inside ``<script type="application/json">``: no ``<``, ``>`` or ``&`` left to end the element."""
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return markupsafe.Markup(text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
 def render_report_html(
-    rec: Reconciliation, summary: dict[str, Any], *, change: dict[str, Any] | None, generated_at: str
+    rec: Reconciliation,
+    summary: dict[str, Any],
+    *,
+    change: dict[str, Any] | None,
+    generated_at: str,
+    review: Triage,
+    proposals: Proposals,
+    action_log: pd.DataFrame | None = None,
 ) -> str:
     """report.html: one self-contained page (inline CSS, JS and SVG; no external URL)."""
-    findings = rec.findings.loc[:, list(FINDING_COLUMNS)].astype("str")
-    groups = []
-    for severity in SEVERITIES:
-        part = findings[findings["severity"] == severity]
-        groups.append(
-            {
-                "severity": severity,
-                "total": len(part),
-                "rows": part.head(HTML_ROWS_PER_SEVERITY).to_dict("records"),
-            }
-        )
     figures = headline(summary)
     tiles = [
         {
@@ -152,6 +212,7 @@ def render_report_html(
         }
         for code, spec in FINDINGS.items()
     ]
+    log = action_log if action_log is not None else pd.DataFrame(columns=list(ACTION_LOG_COLUMNS))
     return (
         _environment()
         .get_template("report.html.j2")
@@ -160,48 +221,81 @@ def render_report_html(
             generated_at=generated_at,
             tiles=tiles,
             change=change,
-            groups=groups,
+            groups=review.groups,
+            triage=review.summary(),
+            payment=summary.get("payment_data"),
+            actions=summary.get("actions", {}),
+            action_log=log.astype("str").to_dict("records"),
             codes=codes,
             chart=_bar_chart(summary["cards_expiring_by_month"]),
             summary=summary,
             thresholds=rec.thresholds,
             notes=summary.get("notes", []),
-            max_rows=HTML_ROWS_PER_SEVERITY,
+            data=_json_for_script(_page_data(review, proposals, HTML_RESOLVED_ROWS)),
         )
     )
 
 
 @dataclass(frozen=True)
 class ReportFiles:
-    """What :func:`write_reconciliation` wrote: the files, and the summary (as in its summary.json)."""
+    """What :func:`write_reconciliation` wrote: the files, the summary (as in its summary.json), the triage."""
 
     outputs: dict[str, str]
     summary: dict[str, Any]  # reconciliation/summary.json without its list of outputs
+    review: Triage  # review.seen() is what the state store keeps for the next report
+    proposals: Proposals
 
 
 def write_reconciliation(
-    out_dir: Path, rec: Reconciliation, *, previous: dict[str, Any] | None, generated_at: str
+    out_dir: Path,
+    rec: Reconciliation,
+    *,
+    previous: dict[str, Any] | None,
+    generated_at: str,
+    previous_findings: pd.DataFrame | None = None,
+    action_log: pd.DataFrame | None = None,
 ) -> ReportFiles:
-    """Write ``out_dir/reconciliation/``: cards.csv, banks.csv, pads.csv, findings.csv, summary.json, report.html.
+    """Write ``out_dir/reconciliation/``: cards.csv, banks.csv, pads.csv, findings.csv, actions.csv,
+    summary.json and report.html.
 
     ``previous`` is the summary.json (as a dict) of the previous reconciliation,
-    for the "change since the previous run" figures; None on the first run.
-    Every value written is masked.
+    for the "change since the previous run" figures; ``previous_findings`` its
+    findings (the state store's, :data:`crmsync.reconcile.triage.SEEN_COLUMNS`),
+    for what is new and resolved; ``action_log`` (:data:`ACTION_LOG_COLUMNS`) the
+    actions journaled since. None on the first run. Every value written is masked.
     """
     folder = out_dir / "reconciliation"
-    summary = {"generated_at": generated_at, **rec.summary()}
+    review = triage(
+        rec.findings, previous_findings, rec.today, skipped_now=rec.skipped_codes,
+        skipped_before=(previous or {}).get("skipped_codes", []),
+    )  # fmt: skip
+    proposals = propose(rec)
+    summary = {"generated_at": generated_at, **rec.summary(), "triage": review.summary()}
+    summary["actions"] = {**proposals.summary(), "since_previous": _outcomes(action_log)}
     change = _change(summary, previous)
     summary["change_since_previous"] = change
+    findings = review.findings.assign(action_id=proposals.of_finding.to_numpy())
     files = {
         "cards": write_csv(rec.cards, folder / "cards.csv", CARD_REPORT_COLUMNS),
         "banks": write_csv(rec.banks, folder / "banks.csv", BANK_REPORT_COLUMNS),
         "pads": write_csv(rec.pads, folder / "pads.csv", PAD_REPORT_COLUMNS),
-        "findings": write_csv(rec.findings, folder / "findings.csv", FINDING_COLUMNS),
+        "findings": write_csv(findings, folder / "findings.csv", FINDINGS_CSV_COLUMNS),
+        "actions": write_csv(proposals.actions, folder / "actions.csv", ACTION_COLUMNS),
     }
-    html = render_report_html(rec, summary, change=change, generated_at=generated_at)
+    html = render_report_html(
+        rec, summary, change=change, generated_at=generated_at, review=review, proposals=proposals,
+        action_log=action_log,
+    )  # fmt: skip
     files["report"] = folder / "report.html"
     write_text(html, files["report"])
     files["summary"] = folder / "summary.json"
     outputs = {name: str(path) for name, path in files.items()}
     write_json({**summary, "outputs": outputs}, files["summary"])
-    return ReportFiles(outputs, summary)
+    return ReportFiles(outputs, summary, review, proposals)
+
+
+def _outcomes(action_log: pd.DataFrame | None) -> dict[str, int]:
+    """Actions journaled since the previous report, by outcome."""
+    if action_log is None or action_log.empty:
+        return {}
+    return {str(k): int(v) for k, v in action_log["outcome"].value_counts().sort_index().items()}

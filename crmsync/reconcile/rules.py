@@ -144,6 +144,7 @@ def finding_rows(
             "method": col(method, ""),
             "detail": col(detail, ""),
             "action": col(action, spec.action),
+            "tag": "",
         },
         columns=list(FINDING_COLUMNS),
     )

@@ -53,6 +53,7 @@ FINDING_COLUMNS: tuple[str, ...] = (
     "method",
     "detail",
     "action",
+    "tag",  # created_this_run | details_requested | "" (see crmsync.reconcile.findings)
 )
 IDENTITY_COLUMNS = ("helcim_id", "customer_code", "crm_id", "customer")
 CARD_REPORT_COLUMNS: tuple[str, ...] = (

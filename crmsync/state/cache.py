@@ -4,8 +4,16 @@ Reading Helcim costs calls, so what a run read is kept here, each row with the
 time it was fetched; a budget-limited run diffs against the last known data
 and says how old it is. This module is the only code that reads or writes
 the cache's tables (``helcim_customers``, ``helcim_cards``, ``helcim_banks``,
-``helcim_pads``, ``bank_refresh``, ``snapshot_cursor``): :mod:`crmsync.sync.snapshot`
-decides what to read from Helcim and hands the frames over.
+``helcim_pads``, ``bank_refresh``, ``card_signatures``, ``snapshot_cursor``):
+:mod:`crmsync.sync.snapshot` decides what to read from Helcim and hands the
+frames over.
+
+``card_signatures`` holds, per customer, a digest of its cards as the last page
+read showed them (ids, default flags, expiry, each card's ``dateUpdated``);
+``bank_refresh.cards_seen`` the digest when its bank accounts and PADs were
+last read. The two differ when the customer's cards changed since: the
+rolling bank refresh takes that as its "changed" signal. (A customer's own
+``dateUpdated`` is no such signal: setting a default card leaves it as it was.)
 
 The frames' columns and dtypes are the pandera models' of
 :mod:`crmsync.schemas.helcim` (one declaration; a test checks the SQL tables
@@ -52,7 +60,15 @@ class SnapshotCache:
         )
         self.db.executemany(f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({marks})", values)
 
-    def store_page(self, page: int, customers: pd.DataFrame, cards: pd.DataFrame, *, last: bool) -> list[int]:
+    def store_page(
+        self,
+        page: int,
+        customers: pd.DataFrame,
+        cards: pd.DataFrame,
+        *,
+        last: bool,
+        signatures: dict[int, str] | None = None,
+    ) -> list[int]:
         """Cache one page of customers (in id order) with their cards; return the ids it proves gone.
 
         Every cached customer whose id lies in the page's range must be on it
@@ -77,11 +93,27 @@ class SnapshotCache:
                 marks = ",".join("?" * len(gone))
                 db.execute(f"DELETE FROM helcim_customers WHERE helcim_id IN ({marks})", gone)
                 db.execute(f"DELETE FROM helcim_cards WHERE helcim_id IN ({marks})", gone)
+                db.execute(f"DELETE FROM card_signatures WHERE helcim_id IN ({marks})", gone)
             if ids:
                 db.execute(f"DELETE FROM helcim_cards WHERE helcim_id IN ({','.join('?' * len(ids))})", ids)
             self._replace_rows("helcim_customers", customers.assign(page=page), now)
             self._replace_rows("helcim_cards", cards, now)
+            if signatures:
+                db.executemany(
+                    "INSERT OR REPLACE INTO card_signatures (helcim_id, signature) VALUES (?, ?)",
+                    signatures.items(),
+                )
         return gone
+
+    def store_cards(self, helcim_id: int, cards: pd.DataFrame, signature: str) -> None:
+        """One customer's cards as a fresh read of them shows (after ``crmsync act`` touched them)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM helcim_cards WHERE helcim_id = ?", (helcim_id,))
+            self._replace_rows("helcim_cards", cards, utcnow())
+            db.execute(
+                "INSERT OR REPLACE INTO card_signatures (helcim_id, signature) VALUES (?, ?)",
+                (helcim_id, signature),
+            )
 
     def store_found(self, customers: pd.DataFrame) -> None:
         """Customers Helcim answered a look-up with: into the cache, on the page they were known on."""
@@ -134,14 +166,17 @@ class SnapshotCache:
         # A customer just created through the API has no bank account or PAD yet: known without a call,
         # so the rolling refresh (and the morning report) does not treat it as never read.
         self.db.execute(
-            "INSERT OR IGNORE INTO bank_refresh (helcim_id, refreshed_at, customer_updated) VALUES (?, ?, ?)",
-            (helcim_id, now, date_updated),
+            "INSERT OR IGNORE INTO bank_refresh (helcim_id, refreshed_at, cards_seen) VALUES (?, ?, '')",
+            (helcim_id, now),
         )
 
     def store_payment_methods(
-        self, helcim_id: int, banks: pd.DataFrame, pads: pd.DataFrame | None, date_updated: str
+        self, helcim_id: int, banks: pd.DataFrame, pads: pd.DataFrame | None, cards_seen: str
     ) -> None:
-        """One customer's bank accounts, and its PADs when they were read (then it counts as refreshed)."""
+        """One customer's bank accounts, and its PADs when they were read (then it counts as refreshed).
+
+        ``cards_seen`` is the digest of the customer's cards when the read was planned.
+        """
         now = utcnow()
         with self.transaction() as db:
             db.execute("DELETE FROM helcim_banks WHERE helcim_id = ?", (helcim_id,))
@@ -150,9 +185,8 @@ class SnapshotCache:
                 db.execute("DELETE FROM helcim_pads WHERE helcim_id = ?", (helcim_id,))
                 self._replace_rows("helcim_pads", pads, now)
                 db.execute(
-                    "INSERT OR REPLACE INTO bank_refresh (helcim_id, refreshed_at, customer_updated)"
-                    " VALUES (?, ?, ?)",
-                    (helcim_id, now, date_updated),
+                    "INSERT OR REPLACE INTO bank_refresh (helcim_id, refreshed_at, cards_seen) VALUES (?, ?, ?)",
+                    (helcim_id, now, cards_seen),
                 )
 
     # -- the paging cursor -----------------------------------------------------------
@@ -178,18 +212,27 @@ class SnapshotCache:
     def customer_ids(self) -> set[int]:
         return {int(r[0]) for r in self.db.execute("SELECT helcim_id FROM helcim_customers")}
 
-    def refresh_order(self, limit: int) -> list[tuple[int, str]]:
-        """(helcim_id, date_updated) of the customers whose bank accounts to read next, at most ``limit``.
+    def refresh_order(self, limit: int, *, read_before: str | None = None) -> list[tuple[int, str]]:
+        """(helcim_id, digest of its cards) of the customers whose bank accounts to read next, at most ``limit``.
 
-        Never read first, then those whose Helcim record changed since their
-        last read, then the oldest read.
+        Never read first, then those whose cards changed since their last read
+        (a new, removed or replaced card, a default moved, an expiry changed),
+        then the oldest read. With ``read_before`` (a stored moment), customers
+        read at or after it are not read again.
         """
-        rows = self.db.execute(
-            "SELECT c.helcim_id, c.date_updated FROM helcim_customers c LEFT JOIN bank_refresh r USING (helcim_id)"
-            " ORDER BY r.helcim_id IS NOT NULL, r.customer_updated = c.date_updated, r.refreshed_at, c.helcim_id"
-            " LIMIT ?",
-            (limit,),
-        ).fetchall()
+        sql = (
+            "SELECT c.helcim_id, COALESCE(s.signature, '') FROM helcim_customers c"
+            " LEFT JOIN bank_refresh r USING (helcim_id) LEFT JOIN card_signatures s USING (helcim_id)"
+        )
+        params: list[object] = []
+        if read_before is not None:
+            sql += " WHERE r.helcim_id IS NULL OR r.refreshed_at < ?"
+            params.append(read_before)
+        sql += (
+            " ORDER BY r.helcim_id IS NOT NULL, r.cards_seen = COALESCE(s.signature, ''), r.refreshed_at,"
+            " c.helcim_id LIMIT ?"
+        )
+        rows = self.db.execute(sql, (*params, limit)).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
 
     def frame(self, table: str) -> pd.DataFrame:

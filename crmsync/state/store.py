@@ -18,8 +18,9 @@ Tables:
     the snapshot cache (normalised, no tokens, no full numbers), each row with
     the time it was fetched, so a budget-limited run still diffs against the
     last known data and says how old it is.
-``bank_refresh``
-    when each customer's bank accounts and PADs were last read.
+``bank_refresh``, ``card_signatures``
+    when each customer's bank accounts and PADs were last read, and a digest
+    of its cards then and now (the refresh's "changed" signal).
 ``snapshot_cursor``
     where the rolling customer paging resumes.
 ``runs``
@@ -30,6 +31,12 @@ Tables:
     them up on the next run.
 ``deferred``
     operations a run could not afford, so the next night starts with them.
+``findings_seen``
+    the findings of the latest morning report, one row per finding key, with
+    when each was first seen: the next report says what is new and resolved.
+``actions``
+    the journal of ``crmsync act``: each approved action's intent before it is
+    sent, its outcome after (see :mod:`crmsync.state.review`).
 
 A state file belongs to one Helcim account: the API URL is recorded on first
 use and another URL is refused (:class:`~crmsync.errors.AccountMismatchError`).
@@ -61,6 +68,7 @@ from crmsync.errors import (
 from crmsync.schemas.helcim import SYNCED_FIELDS
 from crmsync.state.cache import SnapshotCache
 from crmsync.state.clock import utcnow
+from crmsync.state.review import ReviewLog
 
 _FIELD_COLUMNS = ", ".join(f"{f} TEXT NOT NULL DEFAULT ''" for f in SYNCED_FIELDS)
 _BASE_COLUMNS = ", ".join(f"{f} TEXT" for f in SYNCED_FIELDS)  # NULL: no agreed value yet
@@ -176,6 +184,40 @@ MIGRATIONS: tuple[str, ...] = (
         since TEXT NOT NULL
     );
     """,
+    # 2: the morning review (issue 13): the bank refresh's card signal, the findings of the latest report,
+    # the journal of approved actions
+    """
+    ALTER TABLE bank_refresh ADD COLUMN cards_seen TEXT NOT NULL DEFAULT '';
+    CREATE TABLE card_signatures (helcim_id INTEGER PRIMARY KEY, signature TEXT NOT NULL);
+    CREATE TABLE findings_seen (
+        key TEXT PRIMARY KEY,
+        code TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        customer_code TEXT NOT NULL,
+        helcim_id TEXT NOT NULL,
+        crm_id TEXT NOT NULL,
+        customer TEXT NOT NULL,
+        method TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        first_seen TEXT NOT NULL
+    );
+    CREATE TABLE actions (
+        action_id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        code TEXT NOT NULL,
+        helcim_id INTEGER NOT NULL,
+        customer_code TEXT NOT NULL,
+        method_id INTEGER,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed', 'skipped', 'uncertain')),
+        outcome TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        finished_at TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX actions_customer ON actions (helcim_id, action);
+    CREATE INDEX actions_finished ON actions (finished_at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -274,6 +316,7 @@ class StateStore:
                 f"BEGIN IMMEDIATE;\n{MIGRATIONS[number - 1]}\nPRAGMA user_version = {number};\nCOMMIT;"
             )
         self.cache = SnapshotCache(self.db, self.transaction)
+        self.review = ReviewLog(self.db, self.transaction)
         for suffix in ("-wal", "-shm"):
             sidecar = Path(f"{self.path}{suffix}")
             if sidecar.exists():
@@ -340,6 +383,13 @@ class StateStore:
             " customer_code = excluded.customer_code, how = excluded.how, linked_at = excluded.linked_at",
             (crm_id, helcim_id, customer_code, how, utcnow()),
         )
+
+    def created_since(self, moment: str) -> set[int]:
+        """Helcim ids of the customers crmsync created (linked as ``created``) at or after ``moment``."""
+        rows = self.db.execute(
+            "SELECT helcim_id FROM links WHERE how = 'created' AND linked_at >= ?", (moment,)
+        )
+        return {int(r[0]) for r in rows}
 
     def reject_link(self, crm_id: str, helcim_id: int) -> None:
         """A person said this CRM row and this Helcim customer are not the same."""

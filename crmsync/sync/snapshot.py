@@ -8,8 +8,16 @@ run refreshes as far as its budget allows:
   stopped (a rolling cursor), so every page is refreshed in turn; customers
   are never deleted in Helcim and new ones get higher ids, so pages are stable.
 * **bank accounts and PADs**: one call per customer (two when it has a bank
-  account), on a rolling schedule: customers never read first, then those whose
-  Helcim record changed since, then the oldest read.
+  account). A run spends on them what its budget leaves after the writes,
+  less a reserve (:func:`bank_calls_after_writes`); a floor of about one
+  customer in :data:`BANK_REFRESH_NIGHTS` is kept out of the writes' share
+  (:func:`bank_reads_for`), so every customer is read at least that often even
+  when the budget is short. The order: customers never read first, then
+  those whose cards changed since their last read (cards come with every
+  customer page, so the signal costs nothing: ids, default flags, expiry and
+  each card's ``dateUpdated``), then the oldest read. A customer's own
+  ``dateUpdated`` is no signal: Helcim leaves it alone when a payment method
+  changes (setting a default card, LIVE).
 
 Helcim values go through the same normalisation as the CRM's before they are
 cached, so the diff compares like with like. Tokens and full numbers are never
@@ -19,6 +27,7 @@ stored. :func:`load_snapshot` returns the cached frames, validated by
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Sequence
@@ -32,7 +41,7 @@ from crmsync.console import Progress
 from crmsync.crm.normalize import normalize_crm
 from crmsync.errors import AccountMismatchError, BudgetExhausted
 from crmsync.helcim.client import PAGE_SIZE, HelcimClient
-from crmsync.helcim.models import Address, BankAccount, Customer, Pad
+from crmsync.helcim.models import Address, BankAccount, Card, Customer, Pad
 from crmsync.schemas.helcim import (
     BANK_COLUMNS,
     CARD_COLUMNS,
@@ -57,12 +66,18 @@ from crmsync.state import StateStore
 
 log = logging.getLogger("crmsync.snapshot")
 
-#: Each customer's bank accounts and PADs are read at least once every this many runs.
+#: Each customer's bank accounts and PADs are read at least once every this many runs (the floor).
 BANK_REFRESH_NIGHTS = 7
 #: At most this share of a run's budget goes to reading customer pages; the rest waits for the next run.
 PAGE_SHARE = 0.5
-#: At most this share of a run's budget goes to reading bank accounts and PADs.
+#: At most this share of a run's budget is kept from the writes for the bank refresh's floor.
 BANK_SHARE = 0.25
+#: Calls per customer of a bank refresh, on average (bank accounts, and PADs for the ~20 % that have one).
+CALLS_PER_CUSTOMER = 1.2
+#: The share of a run's budget the bank refresh leaves unspent (150 of the default 3,000): Helcim's limits are
+#: per account, so other integrations, payment pages and a person's ``crmsync act`` keep room in the hour
+#: after the nightly run.
+BANK_RESERVE_SHARE = 0.05
 
 
 def pages_to_read(cached_customers: int, budget: int) -> int | None:
@@ -73,9 +88,38 @@ def pages_to_read(cached_customers: int, budget: int) -> int | None:
 
 
 def bank_reads_for(customers: int, budget: int) -> int:
-    """Calls for this run's share of the rolling bank/PAD refresh (about 1.2 per customer read)."""
-    wanted = math.ceil(customers / BANK_REFRESH_NIGHTS * 1.2)
+    """The floor of the rolling bank/PAD refresh, in calls: one customer in BANK_REFRESH_NIGHTS a night.
+
+    The plan keeps it out of the writes' share of the budget, so it holds when the budget is short.
+    """
+    wanted = math.ceil(customers / BANK_REFRESH_NIGHTS * CALLS_PER_CUSTOMER)
     return min(wanted, int(budget * BANK_SHARE))
+
+
+def customers_per_night(customers: int, budget: int) -> int:
+    """How many customers' bank data the floor reads a night at least (for "when the rest will be read")."""
+    if customers <= 0:
+        return 0
+    return max(1, math.floor(bank_reads_for(customers, budget) / CALLS_PER_CUSTOMER))
+
+
+def bank_reserve(budget: int) -> int:
+    """Calls the bank refresh leaves unspent (BANK_RESERVE_SHARE of the budget)."""
+    return math.ceil(budget * BANK_RESERVE_SHARE)
+
+
+def bank_calls_after_writes(left: int, floor: int, budget: int) -> int:
+    """What the bank refresh may spend once the writes are done: all that is left but the reserve,
+    and never less than the floor (when that much is left)."""
+    return max(0, min(left, max(floor, left - bank_reserve(budget))))
+
+
+def card_signature(cards: Sequence[Card]) -> str:
+    """A digest of a customer's cards: ids, default flags, expiry and each card's dateUpdated ("" for none)."""
+    if not cards:
+        return ""
+    parts = sorted(f"{c.id}:{int(c.is_default)}:{c.expiry}:{_when(c.date_updated)}" for c in cards)
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
 
 def _when(moment: datetime | None) -> str:
@@ -128,10 +172,26 @@ def customers_frame(customers: Sequence[Customer]) -> pd.DataFrame:
 
 
 def cards_frame(customers: Sequence[Customer]) -> pd.DataFrame:
+    return _cards_of([(c.id, card) for c in customers for card in c.cards])
+
+
+def cards_frame_of(helcim_id: int, cards: Sequence[Card]) -> pd.DataFrame:
+    """One customer's cards (as a cards endpoint answers them) as the snapshot's cards frame."""
+    return _cards_of([(helcim_id, card) for card in cards])
+
+
+def _cards_of(pairs: Sequence[tuple[int, Card]]) -> pd.DataFrame:
     rows = [
-        (card.id, c.id, card.holder_name, card.f6l4, card.expiry, card.is_default, _when(card.date_created))
-        for c in customers
-        for card in c.cards
+        (
+            card.id,
+            helcim_id,
+            card.holder_name,
+            card.f6l4,
+            card.expiry,
+            card.is_default,
+            _when(card.date_created),
+        )
+        for helcim_id, card in pairs
     ]
     return pd.DataFrame(rows, columns=list(CARD_COLUMNS)).astype(dtypes_of(CardSchema))
 
@@ -223,7 +283,13 @@ def refresh_customers(
             except BudgetExhausted:
                 break
             last = len(batch) < PAGE_SIZE  # only a page that parsed as a list of customers gets here
-            gone_ids += store.cache.store_page(page, customers_frame(batch), cards_frame(batch), last=last)
+            gone_ids += store.cache.store_page(
+                page,
+                customers_frame(batch),
+                cards_frame(batch),
+                last=last,
+                signatures={c.id: card_signature(c.cards) for c in batch},
+            )
             result.pages += 1
             result.customers += len(batch)
             if progress:
@@ -267,43 +333,67 @@ def _check_links(store: StateStore, gone_ids: list[int], result: CustomerRefresh
 @dataclass
 class BankRefresh:
     customers: int = 0  # whose bank accounts and PADs were read
+    calls: int = 0  # spent on it
 
 
 def refresh_payment_methods(
-    client: HelcimClient, store: StateStore, *, max_calls: int, progress: Progress | None = None
+    client: HelcimClient,
+    store: StateStore,
+    *,
+    max_calls: int,
+    read_before: str | None = None,
+    progress: Progress | None = None,
 ) -> BankRefresh:
     """Read bank accounts (and, where there are some, PADs) of as many customers as ``max_calls`` allows.
 
-    Order: customers never read, then those whose Helcim record changed since
-    their last read, then the oldest read.
+    Order: customers never read, then those whose cards changed since their
+    last read, then the oldest read. Customers read at or after ``read_before``
+    (a stored moment: the run's start) are not read again.
     """
     result = BankRefresh()
     if max_calls <= 0:
         return result
-    spent = 0
-    for helcim_id, date_updated in store.cache.refresh_order(max_calls):
-        if spent >= max_calls:
+    for helcim_id, cards_seen in store.cache.refresh_order(max_calls, read_before=read_before):
+        if result.calls >= max_calls:
             break
         try:
             banks = client.list_bank_accounts(helcim_id)
-            spent += 1
+            result.calls += 1
             pads: list[Pad] | None = [] if not banks else None
-            if banks and spent < max_calls:
+            if banks and result.calls < max_calls:
                 pads = client.list_pads(helcim_id)
-                spent += 1
+                result.calls += 1
         except BudgetExhausted:
             break
-        store.cache.store_payment_methods(
-            helcim_id,
-            banks_frame([(helcim_id, b) for b in banks]),
-            None if pads is None else pads_frame([(helcim_id, p) for p in pads]),
-            date_updated,
-        )
+        store_payment_methods(store, helcim_id, banks, pads, cards_seen)
         if pads is not None:
             result.customers += 1
         if progress:
             progress("bank accounts", 1)
     return result
+
+
+def store_payment_methods(
+    store: StateStore,
+    helcim_id: int,
+    banks: Sequence[BankAccount],
+    pads: Sequence[Pad] | None,
+    cards_seen: str,
+) -> None:
+    """One customer's bank accounts (and PADs, when read) into the cache."""
+    store.cache.store_payment_methods(
+        helcim_id,
+        banks_frame([(helcim_id, b) for b in banks]),
+        None if pads is None else pads_frame([(helcim_id, p) for p in pads]),
+        cards_seen,
+    )
+
+
+def store_cards(store: StateStore, helcim_id: int, cards: Sequence[Card]) -> str:
+    """One customer's cards, read afresh, into the cache; returns their digest."""
+    signature = card_signature(cards)
+    store.cache.store_cards(helcim_id, cards_frame_of(helcim_id, cards), signature)
+    return signature
 
 
 @dataclass(frozen=True)

@@ -433,3 +433,41 @@ def test_a_manual_conflict_is_counted_as_a_conflict_and_left_alone(
         ("hold", "conflict")
     ]
     assert writes(sandbox) == before
+
+
+def test_the_first_night_on_a_seeded_account_reads_every_customers_bank_accounts_and_pads(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    """60 seeded customers and five of the export's: all read the first night, so nothing is missed or stale."""
+    sandbox.seed(60, seed=13)
+    bank = {
+        "accountCorporate": 1, "accountType": 1, "bankAccountNumber": "1234567", "bankFinancialNumber": "003",
+        "bankTransitNumber": "12345", "streetAddress": "1 Main", "city": "Calgary", "provinceAlpha2": "AB",
+        "countryAlpha2": "CA", "postalCode": "T2P1A1", "firstName": "Ada", "lastName": "King",
+    }  # fmt: skip
+    for n, (verified, pad) in enumerate(
+        [(False, "accepted"), (False, "accepted"), (True, "revoked"), (True, "revoked")]
+    ):
+        sandbox.add_bank(add_to_helcim(sandbox, f"C-{n}", f"Person {n}"), **bank, verified=verified, pad=pad)
+    add_to_helcim(sandbox, "C-4", "Person 4")
+    export = write_export(tmp_path / "crm.csv", [row(f"C-{n}", f"Person {n}") for n in range(5)])
+    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "night1"))
+    assert code == 0, output
+    summary = summary_of(tmp_path / "night1")
+    report = summary_of(tmp_path / "night1" / "reconciliation")
+    held = sandbox.stats()["data"]
+    assert report["counts"]["customers"] == 65
+    assert report["counts"]["customers_with_bank_data"] == 65
+    assert (report["counts"]["bank_accounts"], report["counts"]["pads"]) == (
+        held["bank_accounts"],
+        held["pads"],
+    )
+    assert report["findings_by_code"]["stale_payment_data"] == 0
+    assert report["payment_data"]["fresh"] == 65
+    findings = read_csv(tmp_path / "night1" / "reconciliation" / "findings.csv")
+    found = {(r["code"], r["customer_code"]) for r in findings}
+    assert {("bank_unverified", "C-0"), ("bank_unverified", "C-1")} <= found
+    assert {("pad_revoked", "C-2"), ("pad_revoked", "C-3")} <= found
+    # the floor was kept from the writes, and the rest of the budget (less the reserve) was there to spend
+    assert summary["bank_refresh"]["customers_read"] == 65
+    assert summary["bank_refresh"]["reserve_calls"] == 150

@@ -3,27 +3,33 @@ masking of every output, the CRM import files, and report.html in a real headles
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
 import shutil
 import struct
-import subprocess
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from html.parser import HTMLParser
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from crmsync.cli import cli
-from crmsync.reconcile.report import headline
+from crmsync.reconcile.actions import parse_actions
+from crmsync.reconcile.findings import reconcile
+from crmsync.reconcile.report import headline, write_reconciliation
 from crmsync.reconcile.rules import FINDINGS
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN, Api
 from tests.jobs.test_plan_cli import row, write_export
+from tests.reconcile import frames as f
 
 TODAY = "2090-03-15"  # far ahead of the wall clock, so every bank read of the run is "nights ago" for ever
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "reconcile_summary.json"
@@ -60,6 +66,8 @@ class SeededRun:
     second: Path
     output: str
     tokens: set[str]
+    sandbox: SandboxProcess
+    ids: dict[str, int]
 
 
 def _invoke(tmp: Path, sandbox: SandboxProcess, *args: str) -> tuple[int, str]:
@@ -81,8 +89,11 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, sandbox_server: SandboxProc
     sandbox_server.reset()
     api = Api(sandbox_server.base_url)
 
+    ids: dict[str, int] = {}
+
     def customer(code: str) -> int:
-        return int(api.create(customerCode=code, contactName=f"Person {code}")["id"])
+        ids[code] = int(api.create(customerCode=code, contactName=f"Person {code}")["id"])
+        return ids[code]
 
     # created before the seed, so they have the lowest ids and their bank accounts are read first
     customer("C-NOPAY")  # in the CRM, nothing stored: no_payment_method
@@ -143,7 +154,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, sandbox_server: SandboxProc
         tokens.update(card["cardToken"] for card in c["cards"])
         tokens.update(b["bankToken"] for b in api("GET", f"/customers/{c['id']}/bank-accounts").json())
     assert len(tokens) > 100
-    return SeededRun(tmp / "first", tmp / "second", "\n".join(outputs), tokens)
+    return SeededRun(tmp / "first", tmp / "second", "\n".join(outputs), tokens, sandbox_server, ids)
 
 
 def summary_of(folder: Path) -> dict[str, Any]:
@@ -210,7 +221,7 @@ def test_crm_import_files(seeded: SeededRun) -> None:
 
 def test_no_secret_or_full_number_in_any_output(seeded: SeededRun) -> None:
     files = [p for folder in (seeded.first, seeded.second) for p in folder.rglob("*") if p.is_file()]
-    assert len(files) == 18
+    assert len(files) == 20
     texts = {str(p): p.read_text(encoding="utf-8") for p in files} | {"command output": seeded.output}
     for where, text in texts.items():
         assert TOKEN not in text, where
@@ -230,63 +241,30 @@ def _browser() -> str | None:
     return None
 
 
-def _run_browser(*args: str) -> subprocess.CompletedProcess[str]:
-    browser = _browser()
-    if browser is None:
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A real headless Chromium driven by Playwright (Debian's chromium: Playwright downloads no browser)."""
+    executable = _browser()
+    if executable is None:
         pytest.skip("no headless Chromium on PATH: install Debian's chromium (make test does when it can)")
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-extensions",
-        "--hide-scrollbars",
-        "--virtual-time-budget=3000",
-    ]
-    return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=90, check=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        )
+        yield chromium
+        chromium.close()
 
 
-class Rows(HTMLParser):
-    """Rows of the findings tables after JS: (table id, data-code, hidden, cell texts)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.table = ""
-        self.rows: list[tuple[str, str, bool, list[str]]] = []
-        self.tiles: dict[str, str] = {}
-        self.root: dict[str, str | None] = {}
-        self._tile = ""
-        self._in_value = False
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if tag == "html":
-            self.root = a
-        elif tag == "table":
-            self.table = a.get("id") or ""
-        elif tag == "tr" and "data-code" in a:
-            self.rows.append((self.table, a["data-code"] or "", "hidden" in a, []))
-        elif tag == "td" and self.rows:
-            self._cell = []
-        elif tag == "div" and "data-metric" in a:
-            self._tile = a["data-metric"] or ""
-        elif tag == "span" and a.get("class") == "value" and self._tile:
-            self._in_value = True
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "td" and self._cell is not None:
-            self.rows[-1][3].append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "span":
-            self._in_value = False
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
-        if self._in_value:
-            self.tiles[self._tile] = data.strip()
+def _open(browser: Any, report: Path, fragment: str = "") -> Any:
+    page = browser.new_page(viewport={"width": 1280, "height": 1600}, accept_downloads=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(report.as_uri() + fragment)
+    page.wait_for_selector("html[data-js=ready]")
+    assert errors == []
+    return page
 
 
 def _png_size_and_colours(path: Path) -> tuple[int, int, int]:
@@ -311,29 +289,118 @@ def test_report_is_self_contained(seeded: SeededRun) -> None:
     assert "<script>" in html
 
 
-def test_report_in_headless_chromium(seeded: SeededRun, tmp_path: Path) -> None:
+def test_report_in_headless_chromium(seeded: SeededRun, browser: Any, tmp_path: Path) -> None:
     report = seeded.second / "reconciliation" / "report.html"
+    page = _open(browser, report, "#q=pad_revoked&sort=customer_code")
     shot = tmp_path / "report.png"
-    done = _run_browser(f"--screenshot={shot}", "--window-size=1280,1600", report.as_uri())
-    assert shot.exists(), done.stderr[-2000:]
+    page.screenshot(path=str(shot))
     width, height, colours = _png_size_and_colours(shot)
     assert (width, height) == (1280, 1600)
     assert colours > 20  # not a blank page
+    tiles = page.eval_on_selector_all(
+        "div[data-metric]", "ts => ts.map(t => [t.dataset.metric, t.querySelector('.value').textContent])"
+    )
+    assert {k: int(v) for k, v in tiles} == headline(summary_of(seeded.second))
+    shown = page.eval_on_selector_all("section.group:not([hidden])", "gs => gs.map(g => g.dataset.code)")
+    assert set(shown) == {"pad_revoked"}  # the filter hid every group without a match, opened the others
+    rows = page.eval_on_selector_all("table.findings tbody tr", "rs => rs.map(r => r.dataset.code)")
+    assert rows
+    assert set(rows) == {"pad_revoked"}
+    assert page.get_attribute("table.findings", "data-sorted-by") == "customer_code"
+    page.fill("#filter", "")
+    page.click('section.group[data-code="card_expired"] .toggle')
+    codes = page.eval_on_selector_all(
+        'section.group[data-code="card_expired"] table.findings tbody tr',
+        "rs => rs.map(r => r.cells[2].textContent)",
+    )
+    assert len(codes) == summary_of(seeded.second)["findings_by_code"]["card_expired"]
+    assert codes == sorted(codes, key=str.lower)  # sorted by customer code, as the link asked
 
-    dom = _run_browser("--dump-dom", report.as_uri() + "#q=pad_revoked&sort=customer_code")
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    parsed = Rows()
-    parsed.feed(dom.stdout)
-    assert parsed.root.get("data-js") == "ready"  # the sort/filter script ran to its end
-    expected = headline(summary_of(seeded.second))
-    assert {k: int(v) for k, v in parsed.tiles.items()} == expected
-    critical = [r for r in parsed.rows if r[0] == "table-critical"]
-    assert critical
-    assert {(code, hidden) for _, code, hidden, _ in critical} == {
-        ("pad_revoked", False),
-        ("card_expired", True),
-        ("duplicate_customer", True),
-    }
-    warning = [r[3][2] for r in parsed.rows if r[0] == "table-warning"]
-    assert warning == sorted(warning, key=str.lower)  # sorted by customer code
-    assert 'data-sorted-by="customer_code"' in dom.stdout
+
+def _approved(text: str) -> dict[str, str]:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    return {r["action_id"]: r["action"] for r in rows if r["approve"] == "yes"}
+
+
+def test_tick_download_and_act_on_it(seeded: SeededRun, browser: Any, tmp_path: Path) -> None:
+    """The review loop in a real browser: tick per row and per group, download, then crmsync act on the file."""
+    report = seeded.second / "reconciliation" / "report.html"
+    proposed = list(
+        csv.DictReader(io.StringIO((seeded.second / "reconciliation" / "actions.csv").read_text()))
+    )
+    page = _open(browser, report)
+    page.fill("#filter", "C-CARDS")
+    page.click('section.group[data-code="multiple_default_cards"] .toggle')
+    row = page.locator('section.group[data-code="multiple_default_cards"] tbody input.tick')
+    assert row.count() == 1
+    row.check()  # one row
+    one = row.get_attribute("data-action")
+    page.fill("#filter", "")
+    page.check('section.group[data-code="no_default_card"] input.tick-group')  # a whole group, unopened
+    page.fill("#filter", "C-NOPAY")
+    page.check('section.group[data-code="no_payment_method"] input.tick-group')  # the group, as filtered
+    expected = {one} | {r["action_id"] for r in proposed if r["code"] == "no_default_card"}
+    expected |= {r["action_id"] for r in proposed if r["customer_code"] == "C-NOPAY"}
+    assert page.text_content("#ticked") == str(len(expected))
+    with page.expect_download() as download:
+        page.click("#download")
+    assert download.value.suggested_filename == "actions.csv"
+    saved = tmp_path / "actions.csv"
+    download.value.save_as(saved)
+    text = saved.read_text(encoding="utf-8")
+    header = "action_id,code,helcim_id,customer_code,customer,method_id,method,action,detail,approve"
+    assert text.splitlines()[0] == header
+    downloaded = list(csv.DictReader(io.StringIO(text)))
+    assert [r["action_id"] for r in downloaded] == [r["action_id"] for r in proposed]  # every proposal
+    assert {r["action_id"] for r in downloaded if r["approve"] == "yes"} == expected
+    assert all(r["approve"] == "" for r in downloaded if r["action_id"] not in expected)
+    for theirs, ours in zip(downloaded, proposed, strict=True):  # the page's CSV is the report's, filled in
+        assert {k: v for k, v in theirs.items() if k != "approve"} == {
+            k: v for k, v in ours.items() if k != "approve"
+        }
+    approved = _approved(text)
+    assert {r["customer_code"] for r in downloaded if r["action_id"] in approved} >= {"C-CARDS", "C-NOPAY"}
+
+    sandbox = seeded.sandbox
+    status, output = _invoke(
+        seeded.first.parent, sandbox, "act", "--accept", str(saved), "--out", str(tmp_path / "act"),
+        "--today", TODAY,
+    )  # fmt: skip
+    assert status == 0, output
+    results = list(csv.DictReader(io.StringIO((tmp_path / "act" / "results.csv").read_text())))
+    assert {r["action_id"]: r["outcome"] for r in results} == dict.fromkeys(approved, "done")
+    outbox = sandbox.outbox()
+    nopay = seeded.ids["C-NOPAY"]
+    assert [m for m in outbox if m["customerId"] == nopay] == [{"customerId": nopay, "kind": "bank-request"}]
+    cards = Api(sandbox.base_url)("GET", f"/customers/{seeded.ids['C-CARDS']}/cards").json()
+    if one.split("-")[2] == str(seeded.ids["C-CARDS"]):
+        assert [c["cardF6L4"] for c in cards if c["default"]] == [
+            "5454545454"
+        ]  # the valid card expiring last
+    assert [
+        c["default"] for c in Api(sandbox.base_url)("GET", f"/customers/{seeded.ids['C-NODEF']}/cards").json()
+    ] == [True]
+
+
+def test_the_page_writes_actions_csv_as_crmsync_does_formulas_neutralised(
+    browser: Any, tmp_path: Path
+) -> None:
+    """A customer whose name and code a spreadsheet would run as formulas: the page's CSV is the writer's."""
+    customers = f.customers((7, "+C-7", '=HYPERLINK("x","y")'), (8, "C-8", 'Ann, "the" Smith'))
+    cards = f.cards(
+        f.card(70, 7, "0130", default=False), f.card(80, 8, "0130", default=False, f6l4="5454545454")
+    )
+    rec = reconcile(customers, cards, f.banks(), f.pads(), f.links(), None, date(2026, 1, 20))
+    files = write_reconciliation(tmp_path, rec, previous=None, generated_at="test")
+    page = _open(browser, Path(files.outputs["report"]))
+    page.check('section.group[data-code="no_default_card"] input.tick-group')
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = tmp_path / "downloaded.csv"
+    download.value.save_as(saved)
+    written = Path(files.outputs["actions"]).read_text(encoding="utf-8")
+    assert saved.read_text(encoding="utf-8") == written.replace(",\n", ",yes\n")  # the same bytes, approved
+    assert "'+C-7" in written
+    assert "'=HYPERLINK" in written
+    actions, _ = parse_actions(pd.read_csv(saved, dtype=str, keep_default_na=False))
+    assert sorted(a.customer_code for a in actions) == ["+C-7", "C-8"]  # read back as Helcim holds them

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -10,6 +11,13 @@ import pytest
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import Api
 
+#: The set-default-card answer's record, key by key in the recorded order (the reference, LIVE).
+INTERNAL_RECORD_KEYS = (
+    "id dateCreated dateUpdated merchantId defaultCard defaultLanguage defaultBankAccount customerCode "
+    "userGoogleId userFacebookId businessName contactName billingAddressId shippingAddressId createdBy "
+    "password passwordExpiry loginStatus loginAttempts cellPhone lastIpAddress lastPIN lastLoginDate "
+    "acceptsMarketing taxExempt wholesale vatNumber cards"
+).split()
 TOKEN_RE = re.compile(r"^[0-9a-f]{22}$")
 CARD_KEYS = {
     "id",
@@ -158,18 +166,30 @@ class TestCards:
     def test_set_default_answers_the_internal_record(
         self, api: Api, customer: dict[str, Any], cards: list[dict[str, Any]]
     ) -> None:
+        before = api("GET", f"/customers/{customer['id']}").json()
+        time.sleep(1.1)  # dates have whole seconds: a moved dateUpdated shows
         response = api("PATCH", f"/customers/{customer['id']}/cards/{cards[1]['id']}/default")
         assert response.status_code == 200
         body = response.json()
-        assert set(body) == {"customer"}
+        assert list(body) == ["customer"]
         record = body["customer"]
+        assert list(record) == INTERNAL_RECORD_KEYS  # the recorded keys, in the recorded order
         assert record["defaultCard"] == cards[1]["id"]
         assert record["customerCode"] == customer["customerCode"]
-        assert "cellPhone" in record  # camel case in this shape
-        assert "merchantId" in record
-        assert "defaultBankAccount" in record
+        assert record["defaultLanguage"] == 1  # an integer (LIVE)
+        assert record["defaultBankAccount"] == 0
+        assert (record["password"], record["passwordExpiry"]) == ("", "0000-00-00 00:00:00")
+        assert record["cards"] == []  # LIVE: empty although the customer holds two cards
+        for flag in ("acceptsMarketing", "taxExempt", "wholesale"):
+            assert record[flag] == 0
         listed = api("GET", f"/customers/{customer['id']}/cards").json()
         assert [c["default"] for c in listed] == [False, True]
+        # the card's dateUpdated moves; the customer's stays as it was, in the record and on a later read
+        assert listed[1]["dateUpdated"] > cards[1]["dateUpdated"]
+        assert record["dateUpdated"] == before["dateUpdated"]
+        assert api("GET", f"/customers/{customer['id']}").json()["dateUpdated"] == before["dateUpdated"]
+        (page,) = api("GET", "/customers", params={"customerCode": customer["customerCode"]}).json()
+        assert page["dateUpdated"] == before["dateUpdated"]
 
     def test_set_default_with_a_bad_card(self, api: Api, customer: dict[str, Any]) -> None:
         response = api("PATCH", f"/customers/{customer['id']}/cards/999/default")
@@ -284,9 +304,12 @@ class TestBankAccounts:
 
     def test_set_default(self, api: Api, sandbox: SandboxProcess, customer: dict[str, Any]) -> None:
         bank = sandbox.add_bank(customer["id"], **CA_BANK)
+        time.sleep(1.1)  # dates have whole seconds: a moved dateUpdated shows
         response = api("PATCH", f"/customers/{customer['id']}/bank-accounts/{bank['id']}/default")
         assert response.status_code == 200
         assert [b["id"] for b in response.json()] == [bank["id"]]
+        # like set-default-card, the customer's dateUpdated does not move
+        assert api("GET", f"/customers/{customer['id']}").json()["dateUpdated"] == customer["dateCreated"]
         assert api("PATCH", f"/customers/{customer['id']}/bank-accounts/999/default").status_code == 404
 
     def test_delete_revokes_its_pads(

@@ -11,8 +11,16 @@ import requests
 from crmsync.config import RateLimits
 from crmsync.errors import AccountMismatchError
 from crmsync.helcim.client import HelcimClient, RetryPolicy
-from crmsync.state import StateStore, open_state
-from crmsync.sync.snapshot import load_snapshot, refresh_customers, refresh_payment_methods
+from crmsync.state import StateStore, open_state, utcnow
+from crmsync.sync.snapshot import (
+    bank_calls_after_writes,
+    bank_reads_for,
+    bank_reserve,
+    customers_per_night,
+    load_snapshot,
+    refresh_customers,
+    refresh_payment_methods,
+)
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN
 
@@ -88,7 +96,7 @@ def refreshed(state: StateStore) -> dict[int, str]:
     }
 
 
-def test_bank_refresh_reads_never_read_then_changed_then_oldest(
+def test_bank_refresh_reads_never_read_then_cards_changed_then_oldest(
     sandbox: SandboxProcess, state: StateStore
 ) -> None:
     sandbox.seed(40, seed=2)
@@ -97,15 +105,22 @@ def test_bank_refresh_reads_never_read_then_changed_then_oldest(
     first = refresh_payment_methods(client, state, max_calls=10)
     read_once = set(refreshed(state))
     assert 5 <= first.customers == len(read_once) <= 10
+    assert first.calls <= 10
     refresh_payment_methods(client, state, max_calls=40 - len(read_once))
     read_twice = set(refreshed(state)) - read_once
     assert read_twice  # the second run read customers never read before, and only those
     assert {h for h, at in refreshed(state).items() if h in read_once} == read_once
     refresh_payment_methods(client, state, max_calls=1000)
     assert len(refreshed(state)) == 40
-    changed = min(read_once)
+    # A default card set in Helcim leaves the customer's dateUpdated alone (LIVE), a renamed customer's moves:
+    # the card change is the signal, the customer's dateUpdated is not.
+    customers = client.list_customers(limit=100, include_cards=True)
+    with_cards = next(c for c in customers if len(c.cards) >= 2 and c.id != max(read_once))
+    target = next(card for card in with_cards.cards if not card.is_default)
+    client.set_default_card(with_cards.id, target.id)
+    renamed = max(read_once)
     requests.put(
-        f"{sandbox.base_url}/customers/{changed}",
+        f"{sandbox.base_url}/customers/{renamed}",
         json={"contactName": "Changed in Helcim"},
         headers=sandbox.headers,
         timeout=10,
@@ -115,7 +130,31 @@ def test_bank_refresh_reads_never_read_then_changed_then_oldest(
     refresh_payment_methods(client, state, max_calls=2)
     after = refreshed(state)
     order = [h for _, h in sorted((at, h) for h, at in after.items() if at != before[h])]
-    assert order[0] == changed  # the customer changed in Helcim went first
+    assert order[0] == with_cards.id  # the customer whose cards changed went first
+    assert renamed not in order  # a new dateUpdated alone moves nobody up
+
+
+def test_customers_read_in_this_run_are_not_read_again(sandbox: SandboxProcess, state: StateStore) -> None:
+    sandbox.seed(30, seed=5)
+    client = client_for(sandbox)
+    refresh_customers(client, state)
+    started = utcnow()
+    first = refresh_payment_methods(client, state, max_calls=1000, read_before=started)
+    assert first.customers == 30
+    again = refresh_payment_methods(client, state, max_calls=1000, read_before=started)
+    assert (again.customers, again.calls) == (0, 0)
+    assert refresh_payment_methods(client, state, max_calls=1000, read_before=utcnow()).customers == 30
+
+
+def test_the_budget_after_the_writes_keeps_a_reserve_and_the_floor() -> None:
+    assert bank_reserve(3000) == 150
+    assert bank_calls_after_writes(2790, floor=45, budget=3000) == 2640  # all but the reserve
+    assert bank_calls_after_writes(100, floor=45, budget=3000) == 45  # the floor holds on a short night
+    assert bank_calls_after_writes(20, floor=45, budget=3000) == 20  # never more than is left
+    assert bank_calls_after_writes(0, floor=45, budget=3000) == 0
+    assert bank_reads_for(70, 3000) == 12  # one customer in seven a night, 1.2 calls each
+    assert bank_reads_for(100_000, 3000) == 750  # capped at a quarter of the budget
+    assert customers_per_night(70, 3000) == 10
 
 
 def test_one_call_left_keeps_the_bank_accounts_and_the_customer_first_in_line(

@@ -1,0 +1,181 @@
+"""The morning review inside the state store: the latest report's findings, and the journal of approved actions.
+
+``findings_seen`` holds the findings of the latest morning report, one row per
+finding key (code, customer, payment method), with the day each was first
+seen: the next report compares its findings with these to say what is new
+and what is resolved, then replaces them (:meth:`ReviewLog.replace_findings`).
+
+``actions`` is the journal of ``crmsync act``, kept like the write journal:
+the intent is committed **before** the request leaves (``pending``), the
+outcome after (``done``, ``failed`` — certainly not performed —, ``skipped``
+— its finding no longer held —, or ``uncertain`` — sent, answer lost). An
+action done is never repeated; one that e-mails the customer is never sent
+again once it may have left (``pending`` or ``uncertain``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+import pandas as pd
+
+from crmsync.state.clock import utcnow
+
+__all__ = ["ACTION_STATES", "SEEN_COLUMNS", "ActionEntry", "ReviewLog"]
+
+Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
+
+#: What ``findings_seen`` keeps of each finding (masked values only, as in findings.csv).
+SEEN_COLUMNS: tuple[str, ...] = (
+    "key",
+    "code",
+    "severity",
+    "customer_code",
+    "helcim_id",
+    "crm_id",
+    "customer",
+    "method",
+    "detail",
+    "first_seen",
+)
+ACTION_STATES = ("pending", "done", "failed", "skipped", "uncertain")
+_ACTION_COLUMNS = (
+    "action_id, run_id, action, code, helcim_id, customer_code, method_id, state, outcome, detail,"
+    " created_at, finished_at"
+)
+
+
+@dataclass(frozen=True)
+class ActionEntry:
+    action_id: str
+    run_id: str
+    action: str
+    code: str
+    helcim_id: int
+    customer_code: str
+    method_id: int | None
+    state: str
+    outcome: str
+    detail: str
+    created_at: str
+    finished_at: str
+
+
+def _entry(r: tuple[object, ...]) -> ActionEntry:
+    t = [str(v) for v in r]
+    method_id = None if r[6] is None else int(t[6])
+    return ActionEntry(t[0], t[1], t[2], t[3], int(t[4]), t[5], method_id, t[7], t[8], t[9], t[10], t[11])
+
+
+class ReviewLog:
+    """The review tables of one state store (its connection and transactions)."""
+
+    def __init__(self, db: sqlite3.Connection, transaction: Transaction) -> None:
+        self.db = db
+        self.transaction = transaction
+
+    # -- the latest report's findings -------------------------------------------------
+
+    def previous_findings(self) -> pd.DataFrame:
+        """SEEN_COLUMNS of the latest report's findings (empty before the first report)."""
+        return pd.read_sql_query(
+            f"SELECT {', '.join(SEEN_COLUMNS)} FROM findings_seen ORDER BY key",
+            self.db,
+            dtype=dict.fromkeys(SEEN_COLUMNS, "str"),
+        )
+
+    def reviewed_at(self) -> str | None:
+        """When the latest report's findings were recorded (None before the first report)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'reviewed_at'").fetchone()
+        return None if row is None else str(row[0])
+
+    def replace_findings(self, findings: pd.DataFrame) -> None:
+        """This report's findings (SEEN_COLUMNS) replace the previous ones, with the time, in one transaction."""
+        rows = findings.loc[:, list(SEEN_COLUMNS)].drop_duplicates("key").astype("str")
+        marks = ", ".join("?" * len(SEEN_COLUMNS))
+        with self.transaction() as db:
+            db.execute("DELETE FROM findings_seen")
+            db.executemany(
+                f"INSERT INTO findings_seen ({', '.join(SEEN_COLUMNS)}) VALUES ({marks})",
+                rows.itertuples(index=False, name=None),
+            )
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('reviewed_at', ?)", (utcnow(),))
+
+    # -- the action journal -----------------------------------------------------------
+
+    def _entries(self, where: str, params: Iterable[object]) -> list[ActionEntry]:
+        rows = self.db.execute(
+            f"SELECT {_ACTION_COLUMNS} FROM actions WHERE {where} ORDER BY created_at, action_id",
+            list(params),
+        ).fetchall()
+        return [_entry(r) for r in rows]
+
+    def action_entries(self, action_ids: Iterable[str]) -> dict[str, ActionEntry]:
+        """The journal's entry of each of ``action_ids`` that has one."""
+        ids = list(dict.fromkeys(action_ids))
+        found: dict[str, ActionEntry] = {}
+        for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+            chunk = ids[start : start + 500]
+            found |= {
+                e.action_id: e for e in self._entries(f"action_id IN ({','.join('?' * len(chunk))})", chunk)
+            }
+        return found
+
+    def actions_since(self, moment: str) -> list[ActionEntry]:
+        """Actions whose outcome was recorded at or after ``moment`` (a stored moment), or still pending."""
+        return self._entries("finished_at >= ? OR state = 'pending'", [moment])
+
+    def emails_since(self, action: str, moment: str) -> dict[int, ActionEntry]:
+        """helcim_id → the latest ``action`` (one that e-mails the customer) that may have left since ``moment``.
+
+        Done, pending or uncertain: each may have e-mailed the customer.
+        """
+        entries = self._entries(
+            "action = ? AND state IN ('done', 'pending', 'uncertain') AND created_at >= ?", [action, moment]
+        )
+        return {e.helcim_id: e for e in entries}
+
+    def action_intent(
+        self,
+        action_id: str,
+        run_id: str,
+        action: str,
+        code: str,
+        helcim_id: int,
+        customer_code: str,
+        method_id: int | None,
+    ) -> None:
+        """Record an action before its request leaves (autocommit: on disk before the send)."""
+        self.db.execute(
+            f"INSERT INTO actions ({_ACTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', '', '', ?, '')"
+            " ON CONFLICT (action_id) DO UPDATE SET run_id = excluded.run_id, state = 'pending', outcome = '',"
+            " detail = '', finished_at = ''",
+            (action_id, run_id, action, code, helcim_id, customer_code, method_id, utcnow()),
+        )
+
+    def action_outcome(self, action_id: str, state: str, outcome: str, detail: str = "") -> None:
+        if state not in ACTION_STATES:
+            raise ValueError(f"unknown action state {state!r}")
+        self.db.execute(
+            "UPDATE actions SET state = ?, outcome = ?, detail = ?, finished_at = ? WHERE action_id = ?",
+            (state, outcome, detail, utcnow(), action_id),
+        )
+
+    def record_skip(
+        self,
+        action_id: str,
+        run_id: str,
+        action: str,
+        code: str,
+        helcim_id: int,
+        customer_code: str,
+        method_id: int | None,
+        reason: str,
+    ) -> None:
+        """An approved action not sent because its finding no longer holds (the next report shows why)."""
+        with self.transaction():
+            self.action_intent(action_id, run_id, action, code, helcim_id, customer_code, method_id)
+            self.action_outcome(action_id, "skipped", "skipped", reason)
