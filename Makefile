@@ -58,7 +58,7 @@ bench: $(BENCH_STAMP)  ## run the benchmarks in bench/ (not part of make test); 
 
 golden: install  ## rewrite tests/golden/ from sample_data/ (review the diff before committing it)
 	@tmp=$$(mktemp -d); \
-	$(BIN)/crmsync validate --crm sample_data/crm_customers_dirty.csv --out $$tmp > /dev/null; status=$$?; \
+	$(BIN)/crmsync validate --crm sample_data/crm_customers_dirty.csv --profile generic --incomplete-address reject --out $$tmp > /dev/null; status=$$?; \
 	if [ $$status -gt 1 ]; then rm -rf $$tmp; echo "crmsync validate failed (exit $$status)"; exit 1; fi; \
 	cp $$tmp/rejects.csv tests/golden/rejects_dirty.csv; rm -rf $$tmp; \
 	echo "wrote tests/golden/rejects_dirty.csv"

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from crmsync.console import Progress
@@ -57,13 +58,46 @@ class Prepared:
     warnings: list[str] = field(default_factory=list)
 
 
+def keep_helcim_addresses(
+    checked: CheckedExport, customers: pd.DataFrame, links: pd.DataFrame
+) -> pd.DataFrame:
+    """The valid rows, with each omitted (incomplete) address replaced by the one Helcim holds.
+
+    An address the export gives incompletely is never sent (Helcim cannot hold
+    it), so it must neither clear the address Helcim has nor be pushed again
+    every night: the diff sees Helcim's own address there, which is "unchanged".
+    A customer Helcim does not have yet is created without that address.
+    """
+    valid = checked.valid
+    if not checked.omitted:
+        return valid
+    ids = valid["crm_id"].astype("str")
+    linked = dict(zip(links["crm_id"].astype("str"), links["helcim_id"].astype("int64"), strict=True))
+    by_code = dict(
+        zip(customers["customer_code"].astype("str"), customers["helcim_id"].astype("int64"), strict=True)
+    )
+    position = {int(h): i for i, h in enumerate(customers["helcim_id"].astype("int64"))}
+    out = valid.copy()
+    for prefix in ("billing", "shipping"):
+        names = [c for c in valid.columns if c.startswith(f"{prefix}_")]
+        rows = np.flatnonzero(ids.isin({k for k, v in checked.omitted.items() if prefix in v}).to_numpy())
+        for at in rows.tolist():
+            crm_id = str(ids.iloc[at])
+            helcim_id = linked.get(crm_id, by_code.get(crm_id))
+            if helcim_id is None or int(helcim_id) not in position:
+                continue
+            held = customers.iloc[position[int(helcim_id)]]
+            out.loc[out.index[at], names] = [str(held[n]) for n in names]
+    return out
+
+
 def pure_diff(
     checked: CheckedExport, snapshot: Snapshot, session: Session, policy: Policy = "crm-wins"
 ) -> DiffResult:
     """The diff of the export against the snapshot and the state store's base and links (records nothing)."""
     state = session.state
     return diff(
-        checked.valid,
+        keep_helcim_addresses(checked, snapshot.customers, state.links()),
         snapshot.customers,
         state.base(),
         state.links(),
@@ -130,6 +164,7 @@ def write_plan_outputs(out_dir: Path, prepared: Prepared) -> dict[str, str]:
             write_csv(proposals, out_dir / "link_proposals.csv", (*PROPOSAL_COLUMNS, "accept"))
         ),
         "rejects": str(write_csv(checked.rejects, out_dir / "rejects.csv", REJECT_COLUMNS)),
+        "warnings": str(write_csv(checked.warnings, out_dir / "warnings.csv", REJECT_COLUMNS)),
     }
 
 
@@ -180,9 +215,10 @@ def morning_outputs(
     new = _new_customers(result, snapshot, checked)
     changes = result.changes if result is not None else pd.DataFrame()
     files = dict(report.outputs)
+    mapping = checked.export.mapping if checked is not None else None
     files |= write_crm_import(
         out_dir,
-        profile=profile,
+        profile=mapping or ("generic" if profile == "auto" else profile),
         new=new,
         changes=changes,
         customers=snapshot.customers,
