@@ -36,10 +36,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from crmsync.schemas.address import ADDRESS_FIELDS
 from crmsync.schemas.crm import ADDRESS_PREFIXES
-from crmsync.text import province_codes
+from crmsync.text import arrow_strings, as_series, layout, lengths, matches, province_codes
 
 __all__ = [
     "INCOMPLETE_ADDRESS_MODES",
@@ -118,8 +120,8 @@ def split_street_addresses(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[tupl
         candidates = (~own & (column["street1"].str.strip() != "")).to_numpy()
         if not candidates.any():
             continue
-        tail = whole[candidates].str.contains(_POSTAL_AT_END, regex=True).to_numpy()
-        positions = np.flatnonzero(candidates)[tail]
+        tail = matches(whole, _POSTAL_AT_END, where=pd.Series(candidates, index=whole.index)).to_numpy()
+        positions = np.flatnonzero(candidates & tail)
         streets = whole.to_numpy(dtype=object)
         countries = column["country"].to_numpy(dtype=object)
         for at in positions.tolist():
@@ -139,9 +141,7 @@ def split_street_addresses(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[tupl
 
 # -- phone extensions -------------------------------------------------------------------------
 
-_EXTENSION = (
-    r"^\s*(?P<number>\+?[0-9 ().\-/]*[0-9][0-9 ().\-/]*?)[\s,;]*(?:ext\.?|extension|x|#)\s*(?P<ext>[0-9]+)\s*$"
-)
+_EXTENSION = r"^\s*(?P<number>\+?[0-9 ().\-/]*[0-9][0-9 ().\-/]*?)[\s,;]*(?:ext\.?|extension|x|#)\s*(?P<ext>[0-9]+)\s*$"
 PHONE_COLUMNS = ("cell_phone", "billing_phone", "shipping_phone")
 
 
@@ -155,7 +155,7 @@ def drop_phone_extensions(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple
     out = frame
     for column in PHONE_COLUMNS:
         text = frame[column].astype("str")
-        has = text.str.contains(r"(?i)(?:ext|x|#)\s*\.?\s*[0-9]+\s*$", regex=True)
+        has = matches(text, r"(?:ext|x|#)\s*\.?\s*[0-9]+\s*$", ignore_case=True)
         if not has.any():
             continue
         parts = text[has].str.extract(_EXTENSION, flags=re.IGNORECASE)
@@ -181,7 +181,7 @@ class Omitted:
     """What :func:`omit_incomplete_addresses` dropped."""
 
     frame: pd.DataFrame  # the normalised frame, incomplete addresses emptied
-    warnings: pd.DataFrame  # WARNING_COLUMNS + rule, one row per value not stored
+    warnings: pd.DataFrame  # WARNING_COLUMNS + rule, one row per value not stored (in no particular order)
     rows: dict[str, np.ndarray[Any, Any]]  # prefix → row mask of omitted addresses
 
 
@@ -194,12 +194,44 @@ def _missing_words(street: np.ndarray[Any, Any], postal: np.ndarray[Any, Any]) -
 def _shown(values: pd.Series[Any]) -> pd.Series[Any]:
     """Values as a reason quotes them: long ones cut, invisible characters escaped (rare: per value)."""
     text = values.astype("str")
-    odd = text.str.contains(r"[^\x20-\x7e\u00a0-\uffff]", regex=True) | (text.str.len() > _SHOWN)
+    odd = matches(text, r"[^\x{20}-\x{7e}\x{a0}-\x{ffff}]") | (lengths(text) > _SHOWN)
     if odd.any():
         from crmsync.crm.validate import shown
 
         text = text.where(~odd, text[odd].map(shown))
     return text
+
+
+def _filled(values: pd.Series[Any]) -> np.ndarray[Any, Any]:
+    """Rows whose (normalised: trimmed, missing as "") value is not empty, from the Arrow offsets."""
+    offsets, _ = layout(pc.fill_null(arrow_strings(values), ""))
+    return np.asarray(offsets[1:] > offsets[:-1])
+
+
+def _not_stored(
+    raw: pd.DataFrame, column: str, at: np.ndarray[Any, Any], ident: tuple[Any, Any], lacking: Any
+) -> pd.DataFrame:
+    """The warnings of one column of the omitted addresses: ``at`` are the rows where it holds a value,
+    ``ident`` their (source_line, crm_id), ``lacking`` what their address lacks."""
+    prefix = column.split("_", 1)[0]
+    values = raw[column].iloc[at].astype("str")
+    reason = (
+        column
+        + ' "'
+        + _shown(values).to_numpy(dtype=object)
+        + f'" was not stored: Helcim keeps it only in a {prefix} address with a street and a postal code, '
+        "and this one has " + lacking
+    )
+    return pd.DataFrame(
+        {
+            "source_line": ident[0],
+            "crm_id": ident[1],
+            "column": column,
+            "value": values.to_numpy(),
+            "reason": reason,
+            "rule": "address_omitted",
+        }
+    )
 
 
 def omit_incomplete_addresses(frame: pd.DataFrame, raw: pd.DataFrame) -> Omitted:
@@ -209,55 +241,39 @@ def omit_incomplete_addresses(frame: pd.DataFrame, raw: pd.DataFrame) -> Omitted
     (the warnings' ``value``). The name of an omitted address is not listed: it
     is the customer's own name, which Helcim keeps anyway.
     """
-    out = frame
     pieces = []
     rows: dict[str, np.ndarray[Any, Any]] = {}
+    emptied: dict[str, Any] = {}
     for prefix in ADDRESS_PREFIXES:
-        filled = {f: (frame[f"{prefix}_{f}"].astype("str") != "").to_numpy() for f in ADDRESS_FIELDS}
+        filled = {f: _filled(frame[f"{prefix}_{f}"]) for f in ADDRESS_FIELDS}
         given = np.logical_or.reduce([filled[f] for f in ADDRESS_FIELDS if f != "name"])
         incomplete = given & (~filled["street1"] | ~filled["postal_code"])
         rows[prefix] = incomplete
         if not incomplete.any():
             continue
-        lacking = _missing_words(~filled["street1"], ~filled["postal_code"])
+        where = np.flatnonzero(incomplete)
+        lacking = _missing_words(~filled["street1"][where], ~filled["postal_code"][where])
+        lines = frame["source_line"].to_numpy(dtype="int64")[where]
+        ids = np.asarray(frame["crm_id"].iloc[where].astype("str").to_numpy(), dtype=object)
         for field in ADDRESS_FIELDS:
-            if field == "name":
-                continue
-            hit = incomplete & filled[field]
-            if not hit.any():
-                continue
+            hit = filled[field][where]
+            if field != "name" and hit.any():
+                ident = (lines[hit], ids[hit])
+                pieces.append(_not_stored(raw, f"{prefix}_{field}", where[hit], ident, lacking[hit]))
+        mask = pa.array(incomplete)
+        for field in ADDRESS_FIELDS:
             column = f"{prefix}_{field}"
-            values = raw.loc[hit, column].astype("str")
-            reason = (
-                column
-                + ' "'
-                + _shown(values).to_numpy(dtype=object)
-                + '" was not stored: Helcim keeps it only in '
-                f"a {prefix} address with a street and a postal code, and this one has " + lacking[hit]
+            values = pc.fill_null(arrow_strings(frame[column]), "")
+            emptied[column] = as_series(
+                pc.if_else(mask, pa.scalar("", pa.large_string()), values), frame.index
             )
-            pieces.append(
-                pd.DataFrame(
-                    {
-                        "source_line": frame.loc[hit, "source_line"].to_numpy(dtype="int64"),
-                        "crm_id": frame.loc[hit, "crm_id"].astype("str").to_numpy(),
-                        "column": column,
-                        "value": values.to_numpy(),
-                        "reason": reason,
-                        "rule": "address_omitted",
-                    }
-                )
-            )
-        if out is frame:
-            out = frame.copy()
-        for field in ADDRESS_FIELDS:
-            out.loc[incomplete, f"{prefix}_{field}"] = ""
-    warnings = (
-        pd.concat(pieces, ignore_index=True).sort_values(
-            ["source_line", "column"], kind="stable", ignore_index=True
-        )
-        if pieces
-        else pd.DataFrame(
-            {c: pd.Series(dtype="int64" if c == "source_line" else "str") for c in (*WARNING_COLUMNS, "rule")}
-        )
+    if not pieces:
+        empty = {
+            c: pd.Series(dtype="int64" if c == "source_line" else "str") for c in (*WARNING_COLUMNS, "rule")
+        }
+        return Omitted(frame.assign(**emptied) if emptied else frame, pd.DataFrame(empty), rows)
+    warnings = pd.concat(pieces, ignore_index=True)
+    order = np.lexsort(
+        (warnings["column"].to_numpy(dtype=object).astype(str), warnings["source_line"].to_numpy())
     )
-    return Omitted(out, warnings, rows)
+    return Omitted(frame.assign(**emptied), warnings.take(order).reset_index(drop=True), rows)

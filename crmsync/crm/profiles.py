@@ -376,7 +376,19 @@ def _nearest(wanted: str, present: list[str]) -> str | None:
     return keys[close[0]] if close else None
 
 
-_TEXT_MARKER = r"^'([0-9(=+\-@\t\r])"
+_MARKED = set("0123456789(=+-@\t\r")
+
+
+def _unmark(text: Any) -> Any:
+    """Remove a spreadsheet's leading ``'`` text marker before a digit, ``(`` or a formula character."""
+    marked = pc.starts_with(text, "'")
+    if not pc.any(marked).as_py():
+        return text
+    subset = pc.filter(text, marked)
+    second = pc.utf8_slice_codeunits(subset, 1, 2)
+    strip = pc.is_in(second, value_set=pa.array(sorted(_MARKED), pa.large_string()))
+    cleaned = pc.if_else(strip, pc.utf8_slice_codeunits(subset, 1), subset)
+    return pc.replace_with_mask(text, marked, cleaned)
 
 
 def _text(values: pd.Series[Any], missing: tuple[str, ...] = ()) -> Any:
@@ -389,14 +401,15 @@ def _text(values: pd.Series[Any], missing: tuple[str, ...] = ()) -> Any:
     text = pc.fill_null(array.__arrow_array__().cast(pa.large_string()), "")
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
-    if pc.any(pc.starts_with(text, "'")).as_py():
-        text = pc.replace_substring_regex(text, _TEXT_MARKER, r"\1")
+    text = _unmark(text)
     if missing:
-        nothing = pc.is_in(
-            pc.utf8_trim_whitespace(text), value_set=pa.array(list(missing), pa.large_string())
-        )
-        if pc.any(nothing).as_py():
-            text = pc.if_else(nothing, pa.scalar("", pa.large_string()), text)
+        short = pc.less_equal(pc.utf8_length(text), max(len(m) for m in missing) + 4)
+        if pc.any(short).as_py():
+            trimmed = pc.utf8_trim_whitespace(pc.filter(text, short))
+            nothing = pc.is_in(trimmed, value_set=pa.array(list(missing), pa.large_string()))
+            if pc.any(nothing).as_py():
+                blanks = pc.if_else(nothing, pa.scalar("", pa.large_string()), pc.filter(text, short))
+                text = pc.replace_with_mask(text, short, blanks)
     return text
 
 

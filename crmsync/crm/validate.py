@@ -391,9 +391,10 @@ def check_export(path: Path, profile: str | Profile, incomplete_address: str = "
     if export.key == "email":
         rejects = _email_key_reasons(rejects)
     kept = pd.concat([w for w in warnings if len(w)] or [_no_warnings()], ignore_index=True)
-    kept = kept[kept["source_line"].isin(valid["source_line"])].sort_values(
-        ["source_line", "column"], kind="stable", ignore_index=True
-    )
+    lines = kept["source_line"].to_numpy(dtype="int64")
+    keep = np.flatnonzero(np.isin(lines, valid["source_line"].to_numpy(dtype="int64")))
+    order = keep[np.lexsort((kept["column"].to_numpy(dtype=object)[keep].astype(str), lines[keep]))]
+    kept = kept.take(order).reset_index(drop=True)
     return CheckedExport(
         export, valid, rejects, kept, _omitted_by_id(normalised, valid, omitted_rows), incomplete_address
     )
