@@ -69,7 +69,7 @@ run: install  ## start the sandbox, seed it, run the nightly job on sample_data/
 	$(BIN)/python scripts/demo.py
 
 CRM     ?=
-PROFILE ?= generic
+PROFILE ?= auto
 OUT     ?= out/$(shell date +%Y-%m-%d)
 
 sync: install  ## the nightly job against HELCIM_API_URL/HELCIM_API_TOKEN: make sync CRM=export.csv [PROFILE=…] [OUT=…]

@@ -402,14 +402,10 @@ def _text(values: pd.Series[Any], missing: tuple[str, ...] = ()) -> Any:
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
     text = _unmark(text)
-    if missing:
-        short = pc.less_equal(pc.utf8_length(text), max(len(m) for m in missing) + 4)
-        if pc.any(short).as_py():
-            trimmed = pc.utf8_trim_whitespace(pc.filter(text, short))
-            nothing = pc.is_in(trimmed, value_set=pa.array(list(missing), pa.large_string()))
-            if pc.any(nothing).as_py():
-                blanks = pc.if_else(nothing, pa.scalar("", pa.large_string()), pc.filter(text, short))
-                text = pc.replace_with_mask(text, short, blanks)
+    if missing:  # a hash look-up per cell; a token with spaces around it is listed as such in the profile
+        nothing = pc.is_in(text, value_set=pa.array(list(missing), pa.large_string()))
+        if pc.any(nothing).as_py():
+            text = pc.if_else(nothing, pa.scalar("", pa.large_string()), text)
     return text
 
 
@@ -418,13 +414,23 @@ def _filled(array: Any) -> Any:
 
 
 def _split_lines(array: Any) -> tuple[Any, Any]:
-    tidy = pc.utf8_trim(pc.replace_substring_regex(array, r"[ \t]*[\r\n]+[ \t\r\n]*", "\n"), "\n \t")
+    """(first line, the other lines joined with ", "); values without a line break are only trimmed."""
+    broken = pc.or_(pc.match_substring(array, "\n"), pc.match_substring(array, "\r"))
+    first = pc.utf8_trim(array, "\n \t")
+    rest = pc.fill_null(pa.nulls(len(array), pa.large_string()), "")
+    if not pc.any(broken).as_py():
+        return first, rest
+    subset = pc.filter(array, broken)
+    tidy = pc.utf8_trim(pc.replace_substring_regex(subset, r"[ \t]*[\r\n]+[ \t\r\n]*", "\n"), "\n \t")
     # A "\n" appended to every value makes each split have two parts; it is cut off the second.
     newline = pa.scalar("\n", pa.large_string())
     nothing = pa.scalar("", pa.large_string())
     parts = pc.split_pattern(pc.binary_join_element_wise(tidy, newline, nothing), "\n", max_splits=1)
-    rest = pc.utf8_slice_codeunits(pc.list_element(parts, 1), 0, -1)
-    return pc.list_element(parts, 0), pc.replace_substring(rest, "\n", ", ")
+    others = pc.replace_substring(pc.utf8_slice_codeunits(pc.list_element(parts, 1), 0, -1), "\n", ", ")
+    return (
+        pc.replace_with_mask(first, broken, pc.list_element(parts, 0)),
+        pc.replace_with_mask(rest, broken, others),
+    )
 
 
 def _split_fields(array: Any, separator: str, count: int) -> list[Any]:
