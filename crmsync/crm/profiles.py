@@ -68,12 +68,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmsync.errors import InputFileError, MissingColumnsError, UsageError
 from crmsync.schemas.crm import CRM_COLUMNS
+from crmsync.text import byte_table, keep_bytes, layout
 
 __all__ = [
     "KEY_KINDS",
@@ -376,19 +378,27 @@ def _nearest(wanted: str, present: list[str]) -> str | None:
     return keys[close[0]] if close else None
 
 
-_MARKED = set("0123456789(=+-@\t\r")
+_MARKED = byte_table(b"0123456789(=+-@\t\r")
+_QUOTE = ord("'")
 
 
 def _unmark(text: Any) -> Any:
-    """Remove a spreadsheet's leading ``'`` text marker before a digit, ``(`` or a formula character."""
-    marked = pc.starts_with(text, "'")
-    if not pc.any(marked).as_py():
+    """Remove a spreadsheet's leading ``'`` text marker before a digit, ``(`` or a formula character.
+
+    Over the Arrow buffers: a row whose first byte is ``'`` and second one of those loses its first byte.
+    """
+    offsets, data = layout(text)
+    starts = offsets[:-1]
+    long_enough = (offsets[1:] - starts) >= 2
+    if not long_enough.any():
         return text
-    subset = pc.filter(text, marked)
-    second = pc.utf8_slice_codeunits(subset, 1, 2)
-    strip = pc.is_in(second, value_set=pa.array(sorted(_MARKED), pa.large_string()))
-    cleaned = pc.if_else(strip, pc.utf8_slice_codeunits(subset, 1), subset)
-    return pc.replace_with_mask(text, marked, cleaned)
+    padded = np.concatenate((data, np.zeros(2, dtype=np.uint8)))
+    strip = long_enough & (padded[starts] == _QUOTE) & _MARKED[padded[starts + 1]]
+    if not strip.any():
+        return text
+    keep = np.ones(len(padded), dtype=bool)
+    keep[starts[strip]] = False
+    return keep_bytes(text, keep)
 
 
 def _text(values: pd.Series[Any], missing: tuple[str, ...] = ()) -> Any:
