@@ -118,6 +118,14 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
         "externalid",
         "referenceid",
         "code",
+        "kundennr",
+        "kundennummer",
+        "customerno",
+        "clientno",
+        "nr",
+        "no",
+        "numéro",
+        "numero",
     ),
     "contact_name": (
         "name",
@@ -127,6 +135,10 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
         "customername",
         "clientname",
         "displayname",
+        "nom",
+        "nomcomplet",
+        "nombre",
+        "kontakt",
     ),
     "business_name": (
         "company",
@@ -137,6 +149,12 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
         "organisation",
         "accountname",
         "account",
+        "firma",
+        "société",
+        "societe",
+        "entreprise",
+        "empresa",
+        "unternehmen",
     ),
     "cell_phone": ("mobile", "mobilephone", "cell", "cellphone", "mobilenumber", "cellular"),
     "billing_street1": (
@@ -151,6 +169,13 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
         "billingaddress1",
         "mailingstreet",
         "line1",
+        "strasse",
+        "straße",
+        "rue",
+        "adresse",
+        "calle",
+        "direccion",
+        "dirección",
     ),
     "billing_street2": (
         "street2",
@@ -162,7 +187,17 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
         "suite",
         "apt",
     ),
-    "billing_city": ("city", "town", "billingcity", "mailingcity", "locality"),
+    "billing_city": (
+        "city",
+        "town",
+        "billingcity",
+        "mailingcity",
+        "locality",
+        "ort",
+        "stadt",
+        "ville",
+        "ciudad",
+    ),
     "billing_province": (
         "state",
         "province",
@@ -174,8 +209,20 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
         "mailingstate",
         "county",
         "staterregion",
+        "bundesland",
+        "kanton",
     ),
-    "billing_country": ("country", "countrycode", "billingcountry", "mailingcountry", "countryregion"),
+    "billing_country": (
+        "country",
+        "countrycode",
+        "billingcountry",
+        "mailingcountry",
+        "countryregion",
+        "land",
+        "pays",
+        "pais",
+        "país",
+    ),
     "billing_postal_code": (
         "zip",
         "zipcode",
@@ -187,6 +234,12 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
         "billingcode",
         "mailingzip",
         "mailingpostalcode",
+        "plz",
+        "postleitzahl",
+        "codepostal",
+        "cp",
+        "npa",
+        "codigopostal",
     ),
     "billing_phone": (
         "phone",
@@ -196,8 +249,24 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
         "workphone",
         "businessphone",
         "billingphone",
+        "telefon",
+        "téléphone",
+        "telephone",
+        "teléfono",
+        "tél",
+        "tel.",
     ),
-    "billing_email": ("email", "emailaddress", "mail", "e-mail", "billingemail", "workemail", "emailid"),
+    "billing_email": (
+        "email",
+        "emailaddress",
+        "mail",
+        "e-mail",
+        "billingemail",
+        "workemail",
+        "emailid",
+        "courriel",
+        "correo",
+    ),
 }
 _FIRST = ("firstname", "givenname", "first")
 _LAST = ("lastname", "surname", "familyname", "last")
@@ -208,7 +277,7 @@ def _guess(header: str) -> tuple[str, str] | None:
     key = header_key(header)
     for column, words in _SYNONYMS.items():
         if key in words:
-            return column, "the same word"
+            return column, f"a usual name for {column}"
     for column, words in _SYNONYMS.items():
         close = difflib.get_close_matches(key, words, n=1, cutoff=0.85)
         if close:
