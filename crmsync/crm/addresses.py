@@ -112,29 +112,36 @@ def split_street_addresses(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[tupl
     notes: list[tuple[int, str, str]] = []
     out = frame
     for prefix in ADDRESS_PREFIXES:
-        column = {f: frame[f"{prefix}_{f}"].astype("str").fillna("") for f in ADDRESS_FIELDS}
-        own = (column["city"].str.strip() != "") | (column["province"].str.strip() != "")
-        own |= column["postal_code"].str.strip() != ""
-        second = column["street2"].str.strip() != ""
-        whole = column["street1"].where(~second, column["street1"] + ", " + column["street2"])
-        candidates = (~own & (column["street1"].str.strip() != "")).to_numpy()
+        has = {
+            f: _filled(frame[f"{prefix}_{f}"])
+            for f in ("street1", "street2", "city", "province", "postal_code")
+        }
+        candidates = has["street1"] & ~(has["city"] | has["province"] | has["postal_code"])
         if not candidates.any():
             continue
-        tail = matches(whole, _POSTAL_AT_END, where=pd.Series(candidates, index=whole.index)).to_numpy()
-        positions = np.flatnonzero(candidates & tail)
-        streets = whole.to_numpy(dtype=object)
-        countries = column["country"].to_numpy(dtype=object)
+        rows = np.flatnonzero(candidates)
+        street1 = frame[f"{prefix}_street1"].iloc[rows].astype("str").fillna("")
+        street2 = frame[f"{prefix}_street2"].iloc[rows].astype("str").fillna("")
+        second = (street2.str.strip() != "").to_numpy()
+        whole = street1.where(~second, street1 + ", " + street2)
+        positions = rows[matches(whole, _POSTAL_AT_END).to_numpy()]
+        if not len(positions):
+            continue
+        whole = pd.Series(whole.to_numpy(dtype=object), index=rows).reindex(positions)
+        second_at = pd.Series(second, index=rows)
+        countries = frame[f"{prefix}_country"].astype("str").fillna("")
         for at in positions.tolist():
-            parsed = parse_street_tail(str(streets[at]), str(countries[at]))
+            street_text, country_text = str(whole[at]), str(countries.iloc[at])
+            parsed = parse_street_tail(street_text, country_text)
             if parsed is None:
-                notes.append((at, f"{prefix}_street1", str(streets[at])))
+                notes.append((at, f"{prefix}_street1", street_text))
                 continue
             out = frame.copy() if out is frame else out
             street, city, region, postal, country = parsed
-            first, rest = street.partition(", ")[::2] if second.iloc[at] else (street, "")
+            first, rest = street.partition(", ")[::2] if second_at[at] else (street, "")
             targets = [f"{prefix}_{f}" for f in ("street1", "street2", "city", "province", "postal_code")]
             out.loc[out.index[at], targets] = [first, rest, city, region, postal]
-            if not str(countries[at]).strip():
+            if not country_text.strip():
                 out.loc[out.index[at], f"{prefix}_country"] = country
     return out, notes
 
