@@ -228,6 +228,7 @@ def plan(
         )  # fmt: skip
     plan, estimate = result.plan, result.plan.estimate
     creates = sum(op.kind == "create" for op in plan.operations)
+    click.echo(_profile_line(result.profile, result.profile_fit, result.rows_with_warnings))
     click.echo(
         f"{result.rows_read} rows read: {result.valid} valid, {result.rejected} rejected. "
         f"Plan: {creates} creates, {len(plan.operations) - creates} updates, {len(plan.deferred)} deferred, "
@@ -242,6 +243,12 @@ def plan(
         f"Plan written to {result.out_dir / 'plan.json'} (and plan.csv, conflicts.csv, link_proposals.csv)"
     )
     raise click.exceptions.Exit(result.exit_code)
+
+
+def _profile_line(profile: str, fit: dict[str, Any], with_warnings: int) -> str:
+    """Which profile read the export, how well it fits, and how many rows have warnings (warnings.csv)."""
+    how = f" (reads {fit['headers_read']} of {fit['headers']} headers)" if fit else ""
+    return f"Profile {profile}{how}; {with_warnings} valid rows with warnings (warnings.csv)."
 
 
 def _warn(warnings: list[str], *, mass_change: bool = False) -> None:
@@ -276,6 +283,9 @@ def _print_run(result: RunResult, out_dir: Path) -> None:
     from crmsync.jobs.accounting import OUTCOMES
 
     counts = result.counts
+    if result.prepared is not None:
+        summary = result.to_dict()
+        click.echo(_profile_line(summary["profile"], summary["profile_fit"], summary["rows_with_warnings"]))
     buckets = ", ".join(f"{getattr(counts, k)} {k}" for k in OUTCOMES)
     click.echo(f"{counts.rows_read} rows read: {buckets}.")
     calls = result.calls
