@@ -72,23 +72,37 @@ def keep_helcim_addresses(
     if not checked.omitted:
         return valid
     ids = valid["crm_id"].astype("str")
-    linked = dict(zip(links["crm_id"].astype("str"), links["helcim_id"].astype("int64"), strict=True))
-    by_code = dict(
-        zip(customers["customer_code"].astype("str"), customers["helcim_id"].astype("int64"), strict=True)
-    )
-    position = {int(h): i for i, h in enumerate(customers["helcim_id"].astype("int64"))}
     out = valid.copy()
     for prefix in ("billing", "shipping"):
-        names = [c for c in valid.columns if c.startswith(f"{prefix}_")]
         rows = np.flatnonzero(ids.isin({k for k, v in checked.omitted.items() if prefix in v}).to_numpy())
-        for at in rows.tolist():
-            crm_id = str(ids.iloc[at])
-            helcim_id = linked.get(crm_id, by_code.get(crm_id))
-            if helcim_id is None or int(helcim_id) not in position:
-                continue
-            held = customers.iloc[position[int(helcim_id)]]
-            out.loc[out.index[at], names] = [str(held[n]) for n in names]
+        if not len(rows):
+            continue
+        at = _helcim_positions(ids.iloc[rows], customers, links)
+        found = at >= 0
+        for name in (c for c in valid.columns if c.startswith(f"{prefix}_")):
+            values = out[name].to_numpy(dtype=object)
+            values[rows[found]] = customers[name].to_numpy(dtype=object)[at[found]]
+            out[name] = pd.Series(values, index=out.index, dtype="str")
     return out
+
+
+def _helcim_positions(crm_ids: pd.Series, customers: pd.DataFrame, links: pd.DataFrame) -> np.ndarray:
+    """Each CRM row's Helcim customer (its position in ``customers``, -1 for none), as the diff pairs them:
+    the state store's link, else the oldest customer holding the crm_id as its code."""
+    at = np.full(len(crm_ids), -1, dtype=np.int64)
+    if customers.empty:
+        return at
+    helcim_ids = pd.Index(customers["helcim_id"].astype("int64"))
+    linked = pd.Index(links["crm_id"].astype("str")).get_indexer(pd.Index(crm_ids))
+    has_link = linked >= 0
+    linked_ids = links["helcim_id"].astype("int64").to_numpy()[linked[has_link]]
+    at[has_link] = helcim_ids.get_indexer(pd.Index(linked_ids))
+    oldest = np.argsort(customers["helcim_id"].astype("int64").to_numpy(), kind="stable")
+    codes = customers["customer_code"].astype("str").to_numpy(dtype=object)[oldest]
+    first = ~pd.Series(codes).duplicated().to_numpy()
+    by_code = pd.Index(codes[first]).get_indexer(pd.Index(crm_ids[~has_link]))
+    at[~has_link] = np.where(by_code >= 0, oldest[first][np.maximum(by_code, 0)], -1)
+    return at
 
 
 def pure_diff(
