@@ -58,7 +58,7 @@ bench: $(BENCH_STAMP) browser  ## run the benchmarks in bench/ (not part of make
 
 golden: install  ## rewrite tests/golden/ from sample_data/ (review the diff before committing it)
 	@tmp=$$(mktemp -d); \
-	$(BIN)/crmsync validate --crm sample_data/crm_customers_dirty.csv --out $$tmp > /dev/null; status=$$?; \
+	$(BIN)/crmsync validate --crm sample_data/crm_customers_dirty.csv --profile generic --incomplete-address reject --out $$tmp > /dev/null; status=$$?; \
 	if [ $$status -gt 1 ]; then rm -rf $$tmp; echo "crmsync validate failed (exit $$status)"; exit 1; fi; \
 	cp $$tmp/rejects.csv tests/golden/rejects_dirty.csv; rm -rf $$tmp; \
 	echo "wrote tests/golden/rejects_dirty.csv"
@@ -74,7 +74,7 @@ act: install  ## the morning review on make run's demo account: crmsync act on A
 	$(BIN)/python scripts/demo.py act "$(ACTIONS)"
 
 CRM     ?=
-PROFILE ?= generic
+PROFILE ?= auto
 OUT     ?= out/$(shell date +%Y-%m-%d)
 
 sync: install  ## the nightly job against HELCIM_API_URL/HELCIM_API_TOKEN: make sync CRM=export.csv [PROFILE=…] [OUT=…]

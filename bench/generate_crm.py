@@ -1,4 +1,4 @@
-"""Generate generic CRM exports: ``python -m bench.generate_crm N [PATH] [--clean]``.
+"""Generate CRM exports: ``python -m bench.generate_crm N [PATH] [--clean] [--layout=generic|shopify|hubspot]``.
 
 The rows look like a real Canadian/US customer base written by many hands:
 countries as ``CA``/``Canada``/``CAN``, provinces as codes or names, postal
@@ -13,6 +13,9 @@ Everything is built column-wise with numpy and Arrow compute, so a million
 rows take a few seconds. Output goes under ``bench/data/`` (git-ignored).
 ``--clean`` leaves the defects out: ``sample_data/crm_customers.csv`` is
 ``python -m bench.generate_crm 200 sample_data/crm_customers.csv --clean``.
+``--layout=shopify`` or ``--layout=hubspot`` writes the same customers as that
+system exports them (Shopify: ``'``-prefixed ids and phones, a tenth of the
+customers without an address; HubSpot: multi-line streets in one column).
 """
 
 from __future__ import annotations
@@ -264,26 +267,146 @@ def _inject_defects(rng: np.random.Generator, columns: dict[str, Any], n: int, s
             columns["business_name"] = pa.array(business, pa.large_string())
 
 
+# -- the same customers in a system's own layout ---------------------------------------
+
+LAYOUTS = ("generic", "shopify", "hubspot")
+_ALPHA2 = {
+    "CAN": "CA",
+    "USA": "US",
+    "Canada": "CA",
+    "United States": "US",
+    "U.S.A.": "US",
+    "CA": "CA",
+    "US": "US",
+}
+
+
+def _split_name(name: Any) -> tuple[Any, Any]:
+    parts = pc.split_pattern(name, " ", max_splits=1)
+    padded = pc.list_value_length(parts)
+    first = pc.list_element(parts, 0)
+    last = pc.if_else(
+        pc.greater(padded, 1),
+        pc.list_element(pc.if_else(pc.greater(padded, 1), parts, pa.scalar(["", ""], parts.type)), 1),
+        "",
+    )
+    return first, last
+
+
+def _alpha2(country: Any) -> Any:
+    codes = pc.dictionary_encode(country)
+    mapped = pa.array([_ALPHA2.get(v, v) for v in codes.dictionary.to_pylist()], pa.large_string())
+    return pc.take(mapped, codes.indices)
+
+
+def _shopify(table: pa.Table, rng: np.random.Generator) -> pa.Table:
+    """Shopify's current customers export: ``'``-prefixed ids and phones, a tenth without an address."""
+    n = table.num_rows
+    first, last = _split_name(table["contact_name"].combine_chunks())
+    no_address = pa.array(rng.random(n) < 0.1)
+    empty = pc.cast(pa.array([""] * n), pa.large_string())
+
+    def address(column: str) -> Any:
+        return pc.if_else(no_address, empty, table[column].combine_chunks())
+
+    phone = table["billing_phone"].combine_chunks()
+    columns = {
+        "Customer ID": _join("'", _text(np.arange(5_897_398_649_016, 5_897_398_649_016 + n))),
+        "First Name": first,
+        "Last Name": last,
+        "Email": table["billing_email"].combine_chunks(),
+        "Accepts Email Marketing": _pick(rng, ["yes", "no"], n),
+        "Default Address Company": table["business_name"].combine_chunks(),
+        "Default Address Address1": address("billing_street1"),
+        "Default Address Address2": address("billing_street2"),
+        "Default Address City": address("billing_city"),
+        "Default Address Province Code": address("billing_province"),
+        "Default Address Country Code": _alpha2(table["billing_country"].combine_chunks()),
+        "Default Address Zip": address("billing_postal_code"),
+        "Default Address Phone": pc.if_else(pc.equal(phone, ""), phone, _join("'", phone)),
+        "Phone": pc.if_else(
+            pc.equal(table["cell_phone"].combine_chunks(), ""),
+            empty,
+            _join("'", table["cell_phone"].combine_chunks()),
+        ),
+        "Accepts SMS Marketing": _pick(rng, ["yes", "no"], n),
+        "Total Spent": _join(_text(rng.integers(0, 5000, n)), ".00"),
+        "Total Orders": _text(rng.integers(0, 40, n)),
+        "Note": empty,
+        "Tax Exempt": _pick(rng, ["no"], n),
+        "Tags": _pick(rng, ["", "newsletter", "vip"], n),
+    }
+    return pa.table(columns)
+
+
+def _hubspot(table: pa.Table, rng: np.random.Generator) -> pa.Table:
+    """HubSpot's contact export, multi-line streets joined back into Street Address."""
+    n = table.num_rows
+    first, last = _split_name(table["contact_name"].combine_chunks())
+    street2 = table["billing_street2"].combine_chunks()
+    street = pc.if_else(
+        pc.equal(street2, ""),
+        table["billing_street1"].combine_chunks(),
+        _join(table["billing_street1"].combine_chunks(), street2, sep="\n"),
+    )
+    columns = {
+        "Record ID": _text(np.arange(51_234_000, 51_234_000 + n)),
+        "First Name": first,
+        "Last Name": last,
+        "Email": table["billing_email"].combine_chunks(),
+        "Phone Number": table["billing_phone"].combine_chunks(),
+        "Mobile Phone Number": table["cell_phone"].combine_chunks(),
+        "Company Name": table["business_name"].combine_chunks(),
+        "Street Address": street,
+        "City": table["billing_city"].combine_chunks(),
+        "State/Region": table["billing_province"].combine_chunks(),
+        "Postal Code": table["billing_postal_code"].combine_chunks(),
+        "Country/Region": table["billing_country"].combine_chunks(),
+        "Contact owner": _pick(rng, ["Devon Blake", "Sam Okafor", ""], n),
+        "Lifecycle Stage": _pick(rng, ["lead", "customer", "subscriber"], n),
+        "Create Date": _pick(rng, ["2/5/24 1:51", "6/20/24 15:00", "9/11/24 10:32"], n),
+    }
+    return pa.table(columns)
+
+
 def generate(
-    n: int, path: Path | None = None, seed: int = 7, *, invalid_share: float = INVALID_SHARE
+    n: int,
+    path: Path | None = None,
+    seed: int = 7,
+    *,
+    invalid_share: float = INVALID_SHARE,
+    layout: str = "generic",
 ) -> Path:
-    """Write an ``n``-row generic export (default ``bench/data/crm_N.csv``) and return its path."""
-    path = path or DATA / f"crm_{n}.csv"
+    """Write an ``n``-row export (default ``bench/data/crm_N.csv``, ``crm_LAYOUT_N.csv``) and return its path.
+
+    ``layout``: generic (crmsync's own columns), shopify (Shopify's current customers export) or
+    hubspot (HubSpot's contact export): the same customers, as that system writes them.
+    """
+    path = path or DATA / (f"crm_{n}.csv" if layout == "generic" else f"crm_{layout}_{n}.csv")
     path.parent.mkdir(parents=True, exist_ok=True)
     table = generate_frame(n, seed, invalid_share=invalid_share)
+    if layout != "generic":
+        table = {"shopify": _shopify, "hubspot": _hubspot}[layout](table, np.random.default_rng(seed + 1))
     pa_csv.write_csv(table, path, write_options=pa_csv.WriteOptions(quoting_style="needed"))
     return path
 
 
 def main(argv: list[str]) -> int:
     clean = "--clean" in argv
-    argv = [a for a in argv if a != "--clean"]
-    if not argv or not argv[0].replace("_", "").isdigit():
-        print("usage: python -m bench.generate_crm N [PATH] [--clean]", file=sys.stderr)
+    layout = next((a.split("=", 1)[1] for a in argv if a.startswith("--layout=")), "generic")
+    argv = [a for a in argv if a != "--clean" and not a.startswith("--layout=")]
+    if not argv or not argv[0].replace("_", "").isdigit() or layout not in LAYOUTS:
+        print(
+            f"usage: python -m bench.generate_crm N [PATH] [--clean] [--layout={'|'.join(LAYOUTS)}]",
+            file=sys.stderr,
+        )
         return 2
     started = time.perf_counter()
     path = generate(
-        int(argv[0]), Path(argv[1]) if len(argv) > 1 else None, invalid_share=0.0 if clean else INVALID_SHARE
+        int(argv[0]),
+        Path(argv[1]) if len(argv) > 1 else None,
+        invalid_share=0.0 if clean else INVALID_SHARE,
+        layout=layout,
     )
     print(
         f"wrote {int(argv[0]):,} rows to {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.1f} s"

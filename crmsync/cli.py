@@ -26,6 +26,7 @@ from crmsync.errors import (
     AccountMismatchError,
     CrmsyncError,
     MassChangeError,
+    NoProfileFitsError,
     StateError,
     StateLockedError,
 )
@@ -59,6 +60,10 @@ def reports_errors(func: F) -> F:
 
 #: What the command line adds to a library error: the option that does something about it.
 _HINTS: tuple[tuple[type[CrmsyncError], str], ...] = (
+    (
+        NoProfileFitsError,
+        " (crmsync profile draft FILE prints a starting profile; use it with --profile FILE.toml)",
+    ),
     (MassChangeError, " (--allow-mass-change)"),
     (AccountMismatchError, " (--state FILE, or CRMSYNC_STATE_DB)"),
     (StateError, " (--state FILE, or CRMSYNC_STATE_DB)"),
@@ -87,14 +92,23 @@ def json_line(level: str, message: str, **extra: Any) -> str:
 # -- shared option sets -----------------------------------------------------------
 
 
+PROFILE_HELP = (
+    "Column mapping of the CRM export: auto (the built-in profile whose headers fit best), a built-in "
+    "profile's name (crmsync profiles lists them) or a profile file's path."
+)
+
+
 def crm_options(func: F) -> F:
-    """--crm FILE and --profile NAME."""
+    """--crm FILE, --profile NAME and --incomplete-address omit|reject."""
     func = click.option(
-        "--profile",
-        default="generic",
+        "--incomplete-address",
+        type=click.Choice(["omit", "reject"]),
+        default="omit",
         show_default=True,
-        help="Column mapping of the CRM export: generic, hubspot, salesforce, or a profile file's name.",
+        help="An address without street1 or postal code: omit it and create the customer with what Helcim "
+        "can hold (warnings.csv says what was not stored), or reject the row.",
     )(func)
+    func = click.option("--profile", default="auto", show_default=True, help=PROFILE_HELP)(func)
     func = click.option(
         "--crm",
         "crm_path",
@@ -186,6 +200,7 @@ def budget_options(func: F) -> F:
 def plan(
     crm_path: Path,
     profile: str,
+    incomplete_address: str,
     out_dir: Path,
     max_calls: int | None,
     policy: str,
@@ -209,10 +224,11 @@ def plan(
     with stop_on_signals(StopSignal()) as stop:
         result = plan_sync(
             settings, crm_path, profile, out_dir, policy=policy,  # type: ignore[arg-type]
-            max_calls=max_calls, stop=stop,
+            max_calls=max_calls, stop=stop, incomplete_address=incomplete_address,
         )  # fmt: skip
     plan, estimate = result.plan, result.plan.estimate
     creates = sum(op.kind == "create" for op in plan.operations)
+    click.echo(_profile_line(result.profile, result.profile_fit, result.rows_with_warnings))
     click.echo(
         f"{result.rows_read} rows read: {result.valid} valid, {result.rejected} rejected. "
         f"Plan: {creates} creates, {len(plan.operations) - creates} updates, {len(plan.deferred)} deferred, "
@@ -227,6 +243,12 @@ def plan(
         f"Plan written to {result.out_dir / 'plan.json'} (and plan.csv, conflicts.csv, link_proposals.csv)"
     )
     raise click.exceptions.Exit(result.exit_code)
+
+
+def _profile_line(profile: str, fit: dict[str, Any], with_warnings: int) -> str:
+    """Which profile read the export, how well it fits, and how many rows have warnings (warnings.csv)."""
+    how = f" (reads {fit['headers_read']} of {fit['headers']} headers)" if fit else ""
+    return f"Profile {profile}{how}; {with_warnings} valid rows with warnings (warnings.csv)."
 
 
 def _warn(warnings: list[str], *, mass_change: bool = False) -> None:
@@ -261,6 +283,9 @@ def _print_run(result: RunResult, out_dir: Path) -> None:
     from crmsync.jobs.accounting import OUTCOMES
 
     counts = result.counts
+    if result.prepared is not None:
+        summary = result.to_dict()
+        click.echo(_profile_line(summary["profile"], summary["profile_fit"], summary["rows_with_warnings"]))
     buckets = ", ".join(f"{getattr(counts, k)} {k}" for k in OUTCOMES)
     click.echo(f"{counts.rows_read} rows read: {buckets}.")
     calls = result.calls
@@ -291,6 +316,7 @@ def _print_run(result: RunResult, out_dir: Path) -> None:
 def run(
     crm_path: Path,
     profile: str,
+    incomplete_address: str,
     out_dir: Path,
     max_calls: int | None,
     policy: str,
@@ -333,7 +359,7 @@ def run(
         result = run_nightly(
             settings, crm_path, profile, out_dir, policy=policy,  # type: ignore[arg-type]
             max_calls=max_calls, dry_run=dry_run, allow_mass_change=allow_mass_change,
-            progress=progress, stop=stop,
+            progress=progress, stop=stop, incomplete_address=incomplete_address,
         )  # fmt: skip
     _print_run(result, out_dir)
     raise click.exceptions.Exit(result.exit_code)
@@ -589,14 +615,17 @@ class RateType(click.ParamType):  # type: ignore[type-arg]
     help="Fail the run (exit 2) when more than this share of rows is rejected: 0.05 or 5%.",
 )
 @reports_errors
-def validate(crm_path: Path, profile: str, out_dir: Path, max_reject_rate: float | None) -> None:
+def validate(
+    crm_path: Path, profile: str, incomplete_address: str, out_dir: Path, max_reject_rate: float | None
+) -> None:
     """Read, normalise and validate a CRM export; nothing is sent to Helcim.
 
     \b
     Writes to --out:
       valid.csv     the normalised valid rows (generic columns, then source_line)
       rejects.csv   one row per problem: source_line, crm_id, column, value, reason
-      summary.json  rows_read = valid + rejected, encoding, delimiter, warnings, …
+      warnings.csv  what valid rows could not store in Helcim, and why (the columns of rejects.csv)
+      summary.json  rows_read = valid + rejected, the profile and its fit, encoding, warnings, …
     \b
     Exit codes: 0 every row is valid
                 1 some rows were rejected (see rejects.csv)
@@ -604,21 +633,26 @@ def validate(crm_path: Path, profile: str, out_dir: Path, max_reject_rate: float
     """
     from crmsync.jobs.validate import validate_file
 
-    summary = validate_file(crm_path, profile, out_dir, max_reject_rate)
+    summary = validate_file(crm_path, profile, out_dir, max_reject_rate, incomplete_address)
     for warning in summary.warnings:
         click.echo(f"crmsync: warning: {warning}", err=True)
     guessed = ", guessed" if summary.encoding_guessed else ""
+    fit = summary.profile_fit
+    how = (
+        f" ({'chosen: ' if profile == 'auto' else ''}reads {fit['headers_read']} of {fit['headers']} headers)"
+    )
     click.echo(
         f"{summary.rows_read:,} rows read from {summary.source_file} "
-        f"({summary.encoding}{guessed}, {summary.delimiter_name}-separated, profile {summary.profile}): "
-        f"{summary.valid:,} valid, {summary.rejected:,} rejected ({summary.reject_rate:.1%})"
+        f"({summary.encoding}{guessed}, {summary.delimiter_name}-separated, profile {summary.profile}{how if fit else ''}): "
+        f"{summary.valid:,} valid ({summary.rows_with_warnings:,} with warnings), {summary.rejected:,} rejected "
+        f"({summary.reject_rate:.1%})"
     )
     if summary.rejected:
         top = ", ".join(
             f"{column or 'row shape'} {count}" for column, count in summary.problems_by_column.items()
         )
         click.echo(f"problems by column: {top}")
-    click.echo(f"outputs in {out_dir}/: valid.csv, rejects.csv, summary.json")
+    click.echo(f"outputs in {out_dir}/: valid.csv, rejects.csv, warnings.csv, summary.json")
     raise click.exceptions.Exit(summary.exit_code)
 
 
@@ -631,7 +665,7 @@ def validate(crm_path: Path, profile: str, out_dir: Path, max_reject_rate: float
     help="The CRM's customer export: adds helcim_only_customer, crm_only_customer, no_payment_method "
     "and the CRM import files new_customers.csv and updates.csv.",
 )
-@click.option("--profile", default="generic", show_default=True, help="Column mapping of the CRM export.")
+@click.option("--profile", default="auto", show_default=True, help=PROFILE_HELP)
 @click.option(
     "--max-calls",
     type=click.IntRange(min=1),
@@ -719,3 +753,44 @@ def reconcile(
         click.echo(f"warning: {result.error}", err=True)
     click.echo(f"API calls: {result.calls.calls}. Report: {result.report}")
     raise click.exceptions.Exit(result.exit_code)
+
+
+@cli.command()
+def profiles() -> None:
+    """List the built-in profiles: the system each reads, its key, what it requires and what it maps."""
+    from crmsync.crm.profiles import builtin_profiles
+
+    for profile in builtin_profiles():
+        key = " else ".join("the e-mail" if k == "email" else "its id column" for k in profile.key)
+        click.echo(f"{profile.name}: {profile.label}")
+        click.echo(f"    {profile.description}")
+        click.echo(f"    key: {key}; requires: {', '.join(profile.required) or 'nothing more'}")
+        heads = [
+            h for h in profile.known_headers() if ":" not in h or h.split(":", 1)[0] not in profile.sections
+        ]
+        click.echo(f"    reads: {', '.join(heads[:12])}{', …' if len(heads) > 12 else ''}")
+
+
+@cli.group()
+def profile() -> None:
+    """Work with mapping profiles (see also: crmsync profiles)."""
+
+
+@profile.command()
+@click.argument("export", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--system", default="", help="The system's name, for the draft's system line.")
+@reports_errors
+def draft(export: Path, system: str) -> None:
+    """Print a starting TOML profile for an export no built-in profile reads, guessing each header.
+
+    Save it (crmsync profile draft FILE > mycrm.toml), check every guess, then
+    use it with --profile mycrm.toml.
+    """
+    from crmsync.crm.extract import read_export
+    from crmsync.crm.fit import draft_profile, rank_profiles
+
+    names = [str(c) for c in read_export(export).frame.columns]
+    best = rank_profiles(names)[0]
+    if best.fits:
+        click.echo(f"# note: the built-in profile {best.describe()} already fits this export", err=True)
+    click.echo(draft_profile(names, system), nl=False)

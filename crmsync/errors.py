@@ -7,7 +7,8 @@
     │   └── MassChangeError           2  the run would clear or change one field on too many customers
     ├── OutputError                   2  the output folder cannot be written (a full disk, no permission)
     ├── InputFileError                2  the CRM file cannot be read as the CSV we need
-    │   └── MissingColumnsError       2  required columns absent (names them, with the nearest header present)
+    │   └── MissingColumnsError       2  required columns absent (names them, and the profile that would fit)
+    │       └── NoProfileFitsError    2  no built-in profile fits the export (names the closest ones)
     ├── StateError                    2  the state store cannot be used
     │   ├── StateLockedError          2  another run holds the lock
     │   └── AccountMismatchError      2  the state belongs to another merchant account (or a wiped sandbox)
@@ -66,6 +67,10 @@ class InputFileError(CrmsyncError):
 
 class MissingColumnsError(InputFileError):
     """Required columns are absent from the header."""
+
+
+class NoProfileFitsError(MissingColumnsError):
+    """No built-in profile fits the export's headers (the automatic choice)."""
 
 
 class StateError(CrmsyncError):

@@ -3,10 +3,14 @@
 :func:`write_crm_import` writes ``crm_import/``:
 
 ``new_customers.csv``
-    Helcim-only customers, ready to import: the CRM's columns (the id column
-    holds the Helcim customerCode, which links the record on the next run when
-    the CRM keeps it as the record's id), then ``helcim_id`` and
-    ``helcim_customer_code``.
+    Helcim-only customers, ready to import. For a profile that names its
+    system's import file (``[crm_import]``: Shopify's customer import, a HubSpot
+    import, a Salesforce Data Loader file, …): exactly those columns, in that
+    order (the system assigns the new records' ids, so its id column is empty),
+    then ``helcim_id`` and ``helcim_customer_code`` (leave them unmapped). For
+    the others (generic): the id column holding the Helcim customerCode, which
+    links the record on the next run when the CRM keeps it as the record's id,
+    ``helcim_id``, ``helcim_customer_code``, then the CRM's other columns.
 ``updates.csv``
     fields changed in Helcim that the CRM should take: ``<id column>, helcim_id,
     field, crm_value, helcim_value`` with ``field`` a CRM header.
@@ -14,6 +18,13 @@
     one row per card and bank account: ``<id column>, helcim_id,
     customer_code, method, method_id, default, card_brand, card_last4,
     card_expiry, bank_last4, bank_verified, bank_ready, pad_status``.
+``import_updates.csv`` (profiles with ``[crm_import]``)
+    the same changes as updates.csv, as the system's import file: one row per
+    customer, the column the import matches on (``[crm_import] match``: the
+    record Id for Salesforce's Data Loader update, Record ID for HubSpot, Email
+    for Shopify) as the CRM holds it now, every other column as it should
+    become. Countries are written as the import wants them (``country``:
+    Shopify and WooCommerce take alpha-2 codes).
 
 The reverse mapping: a generic column the profile reads from a header goes
 back to that header (the first one listed). A ``join`` of headers (HubSpot's
@@ -31,8 +42,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pycountry
 
-from crmsync.crm.profiles import Profile, load_profile
+from crmsync.crm.profiles import Profile, header_key, load_profile
 from crmsync.outputs import write_csv
 from crmsync.schemas.crm import CRM_COLUMNS
 
@@ -40,6 +52,7 @@ __all__ = [
     "PAYMENT_METHOD_COLUMNS",
     "CrmColumn",
     "crm_columns",
+    "import_updates",
     "new_customers",
     "to_crm",
     "updates",
@@ -75,8 +88,8 @@ class CrmColumn:
     separator: str = " "
 
 
-def crm_columns(profile: Profile) -> list[CrmColumn]:
-    """The profile's reverse mapping: the CRM columns crmsync can fill, in the profile's order."""
+def _read_columns(profile: Profile) -> list[CrmColumn]:
+    """The profile's reverse mapping in its own order: the first header of each generic column."""
     out: list[CrmColumn] = []
     covered: set[str] = set()
     headers: set[str] = set()
@@ -106,10 +119,54 @@ def crm_columns(profile: Profile) -> list[CrmColumn]:
     return out
 
 
+def _inventory(profile: Profile) -> dict[str, CrmColumn]:
+    """Every header the profile reads (by header_key) → how to fill it from generic columns."""
+    found: dict[str, CrmColumn] = {}
+    for column, names in profile.columns.items():
+        for name in names:
+            found.setdefault(header_key(name), CrmColumn(name, (column,), "copy"))
+    for t in profile.transforms:
+        headers = [s for s in t.sources if s not in CRM_COLUMNS]
+        if t.kind == "join" and len(headers) == len(t.sources):
+            for part, name in enumerate(t.sources):
+                found.setdefault(
+                    header_key(name),
+                    CrmColumn(name, t.targets, "name_part", part, len(t.sources), t.separator),
+                )
+        elif t.kind == "split_lines":
+            found.setdefault(header_key(t.sources[0]), CrmColumn(t.sources[0], t.targets, "lines"))
+        elif t.kind == "split_fields":
+            found.setdefault(
+                header_key(t.sources[0]), CrmColumn(t.sources[0], t.targets, "fields", separator=t.separator)
+            )
+        elif t.kind == "coalesce":
+            for name in headers:
+                found.setdefault(header_key(name), CrmColumn(name, t.targets, "copy"))
+    return found
+
+
+def crm_columns(profile: Profile) -> list[CrmColumn]:
+    """The CRM columns crmsync writes: the system's import columns when the profile names them
+    (``[crm_import] columns``; a column no generic field fills stays empty), else the profile's own."""
+    if profile.crm_import is None:
+        return _read_columns(profile)
+    inventory = _inventory(profile)
+    return [inventory.get(header_key(h), CrmColumn(h, (), "empty")) for h in profile.crm_import.columns]
+
+
 def _fill(column: CrmColumn, frame: pd.DataFrame) -> pd.Series:
+    if column.kind == "empty":
+        return pd.Series("", index=frame.index, dtype="str")
     values = frame[column.fields[0]].fillna("").astype("str")
     if column.kind == "copy":
         return values
+    if column.kind == "fields":
+        parts = [frame[f].fillna("").astype("str") for f in column.fields]
+        joined = parts[0]
+        for part in parts[1:]:
+            joined = joined + column.separator + part
+        given = pd.concat([p != "" for p in parts], axis=1).any(axis=1)
+        return joined.where(given, "").astype("str")
     if column.kind == "lines":
         rest = frame[column.fields[1]].fillna("").astype("str")
         return (values + np.where(rest.str.strip() != "", "\n" + rest, "")).astype("str")
@@ -120,16 +177,28 @@ def _fill(column: CrmColumn, frame: pd.DataFrame) -> pd.Series:
     return pieces[column.part].fillna("").astype("str")
 
 
+def _alpha2(values: pd.Series) -> pd.Series:
+    codes = {str(c.alpha_3): str(c.alpha_2) for c in pycountry.countries}
+    return values.map(lambda v: codes.get(str(v), v)).astype("str")
+
+
 def to_crm(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """Generic columns → the CRM's columns (see :func:`crm_columns`); missing generic columns are empty."""
     full = frame.reindex(columns=[*CRM_COLUMNS], fill_value="")
+    if profile.crm_import is not None and profile.crm_import.country == "alpha-2":
+        full = full.assign(**{c: _alpha2(full[c]) for c in ("billing_country", "shipping_country")})
     return pd.DataFrame(
         {c.header: _fill(c, full).to_numpy() for c in crm_columns(profile)}, index=frame.index
     )
 
 
 def _id_header(profile: Profile) -> str:
-    return profile.columns["crm_id"][0] if "crm_id" in profile.columns else "crm_id"
+    """The header of the CRM's record id: the one its import matches on when it is an id, else the first."""
+    ids = profile.columns.get("crm_id", ())
+    if not ids:
+        return "crm_id"
+    wanted = {header_key(h) for h in (profile.crm_import.columns if profile.crm_import else ())}
+    return next((h for h in ids if header_key(h) in wanted), ids[0])
 
 
 def new_customers(customers: pd.DataFrame, profile: Profile) -> pd.DataFrame:
@@ -140,10 +209,13 @@ def new_customers(customers: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """
     id_header = _id_header(profile)
     columns = [c.header for c in crm_columns(profile)]
-    ordered = [id_header, "helcim_id", "helcim_customer_code", *[c for c in columns if c != id_header]]
+    if profile.crm_import is not None:  # the system's import file: it assigns the new records' ids
+        ordered = [*columns, "helcim_id", "helcim_customer_code"]
+    else:
+        ordered = [id_header, "helcim_id", "helcim_customer_code", *[c for c in columns if c != id_header]]
     if customers.empty:
         return pd.DataFrame(columns=ordered)
-    generic = customers.assign(crm_id=customers["customer_code"].astype("str"))
+    generic = customers.assign(crm_id="" if profile.crm_import else customers["customer_code"].astype("str"))
     out = to_crm(generic, profile)
     out["helcim_id"] = generic["helcim_id"].astype("int64").to_numpy()
     out["helcim_customer_code"] = generic["customer_code"].astype("str").to_numpy()
@@ -162,26 +234,10 @@ def updates(changes: pd.DataFrame, customers: pd.DataFrame, profile: Profile) ->
     exported = changes[changes["resolution"] == "export"] if not changes.empty else changes
     if exported.empty:
         return pd.DataFrame(columns=columns)
-    ids = exported["helcim_id"].astype("int64").unique()
-    helcim = (
-        customers[customers["helcim_id"].isin(ids)]
-        .set_index("helcim_id")
-        .reindex(columns=[*CRM_COLUMNS], fill_value="")
-    )
-    crm_side = helcim.copy()
-    for helcim_id, name, value in changes[changes["helcim_id"].isin(ids)][
-        ["helcim_id", "field", "crm"]
-    ].itertuples(index=False):
-        crm_side.loc[int(helcim_id), name] = "" if pd.isna(value) else str(value)
-    helcim_side = crm_side.copy()
-    for helcim_id, name, value in exported[["helcim_id", "field", "helcim"]].itertuples(index=False):
-        helcim_side.loc[int(helcim_id), name] = "" if pd.isna(value) else str(value)
-    crm_ids = dict(zip(exported["helcim_id"].astype("int64"), exported["crm_id"].astype("str"), strict=False))
-    fields_of = exported.groupby("helcim_id")["field"].agg(set)
+    before, after, fields_of, crm_ids = _before_after(changes, exported, customers, profile)
     rows = []
-    before, after = to_crm(crm_side, profile), to_crm(helcim_side, profile)
     for column in crm_columns(profile):
-        if column.fields == ("crm_id",):
+        if column.fields == ("crm_id",) or column.kind == "empty":
             continue
         for helcim_id in before.index:
             if not set(column.fields) & fields_of[helcim_id]:
@@ -192,6 +248,46 @@ def updates(changes: pd.DataFrame, customers: pd.DataFrame, profile: Profile) ->
                 rows.append((crm_ids[int(helcim_id)], int(helcim_id), column.header, old, new))
     table = pd.DataFrame(rows, columns=columns)
     return table.sort_values([id_header, "field"], kind="stable").reset_index(drop=True)
+
+
+def _before_after(
+    changes: pd.DataFrame, exported: pd.DataFrame, customers: pd.DataFrame, profile: Profile
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, dict[int, str]]:
+    """(the CRM's columns as the CRM holds them, as they should become, fields per customer, crm ids)."""
+    ids = exported["helcim_id"].astype("int64").unique()
+    helcim = (
+        customers[customers["helcim_id"].isin(ids)]
+        .set_index("helcim_id")
+        .reindex(columns=[*CRM_COLUMNS], fill_value="")
+    )
+    crm_ids = dict(zip(exported["helcim_id"].astype("int64"), exported["crm_id"].astype("str"), strict=False))
+    crm_side = helcim.copy()
+    crm_side["crm_id"] = [crm_ids.get(int(h), "") for h in crm_side.index]
+    for helcim_id, name, value in changes[changes["helcim_id"].isin(ids)][
+        ["helcim_id", "field", "crm"]
+    ].itertuples(index=False):
+        crm_side.loc[int(helcim_id), name] = "" if pd.isna(value) else str(value)
+    helcim_side = crm_side.copy()
+    for helcim_id, name, value in exported[["helcim_id", "field", "helcim"]].itertuples(index=False):
+        helcim_side.loc[int(helcim_id), name] = "" if pd.isna(value) else str(value)
+    fields_of = exported.groupby("helcim_id")["field"].agg(set)
+    return to_crm(crm_side, profile), to_crm(helcim_side, profile), fields_of, crm_ids
+
+
+def import_updates(changes: pd.DataFrame, customers: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """The fields changed in Helcim as the system's own import file (``[crm_import]``): one row per
+    customer, the column it matches on as the CRM holds it now, every other column as it should become."""
+    assert profile.crm_import is not None
+    columns = [c.header for c in crm_columns(profile)]
+    exported = changes[changes["resolution"] == "export"] if not changes.empty else changes
+    if exported.empty:
+        return pd.DataFrame(columns=columns)
+    before, after, _, _ = _before_after(changes, exported, customers, profile)
+    out = after.copy()
+    match = next((c for c in columns if header_key(c) == header_key(profile.crm_import.match)), None)
+    if match is not None:
+        out[match] = before[match]
+    return out.reset_index(drop=True).reindex(columns=columns)
 
 
 def write_crm_import(
@@ -214,10 +310,14 @@ def write_crm_import(
     id_header = _id_header(mapping)
     folder = out_dir / "crm_import"
     renamed = methods.rename(columns={"crm_id": id_header})
-    return {
+    files = {
         "new_customers": str(write_csv(new_customers(new, mapping), folder / "new_customers.csv")),
         "updates": str(write_csv(updates(changes, customers, mapping), folder / "updates.csv")),
         "payment_methods": str(
             write_csv(renamed, folder / "payment_methods.csv", [id_header, *PAYMENT_METHOD_COLUMNS])
         ),
     }
+    if mapping.crm_import is not None:
+        shaped = import_updates(changes, customers, mapping)
+        files["import_updates"] = str(write_csv(shaped, folder / "import_updates.csv"))
+    return files

@@ -9,8 +9,9 @@ What it copes with, and how:
   undefined. The encoding is reported, with ``encoding_guessed`` when no BOM
   or UTF-8 validity proved it.
 * **Not a CSV.** Empty files, known binary formats (PNG, JPEG, GIF, PDF, zip /
-  .xlsx, .xls, gzip), NUL bytes or control characters, a header without any
-  delimiter, and duplicate header names are fatal :class:`InputFileError`\\ s.
+  .xlsx, .xls, gzip), NUL bytes or control characters and a header without any
+  delimiter are fatal :class:`InputFileError`\\ s. Repeated header names are
+  kept (labelled ``Name (column N)``): only a profile reading such a name refuses it.
 * **Delimiter.** ``,`` ``;`` tab or ``|``: the one that splits the header
   line into the most fields.
 * **Lineage.** Each row keeps ``source_line``: the 1-based physical line on
@@ -39,6 +40,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,10 +52,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from crmsync.crm.profiles import Profile, apply_profile, header_key
-from crmsync.errors import InputFileError
+from crmsync.crm.fit import ProfileFit, rank_profiles
+from crmsync.crm.profiles import Profile, apply_profile, builtin_profiles
+from crmsync.errors import InputFileError, MissingColumnsError, NoProfileFitsError
 
-__all__ = ["DELIMITERS", "CrmExport", "RawExport", "decode", "read_crm", "read_export"]
+log = logging.getLogger("crmsync.crm")
+
+__all__ = ["DELIMITERS", "CrmExport", "RawExport", "choose_profile", "decode", "read_crm", "read_export"]
 
 DELIMITERS = (",", ";", "\t", "|")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -123,6 +128,12 @@ class CrmExport:
     ignored_headers: list[str]
     #: The generic columns the file really carries (a column it lacks is empty, and is never synced).
     mapped_columns: tuple[str, ...] = ()
+    #: The profile that mapped it (chosen by ``auto``, or given).
+    mapping: Profile | None = None
+    #: How well the profile's headers fit the export (with the runners-up when ``auto`` chose it).
+    profile_fit: ProfileFit | None = None
+    #: Where crm_id comes from: "crm_id" (the export's id column) or "email" (derived from the e-mail).
+    key: str = "crm_id"
 
 
 # -- bytes → text ------------------------------------------------------------------
@@ -284,23 +295,24 @@ def _header(data: bytes, source: str) -> tuple[list[str], str, int, int, int]:
             "not a CSV export"
         )
     names = [name.strip().strip("\ufeff\u200b").strip() for name in names]
-    seen: dict[str, int] = {}
-    duplicates = []
-    for position, name in enumerate(names, start=1):
-        key = header_key(name)
-        if not key:
-            continue
-        if key in seen:
-            duplicates.append(f'"{name}" (columns {seen[key]} and {position})')
-        else:
-            seen[key] = position
-    if duplicates:
-        raise InputFileError(f"{source}: duplicate column names in the header: {', '.join(duplicates)}")
     return names, delimiter, line, line + header_text.count("\n") + 1, offset + header_end + 1
 
 
 def _unique_labels(names: list[str]) -> list[str]:
-    return [name if name else f"(unnamed column {i})" for i, name in enumerate(names, start=1)]
+    """Frame labels: an unnamed column is ``(unnamed column N)``, a repeated name ``Name (column N)``.
+
+    Repeated names are not an error here: only a profile that reads such a name
+    refuses it (:class:`crmsync.crm.profiles.Headers`), naming both columns.
+    """
+    seen: set[str] = set()
+    labels = []
+    for i, name in enumerate(names, start=1):
+        label = (
+            name if name and name not in seen else f"{name} (column {i})" if name else f"(unnamed column {i})"
+        )
+        seen.add(name)
+        labels.append(label)
+    return labels
 
 
 # -- fast path: Arrow + numpy lineage ------------------------------------------------
@@ -563,10 +575,56 @@ def read_export(path: Path, *, force_slow: bool = False) -> RawExport:
     return RawExport(frame, lines, problems, encoding, guessed, delimiter, header_line, parser, warnings)
 
 
-def read_crm(path: Path, profile: Profile) -> CrmExport:
-    """Read an export and map it onto the generic columns with ``profile``."""
+def choose_profile(names: list[str], source: str) -> tuple[Profile, ProfileFit]:
+    """``--profile auto``: the built-in profile that fits the headers best, or NoProfileFitsError."""
+    profiles = builtin_profiles()
+    ranked = rank_profiles(names, profiles)
+    best = ranked[0]
+    if not best.fits:
+        closest = "; ".join(f.describe() for f in ranked[:3])
+        raise NoProfileFitsError(
+            f"{source}: no built-in profile fits this export's headers; the closest: {closest}"
+        )
+    chosen = next(p for p in profiles if p.name == best.profile)
+    runners_up = tuple(f for f in ranked[1:4] if f.read)
+    return chosen, ProfileFit(**{**best.__dict__, "candidates": runners_up})
+
+
+def _wrong_profile(error: MissingColumnsError, profile: Profile, names: list[str]) -> MissingColumnsError:
+    """The error of a profile that does not fit, naming the built-in profile that would."""
+    fitting = [f for f in rank_profiles(names) if f.fits and f.profile != profile.name]
+    if not fitting:
+        return error
+    return MissingColumnsError(
+        f"{error}. This looks like a {fitting[0].system} export: the profile {fitting[0].describe()} fits it"
+    )
+
+
+def _better_fit(fit: ProfileFit, names: list[str]) -> list[str]:
+    """A warning when a built-in profile reads clearly more of the export's headers than the given one."""
+    best = next((f for f in rank_profiles(names) if f.fits), None)
+    if best is None or best.profile == fit.profile or best.read < fit.read + 3:
+        return []
+    return [
+        f"this looks like a {best.system} export: the profile {best.profile} reads {best.read} of its "
+        f"{best.headers} headers, {fit.profile} only {fit.read}"
+    ]
+
+
+def read_crm(path: Path, profile: Profile | None) -> CrmExport:
+    """Read an export and map it onto the generic columns with ``profile`` (None: the one that fits best)."""
     raw = read_export(path)
-    mapped = apply_profile(profile, raw.frame, source=str(path))
+    names = [str(c) for c in raw.frame.columns]
+    if profile is None:
+        profile, fit = choose_profile(names, str(path))
+        log.info("profile %s chosen for %s: the best fit, %s", fit.profile, path, fit.describe())
+    else:
+        fit = rank_profiles(names, [profile])[0]
+        raw.warnings.extend(_better_fit(fit, names))
+    try:
+        mapped = apply_profile(profile, raw.frame, source=str(path))
+    except MissingColumnsError as error:
+        raise _wrong_profile(error, profile, names) from None
     frame = mapped.frame
     frame["source_line"] = raw.source_lines
     # One category and int8 codes: a million rows cost 1 MB, not a million strings.
@@ -592,4 +650,7 @@ def read_crm(path: Path, profile: Profile) -> CrmExport:
         warnings=raw.warnings + mapped.warnings,
         ignored_headers=mapped.ignored_headers,
         mapped_columns=mapped.carried,
+        mapping=profile,
+        profile_fit=fit,
+        key=mapped.key,
     )

@@ -18,7 +18,7 @@ import functools
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,9 +27,17 @@ import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
 
+from crmsync.crm.addresses import (
+    INCOMPLETE_ADDRESS_MODES,
+    drop_phone_extensions,
+    omit_incomplete_addresses,
+    split_street_addresses,
+)
 from crmsync.crm.extract import CrmExport, read_crm
+from crmsync.crm.keys import email_codes
 from crmsync.crm.normalize import normalize_crm
 from crmsync.crm.profiles import Profile, load_profile
+from crmsync.errors import UsageError
 from crmsync.schemas.address import (
     ADDRESS_FIELDS,
     ADDRESS_REASONS,
@@ -244,14 +252,45 @@ def validate_frame(frame: pd.DataFrame, raw: pd.DataFrame | None = None) -> tupl
 
 # -- a whole export ------------------------------------------------------------------
 
+_EMAIL_KEY_REASONS = {
+    "crm_id_required": (
+        "billing_email",
+        "email_key_required",
+        "billing_email: required; this export has no id column, so the e-mail is the customer's key "
+        "(it becomes Helcim's customer code)",
+    ),
+    "crm_id_unique": (
+        "billing_email",
+        "email_key_unique",
+        'billing_email "{value}" also appears on another line; this export has no id column, so the '
+        "e-mail is the customer's key and each customer needs their own",
+    ),
+}
+
+
+def _email_key_reasons(rejects: pd.DataFrame) -> pd.DataFrame:
+    """An e-mail-keyed export's key problems, said of the e-mail (there is no crm_id column to fix)."""
+    for rule, (column, new_rule, reason) in _EMAIL_KEY_REASONS.items():
+        hit = rejects["rule"] == rule
+        if hit.any():
+            rejects.loc[hit, "column"] = column
+            rejects.loc[hit, "reason"] = [reason.format(value=shown(v)) for v in rejects.loc[hit, "value"]]
+            rejects.loc[hit, "rule"] = new_rule
+    return rejects
+
 
 @dataclass(frozen=True)
 class CheckedExport:
-    """The CRM side of a sync: the export as read, its valid normalised rows and its rejects."""
+    """The CRM side of a sync: the export as read, its valid normalised rows, its rejects and warnings."""
 
     export: CrmExport
     valid: pd.DataFrame
     rejects: pd.DataFrame
+    #: What valid rows could not store (warnings.csv: the columns of rejects.csv, plus ``rule``).
+    warnings: pd.DataFrame = field(default_factory=lambda: _no_warnings())
+    #: crm_id → the address prefixes omitted on that valid row (incomplete addresses under ``omit``).
+    omitted: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    incomplete_address: str = "omit"
 
     @property
     def rows_read(self) -> int:
@@ -260,6 +299,10 @@ class CheckedExport:
     @property
     def rejected(self) -> int:
         return self.rows_read - len(self.valid)
+
+    @property
+    def rows_with_warnings(self) -> int:
+        return int(self.warnings["source_line"].nunique())
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -276,9 +319,93 @@ class CheckedExport:
         return dict(zip(self.valid["crm_id"].astype(str), self.valid["source_line"].astype(int), strict=True))
 
 
-def check_export(path: Path, profile: str | Profile) -> CheckedExport:
-    """Read, map, normalise and validate a CRM export (raises InputFileError on a bad file)."""
-    mapping = profile if isinstance(profile, Profile) else load_profile(profile)
+def _no_warnings() -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.Series(dtype="int64" if c == "source_line" else "str") for c in (*REJECT_COLUMNS, "rule")}
+    )
+
+
+def _notes_frame(frame: pd.DataFrame, notes: list[tuple[int, str, str, str, str]]) -> pd.DataFrame:
+    """Warnings from (row position, column, value, reason, rule) notes, on the rows' final crm_ids."""
+    if not notes:
+        return _no_warnings()
+    positions = [n[0] for n in notes]
+    return pd.DataFrame(
+        {
+            "source_line": frame["source_line"].iloc[positions].to_numpy(dtype="int64"),
+            "crm_id": frame["crm_id"].iloc[positions].astype("str").to_numpy(),
+            "column": [n[1] for n in notes],
+            "value": [n[2] for n in notes],
+            "reason": [n[3] for n in notes],
+            "rule": [n[4] for n in notes],
+        }
+    )
+
+
+def _prepare(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[int, str, str, str, str]]]:
+    """Before normalising: whole addresses out of the street lines, extensions off the phones."""
+    frame, unsplit = split_street_addresses(frame)
+    frame, extensions = drop_phone_extensions(frame)
+    notes = [
+        (at, column, value, f'{column} "{shown(value)}" looks like a whole address, but it does not split '
+         "unambiguously into a city, a province and a postal code: put them in their own columns", "address_unsplit")
+        for at, column, value in unsplit
+    ]  # fmt: skip
+    notes += [
+        (at, column, value, f'{column} "{shown(value)}": the extension {ext} was not stored; Helcim keeps a '
+         "phone's digits only", "phone_extension_dropped")
+        for at, column, value, ext in extensions
+    ]  # fmt: skip
+    return frame, notes
+
+
+def check_export(path: Path, profile: str | Profile, incomplete_address: str = "omit") -> CheckedExport:
+    """Read, map, normalise and validate a CRM export (raises InputFileError on a bad file).
+
+    ``profile`` is a profile, its name or path, or ``auto`` (the built-in one
+    that fits best). ``incomplete_address``: ``omit`` creates a customer whose
+    address lacks street1 or a postal code without that address (listing what
+    was not stored as warnings), ``reject`` rejects the row.
+    """
+    if incomplete_address not in INCOMPLETE_ADDRESS_MODES:
+        raise UsageError(f"incomplete addresses: {incomplete_address!r} is not one of omit, reject")
+    mapping = (
+        None if profile == "auto" else profile if isinstance(profile, Profile) else load_profile(profile)
+    )
     export = read_crm(path, mapping)
-    valid, rejects = validate_frame(normalize_crm(export.frame), export.frame)
-    return CheckedExport(export, valid, rejects)
+    frame, notes = _prepare(export.frame)
+    if export.key == "email":  # the rejects show the e-mail where the key is missing or repeated
+        frame = frame.assign(crm_id=frame["billing_email"])
+        export.frame["crm_id"] = frame["crm_id"]
+    normalised = normalize_crm(frame)
+    if export.key == "email":
+        normalised["crm_id"] = email_codes(normalised["billing_email"])
+        export.frame["crm_id"] = normalised["crm_id"]
+    warnings = [_notes_frame(normalised, notes)]
+    omitted_rows: dict[str, Any] = {}
+    if incomplete_address == "omit":
+        omitted = omit_incomplete_addresses(normalised, frame)
+        normalised, omitted_rows = omitted.frame, omitted.rows
+        warnings.append(omitted.warnings)
+    valid, rejects = validate_frame(normalised, frame)
+    if export.key == "email":
+        rejects = _email_key_reasons(rejects)
+    kept = pd.concat([w for w in warnings if len(w)] or [_no_warnings()], ignore_index=True)
+    lines = kept["source_line"].to_numpy(dtype="int64")
+    keep = np.flatnonzero(np.isin(lines, valid["source_line"].to_numpy(dtype="int64")))
+    order = keep[np.lexsort((kept["column"].to_numpy(dtype=object)[keep].astype(str), lines[keep]))]
+    kept = kept.take(order).reset_index(drop=True)
+    return CheckedExport(
+        export, valid, rejects, kept, _omitted_by_id(normalised, valid, omitted_rows), incomplete_address
+    )
+
+
+def _omitted_by_id(
+    frame: pd.DataFrame, valid: pd.DataFrame, rows: dict[str, Any]
+) -> dict[str, tuple[str, ...]]:
+    valid_rows = frame.index.isin(valid.index)
+    by_id: dict[str, list[str]] = {}
+    for prefix, mask in rows.items():
+        for crm_id in frame.loc[mask & valid_rows, "crm_id"].astype("str"):
+            by_id.setdefault(crm_id, []).append(prefix)
+    return {k: tuple(v) for k, v in by_id.items()}

@@ -30,7 +30,9 @@ def accept_links(settings: Settings, proposals_file: Path) -> LinkResult:
     The file is ``link_proposals.csv`` as ``crmsync plan`` wrote it, edited:
     rows with ``accept`` = yes are linked, no are remembered as rejected (the
     CRM row is then created on the next run unless another candidate remains),
-    blank stay undecided. Without an ``accept`` column, every row is accepted.
+    blank stay undecided. A proposal with ``replaces`` (a linked customer whose
+    CRM record left the export, as when the e-mail key changed) moves that link.
+    Without an ``accept`` column, every row is accepted.
     A CRM row accepted for two Helcim customers, or a Helcim customer for two
     CRM rows, is refused.
     """
@@ -64,13 +66,18 @@ def accept_links(settings: Settings, proposals_file: Path) -> LinkResult:
         links = state.links()
         with state.transaction():
             codes = yes["helcim_code"].tolist() if "helcim_code" in yes.columns else [""] * len(yes)
-            for crm_id, helcim_id, code in _pairs(yes, codes):
+            moves = (
+                yes["replaces"].fillna("").astype(str).tolist()
+                if "replaces" in yes.columns
+                else [""] * len(yes)
+            )
+            for (crm_id, helcim_id, code), replaces in zip(_pairs(yes, codes), moves, strict=True):
                 clash = links[(links["helcim_id"] == helcim_id) & (links["crm_id"] != crm_id)]
-                if not clash.empty:
+                if not clash.empty and clash["crm_id"].iloc[0] != replaces.strip():
                     raise StateError(
                         f"Helcim customer {helcim_id} is already linked to crm_id {clash['crm_id'].iloc[0]}"
                     )
-                state.link(crm_id, helcim_id, code, "approved")
+                state.link(crm_id, helcim_id, code, "approved", replaces=replaces.strip())
             for crm_id, helcim_id, _ in _pairs(no):
                 state.reject_link(crm_id, helcim_id)
     return LinkResult(

@@ -33,14 +33,20 @@ class PlanResult:
     outputs: dict[str, str]
     out_dir: Path
     exit_code: int
+    profile: str = "generic"
+    profile_fit: dict[str, Any] = field(default_factory=dict)
+    rows_with_warnings: int = 0
     command: str = field(default="plan", init=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "command": self.command,
+            "profile": self.profile,
+            "profile_fit": self.profile_fit,
             "rows_read": self.rows_read,
             "valid": self.valid,
             "rejected": self.rejected,
+            "rows_with_warnings": self.rows_with_warnings,
             **self.plan.summary(),
             "api_calls": self.calls.calls,
             "calls_by_operation": self.calls.by_operation,
@@ -62,6 +68,7 @@ def plan_sync(
     max_calls: int | None = None,
     progress: Progress | None = None,
     stop: StopSignal | None = None,
+    incomplete_address: str = "omit",
 ) -> PlanResult:
     """Read Helcim within the budget, diff against the export and the state store, write the plan files.
 
@@ -70,9 +77,10 @@ def plan_sync(
     session = Session(settings, "plan", max_calls=max_calls, stop=stop)
     prepare_out_dir(out_dir)
     try:
-        checked = check_export(crm_path, profile)
+        checked = check_export(crm_path, profile, incomplete_address)
+        chosen = checked.export.profile
         with session.open() as open_session:
-            prepared = prepare(open_session, checked, policy=policy, profile=profile, progress=progress)
+            prepared = prepare(open_session, checked, policy=policy, profile=chosen, progress=progress)
             outputs = write_plan_outputs(out_dir, prepared)
             result = PlanResult(
                 plan=prepared.plan,
@@ -84,6 +92,9 @@ def plan_sync(
                 outputs=outputs,
                 out_dir=out_dir,
                 exit_code=EXIT_PARTIAL if checked.rejected else EXIT_OK,
+                profile=chosen,
+                profile_fit=checked.export.profile_fit.to_dict() if checked.export.profile_fit else {},
+                rows_with_warnings=checked.rows_with_warnings,
             )
             open_session.finish("ok", result.exit_code, result.to_dict())
     except CrmsyncError as error:

@@ -89,13 +89,17 @@ class RunResult:
             }
         plan, result = self.prepared.plan, self.prepared.result
         recovered = sum(r.outcome == "recovered" for r in self.applied.resolved) if self.applied else 0
+        export = self.prepared.checked.export
         summary: dict[str, Any] = {
             "command": "run",
             "status": self.status,
             "exit_code": self.exit_code,
             "dry_run": self.dry_run,
             "duration_seconds": self.duration_seconds,
+            "profile": export.profile,
+            "profile_fit": export.profile_fit.to_dict() if export.profile_fit else {},
             **self.counts.to_dict(),
+            "rows_with_warnings": self.prepared.checked.rows_with_warnings,
             "exported": int((result.exports["crm_id"] != "").sum()),
             "helcim_only": int((result.exports["crm_id"] == "").sum()),
             "link_proposals": len(result.link_proposals),
@@ -148,6 +152,7 @@ def run_nightly(
     allow_mass_change: bool = False,
     progress: Progress | None = None,
     stop: StopSignal | None = None,
+    incomplete_address: str = "omit",
 ) -> RunResult:
     """``crmsync run``: see the module docstring. Settings come in as arguments: nothing is read from the environment."""
     started = time.monotonic()
@@ -155,7 +160,8 @@ def run_nightly(
     prepare_out_dir(out_dir)
     checked: CheckedExport | None = None
     try:
-        checked = check_export(crm_path, profile)
+        checked = check_export(crm_path, profile, incomplete_address)
+        profile = checked.export.profile
         log.info(
             "read %d rows from %s: %d valid, %d rejected",
             checked.rows_read, crm_path, len(checked.valid), checked.rejected,

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from crmsync.console import Progress
@@ -68,13 +69,60 @@ class Prepared:
     warnings: list[str] = field(default_factory=list)
 
 
+def keep_helcim_addresses(
+    checked: CheckedExport, customers: pd.DataFrame, links: pd.DataFrame
+) -> pd.DataFrame:
+    """The valid rows, with each omitted (incomplete) address replaced by the one Helcim holds.
+
+    An address the export gives incompletely is never sent (Helcim cannot hold
+    it), so it must neither clear the address Helcim has nor be pushed again
+    every night: the diff sees Helcim's own address there, which is "unchanged".
+    A customer Helcim does not have yet is created without that address.
+    """
+    valid = checked.valid
+    if not checked.omitted:
+        return valid
+    ids = valid["crm_id"].astype("str")
+    out = valid.copy()
+    for prefix in ("billing", "shipping"):
+        rows = np.flatnonzero(ids.isin({k for k, v in checked.omitted.items() if prefix in v}).to_numpy())
+        if not len(rows):
+            continue
+        at = _helcim_positions(ids.iloc[rows], customers, links)
+        found = at >= 0
+        for name in (c for c in valid.columns if c.startswith(f"{prefix}_")):
+            values = out[name].to_numpy(dtype=object)
+            values[rows[found]] = customers[name].to_numpy(dtype=object)[at[found]]
+            out[name] = pd.Series(values, index=out.index, dtype="str")
+    return out
+
+
+def _helcim_positions(crm_ids: pd.Series, customers: pd.DataFrame, links: pd.DataFrame) -> np.ndarray:
+    """Each CRM row's Helcim customer (its position in ``customers``, -1 for none), as the diff pairs them:
+    the state store's link, else the oldest customer holding the crm_id as its code."""
+    at = np.full(len(crm_ids), -1, dtype=np.int64)
+    if customers.empty:
+        return at
+    helcim_ids = pd.Index(customers["helcim_id"].astype("int64"))
+    linked = pd.Index(links["crm_id"].astype("str")).get_indexer(pd.Index(crm_ids))
+    has_link = linked >= 0
+    linked_ids = links["helcim_id"].astype("int64").to_numpy()[linked[has_link]]
+    at[has_link] = helcim_ids.get_indexer(pd.Index(linked_ids))
+    oldest = np.argsort(customers["helcim_id"].astype("int64").to_numpy(), kind="stable")
+    codes = customers["customer_code"].astype("str").to_numpy(dtype=object)[oldest]
+    first = ~pd.Series(codes).duplicated().to_numpy()
+    by_code = pd.Index(codes[first]).get_indexer(pd.Index(crm_ids[~has_link]))
+    at[~has_link] = np.where(by_code >= 0, oldest[first][np.maximum(by_code, 0)], -1)
+    return at
+
+
 def pure_diff(
     checked: CheckedExport, snapshot: Snapshot, session: Session, policy: Policy = "crm-wins"
 ) -> DiffResult:
     """The diff of the export against the snapshot and the state store's base and links (records nothing)."""
     state = session.state
     return diff(
-        checked.valid,
+        keep_helcim_addresses(checked, snapshot.customers, state.links()),
         snapshot.customers,
         state.base(),
         state.links(),
@@ -141,6 +189,7 @@ def write_plan_outputs(out_dir: Path, prepared: Prepared) -> dict[str, str]:
             write_csv(proposals, out_dir / "link_proposals.csv", (*PROPOSAL_COLUMNS, "accept"))
         ),
         "rejects": str(write_csv(checked.rejects, out_dir / "rejects.csv", REJECT_COLUMNS)),
+        "warnings": str(write_csv(checked.warnings, out_dir / "warnings.csv", REJECT_COLUMNS)),
     }
 
 
@@ -198,9 +247,10 @@ def morning_outputs(
     new = _new_customers(result, snapshot, checked)
     changes = result.changes if result is not None else pd.DataFrame()
     files = dict(report.outputs)
+    mapping = checked.export.mapping if checked is not None else None
     files |= write_crm_import(
         out_dir,
-        profile=profile,
+        profile=mapping or ("generic" if profile == "auto" else profile),
         new=new,
         changes=changes,
         customers=snapshot.customers,

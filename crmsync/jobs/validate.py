@@ -1,6 +1,7 @@
 """``crmsync validate``: read, map, normalise and validate one CRM export; nothing is sent anywhere.
 
-Writes ``valid.csv``, ``rejects.csv`` and ``summary.json`` (a :class:`ValidationSummary`).
+Writes ``valid.csv``, ``rejects.csv``, ``warnings.csv`` (what valid rows could
+not store) and ``summary.json`` (a :class:`ValidationSummary`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crmsync.crm.addresses import WARNING_COLUMNS
 from crmsync.crm.extract import DELIMITER_NAMES
 from crmsync.crm.validate import REJECT_COLUMNS, VALID_COLUMNS, check_export
 from crmsync.errors import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UsageError
@@ -40,6 +42,14 @@ class ValidationSummary:
     ignored_columns: list[str]
     max_reject_rate: float | None
     exit_code: int
+    #: How the profile fits the export's headers (and the runners-up when ``auto`` chose it).
+    profile_fit: dict[str, Any] = field(default_factory=dict)
+    #: "crm_id" (the export's id column) or "email" (the code derived from the e-mail).
+    key: str = "crm_id"
+    incomplete_address: str = "omit"
+    #: Valid rows with something Helcim could not store (warnings.csv), by rule.
+    rows_with_warnings: int = 0
+    warnings_by_rule: dict[str, int] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -62,12 +72,16 @@ def parse_rate(text: str) -> float:
 
 
 def validate_file(
-    path: Path, profile: str, out_dir: Path, max_reject_rate: float | None = None
+    path: Path,
+    profile: str,
+    out_dir: Path,
+    max_reject_rate: float | None = None,
+    incomplete_address: str = "omit",
 ) -> ValidationSummary:
-    """``crmsync validate``: read, map, normalise and validate one export; write its three outputs."""
+    """``crmsync validate``: read, map, normalise and validate one export; write its four outputs."""
     started = time.perf_counter()
     prepare_out_dir(out_dir)
-    checked = check_export(path, profile)
+    checked = check_export(path, profile, incomplete_address)
     export, valid, rejects = checked.export, checked.valid, checked.rejects
 
     rows = len(export.frame)
@@ -84,6 +98,7 @@ def validate_file(
     outputs = {
         "valid": str(write_csv(valid, out_dir / "valid.csv", VALID_COLUMNS)),
         "rejects": str(write_csv(rejects, out_dir / "rejects.csv", REJECT_COLUMNS)),
+        "warnings": str(write_csv(checked.warnings, out_dir / "warnings.csv", WARNING_COLUMNS)),
     }
     summary = ValidationSummary(
         source_file=export.source_file,
@@ -104,6 +119,13 @@ def validate_file(
         ignored_columns=export.ignored_headers,
         max_reject_rate=max_reject_rate,
         exit_code=exit_code,
+        profile_fit=export.profile_fit.to_dict() if export.profile_fit else {},
+        key=export.key,
+        incomplete_address=incomplete_address,
+        rows_with_warnings=checked.rows_with_warnings,
+        warnings_by_rule={
+            str(k): int(v) for k, v in checked.warnings["rule"].value_counts().sort_index().items()
+        },
         outputs=outputs,
     )
     summary.outputs["summary"] = str(out_dir / "summary.json")

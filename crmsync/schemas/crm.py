@@ -45,6 +45,8 @@ CRM_COLUMNS = CUSTOMER_COLUMNS + tuple(
 #: Helcim's customerCode holds at most 50 printable characters.
 CRM_ID_MAX_LENGTH = 50
 CRM_ID_CHARACTERS = r"[A-Za-z0-9][A-Za-z0-9._:/#-]*"
+#: An id a spreadsheet turned into a number and wrote back in scientific notation (7.02255E+12).
+SCIENTIFIC = r"^[0-9]+(\.[0-9]+)?[Ee]\+?[0-9]+$"
 
 CRM_REASONS = {
     **PHONE_REASONS,
@@ -53,6 +55,11 @@ CRM_REASONS = {
         '{column} "{value}" may only contain letters, digits and . _ : / # - (starting with a letter or digit)'
     ),
     "crm_id_length": '{column} "{value}" has {length} characters; Helcim allows at most 50',
+    "crm_id_scientific": (
+        '{column} "{value}" is a number in scientific notation: a spreadsheet re-saved this export and '
+        "rounded its ids, so the real ids are lost; export again from the CRM and do not open and save the "
+        "file in a spreadsheet before crmsync reads it"
+    ),
     "crm_id_unique": '{column} "{value}" also appears on {other_lines}',
     "contact_or_business_name": "{column}: a contact name or a business name is required (both are empty)",
     "field_length": LENGTH_REASON,
@@ -80,7 +87,13 @@ class CrmCustomer(pa.DataFrameModel):
     @column_rule("crm_id", "crm_id_characters")
     @classmethod
     def _crm_id_characters(cls, crm_id: Series[str]) -> Series[bool]:
-        return (crm_id == "") | matches(crm_id, f"^{CRM_ID_CHARACTERS}$")  # type: ignore[return-value]
+        ok = (crm_id == "") | matches(crm_id, f"^{CRM_ID_CHARACTERS}$") | matches(crm_id, SCIENTIFIC)
+        return ok  # type: ignore[return-value]
+
+    @column_rule("crm_id", "crm_id_scientific")
+    @classmethod
+    def _crm_id_scientific(cls, crm_id: Series[str]) -> Series[bool]:
+        return ~matches(crm_id, SCIENTIFIC)  # type: ignore[return-value]
 
     @column_rule("crm_id", "crm_id_length")
     @classmethod
@@ -90,8 +103,8 @@ class CrmCustomer(pa.DataFrameModel):
     @column_rule("crm_id", "crm_id_unique")
     @classmethod
     def _crm_id_unique(cls, crm_id: Series[str]) -> Series[bool]:
-        """Every copy of a duplicated id fails; empty ids are reported as missing instead."""
-        return (crm_id == "") | ~duplicated(crm_id)  # type: ignore[return-value]
+        """Every copy of a duplicated id fails; empty and rounded (scientific) ids are reported as such instead."""
+        return (crm_id == "") | ~duplicated(crm_id) | matches(crm_id, SCIENTIFIC)  # type: ignore[return-value]
 
     @column_rule("contact_name", "field_length")
     @classmethod

@@ -373,9 +373,12 @@ class StateStore:
             dtype={"crm_id": "str", "helcim_id": "int64", "customer_code": "str", "how": "str"},
         )
 
-    def link(self, crm_id: str, helcim_id: int, customer_code: str, how: str) -> None:
+    def link(self, crm_id: str, helcim_id: int, customer_code: str, how: str, *, replaces: str = "") -> None:
+        """Link a CRM record and a Helcim customer; ``replaces``: the crm_id whose link moves to this one."""
         existing = self.db.execute("SELECT crm_id FROM links WHERE helcim_id = ?", (helcim_id,)).fetchone()
-        if existing is not None and existing[0] != crm_id:
+        if existing is not None and existing[0] != crm_id and replaces and existing[0] == replaces:
+            self.db.execute("DELETE FROM links WHERE crm_id = ?", (replaces,))
+        elif existing is not None and existing[0] != crm_id:
             raise StateError(f"Helcim customer {helcim_id} is already linked to crm_id {existing[0]}")
         self.db.execute(
             "INSERT INTO links (crm_id, helcim_id, customer_code, how, linked_at) VALUES (?, ?, ?, ?, ?)"

@@ -441,7 +441,10 @@ def diff(
     agreed, targets = _agreed_and_targets(
         crm, ident, at, rows_equal, differing, (status, resolution, known), fields
     )
-    proposals = propose_links(pairing.crm_only, pairing.helcim_only, rejected_links)
+    orphans = helcim[helcim["helcim_id"].isin(set(pairing.orphaned["helcim_id"]))].merge(
+        pairing.orphaned[["helcim_id", "crm_id"]].rename(columns={"crm_id": "replaces"}), on="helcim_id"
+    )
+    proposals = propose_links(pairing.crm_only, pairing.helcim_only, rejected_links, orphans)
     return _result(pairing, buckets, proposals, _changes(differing, status, resolution, known, fields),
                    agreed, targets, policy, fields)  # fmt: skip
 

@@ -46,6 +46,7 @@ PROPOSAL_COLUMNS = (
     "helcim_email",
     "crm_postal_code",
     "helcim_postal_code",
+    "replaces",
 )
 
 
@@ -277,7 +278,10 @@ def _match_keys(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
 
 
 def propose_links(
-    crm_only: pd.DataFrame, helcim_only: pd.DataFrame, rejected: pd.DataFrame | None = None
+    crm_only: pd.DataFrame,
+    helcim_only: pd.DataFrame,
+    rejected: pd.DataFrame | None = None,
+    orphans: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Candidate matches between unpaired CRM rows and Helcim-only customers.
 
@@ -285,7 +289,17 @@ def propose_links(
     postal code. It is ``ambiguous`` when either side has more than one
     candidate; ambiguous pairs are listed too, but only a person can choose.
     Pairs a person rejected (``rejected``: crm_id, helcim_id) are left out.
+
+    ``orphans`` are linked Helcim customers whose CRM record left the export
+    (their fields, and ``replaces``: the crm_id they are linked to). They are
+    candidates too: a CRM record whose key changed (a new e-mail, where the
+    e-mail is the key) comes back as a new row, and must be proposed as that
+    customer, never created a second time. Accepting such a proposal moves the link.
     """
+    candidates = helcim_only.assign(replaces="")
+    if orphans is not None and not orphans.empty:
+        candidates = pd.concat([candidates, orphans], ignore_index=True)
+    helcim_only = candidates
     if crm_only.empty or helcim_only.empty:
         return pd.DataFrame(columns=list(PROPOSAL_COLUMNS))
     left = _match_keys(crm_only, "crm_id").rename(columns={"id": "crm_id"})
@@ -314,7 +328,7 @@ def propose_links(
         columns={"billing_email": "crm_email", "billing_postal_code": "crm_postal_code"}
     )
     helcim_side = helcim_only.assign(helcim_name=name(helcim_only))[
-        ["helcim_id", "customer_code", "helcim_name", "billing_email", "billing_postal_code"]
+        ["helcim_id", "customer_code", "helcim_name", "billing_email", "billing_postal_code", "replaces"]
     ].rename(
         columns={
             "customer_code": "helcim_code",

@@ -151,9 +151,15 @@ def test_header_variants_match_generic_columns(tmp_path: Path, header: str, expe
         pytest.param(b"Dear customer, thanks\n", "missing required columns", id="prose"),
         pytest.param(b"just one column\nvalue\n", "has no comma, semicolon, tab or |", id="no-delimiter"),
         pytest.param(
-            b"crm_id,Email,contact_name,EMAIL\n", 'duplicate column names in the header: "EMAIL"', id="dup"
+            b"crm_id,contact_name,Email,contact_name\n",
+            '"contact_name" (column 2',
+            id="dup",
         ),
-        pytest.param(b"crm_id,Contact Name,contact_name\n", "columns 2 and 3", id="dup-after-normalising"),
+        pytest.param(
+            b"crm_id,Contact Name,contact_name\n",
+            '"Contact Name" (column 2',
+            id="dup-after-normalising",
+        ),
     ],
 )
 def test_files_that_are_not_a_usable_csv_are_fatal(tmp_path: Path, content: bytes, message: str) -> None:
@@ -162,6 +168,14 @@ def test_files_that_are_not_a_usable_csv_are_fatal(tmp_path: Path, content: byte
         read_crm(path, load_profile("generic"))
     assert str(path) in str(caught.value)
     assert caught.value.exit_code == 2
+
+
+def test_a_repeated_header_the_profile_does_not_read_is_no_error(tmp_path: Path) -> None:
+    header, line = generic_csv({}).splitlines()
+    path = write(tmp_path, f"{header},Notes,NOTES,Notes\n{line},a,b,c\n")
+    export = read_crm(path, load_profile("generic"))
+    assert export.frame["crm_id"].tolist() == ["CRM-1"]
+    assert export.ignored_headers == ["Notes", "NOTES", "Notes (column 25)"]
 
 
 def test_a_missing_file_is_fatal(tmp_path: Path) -> None:

@@ -103,7 +103,7 @@ def test_a_bad_profile_says_what_is_wrong(document: dict[str, object], message: 
 
 
 def test_an_unknown_profile_lists_the_known_ones() -> None:
-    with pytest.raises(UsageError, match="generic, hubspot, salesforce"):
+    with pytest.raises(UsageError, match="use auto, one of dynamics365, freshbooks, generic, hubspot"):
         load_profile("zoho")
 
 
@@ -123,8 +123,7 @@ def test_profiles_report_missing_headers_in_their_own_names(tmp_path: Path) -> N
         read_crm(export, load_profile("hubspot"))
     message = str(caught.value)
     assert "Last Name (for contact_name" in message
-    assert "State/Region (for billing_province" in message
-    assert 'Postal Code (for billing_postal_code; nearest header present: "Postcode")' in message
+    assert "State/Region" not in message  # not required: an address may be incomplete
 
 
 def test_mapped_columns_name_what_the_export_really_carries(tmp_path: Path) -> None:

@@ -272,7 +272,7 @@ def test_plan_with_a_bad_export_exits_2_before_any_call(tmp_path: Path, sandbox:
     bad.write_text("id,name\n1,a\n")
     code, output = invoke(tmp_path, sandbox, "plan", "--crm", str(bad), "--out", str(tmp_path / "out"))
     assert code == 2
-    assert "missing required columns" in output
+    assert "no built-in profile fits this export's headers" in output
     assert sandbox.stats()["total"] == 0
 
 
