@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from crmsync.config import DEFAULT_URL, RateLimits, Settings, check_api_url, check_token
 from crmsync.console import Progress
+from crmsync.crm.profiles import load_profile
 from crmsync.errors import (
     EXIT_OK,
     AuthenticationError,
@@ -350,7 +351,7 @@ class AccountCheck:
 
 
 def check_accounts(accounts: AccountsFile, env: Mapping[str, str]) -> list[AccountCheck]:
-    """For each account: its export is found and its API answers ``ping`` with its token (exit codes of ping)."""
+    """For each account: its export is found, its profile read, and its API answers ``ping`` with its token."""
     checks: list[AccountCheck] = []
     tokens: dict[tuple[str, str], str] = {}
     for account in accounts.accounts:
@@ -360,6 +361,10 @@ def check_accounts(accounts: AccountsFile, env: Mapping[str, str]) -> list[Accou
             check.crm_file = account.crm_file()
             if not check.crm_file.is_file():
                 raise UsageError(f"account {account.name}: its CRM export {check.crm_file} does not exist")
+        except UsageError as error:
+            check.fail(error, account)
+        try:
+            load_profile(account.profile)
         except UsageError as error:
             check.fail(error, account)
         try:

@@ -291,7 +291,7 @@ def test_accounts_check_pings_every_account_with_its_own_token(
     tmp_path: Path, sandbox: SandboxProcess
 ) -> None:
     write_export(tmp_path / "crm.csv", [row("C-1", "Ada King")])
-    other = account_table(sandbox, name="other", token_env="OTHER_TOKEN", crm="gone-*.csv")
+    other = account_table(sandbox, name="other", token_env="OTHER_TOKEN", crm="gone-*.csv", profile="hubspt")
     path = accounts_file(tmp_path, one_account(sandbox) + other)
     runner = CliRunner()
     result = runner.invoke(
@@ -301,6 +301,7 @@ def test_accounts_check_pings_every_account_with_its_own_token(
     assert "shop   ok" in result.output
     assert "reached helcim-sandbox" in result.output
     assert "no file matches its crm pattern" in result.output
+    assert "unknown profile 'hubspt'" in result.output
     assert "accounts shop and other hold the same token for one API" in result.output
     result = runner.invoke(
         cli, ["accounts", "check", str(path)], env={"SHOP_TOKEN": TOKEN, "OTHER_TOKEN": "bad"}
