@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -290,11 +291,11 @@ def _explain(error: Any) -> str:
 def _resolve(table: _AccountTable, base: Path) -> Account:
     def path(value: str) -> str:
         value = value.replace("{name}", table.name)
-        return value if Path(value).is_absolute() else str(base / value)
+        return os.path.normpath(value if Path(value).is_absolute() else base / value)
 
     profile = table.profile
-    if profile.endswith(".toml") and not Path(profile).is_absolute():
-        profile = str(base / profile)
+    if profile.endswith(".toml"):
+        profile = path(profile)
     return Account(
         name=table.name,
         token_env=table.token_env,
