@@ -10,8 +10,9 @@
 * **The sensor ``crmsync_accounts``** keeps the partitions equal to the
   accounts of the file (added, and removed when an account leaves it).
 * **The check ``no_account_failed_two_nights``** on the asset, reported by
-  the sensor ``crmsync_failed_two_nights`` whenever its answer changes (and
-  runnable by hand): it fails, with severity ERROR, naming each account whose
+  the sensor ``crmsync_failed_two_nights`` when its answer changes and after
+  new runs have finished, so that it stays next to the latest materializations
+  (and runnable by hand): it fails, with severity ERROR, naming each account whose
   runs failed on the two latest nights that had runs (see
   :mod:`crmsync.orchestrate.nights`). It reads Dagster's run records — not
   the state stores — because they hold every attempt, including the ones that
@@ -164,7 +165,11 @@ def accounts_sensor(accounts_file: str) -> dg.SensorDefinition:
 
 def failed_nights_of(instance: dg.DagsterInstance, accounts: AccountsFile) -> list[FailedNights]:
     """Every account's run of failed nights, from the runs Dagster recorded (newest first)."""
-    return [failed_nights(a.name, _outcomes(instance, a)) for a in accounts.accounts]
+    return [failed_nights(name, runs) for name, runs in _outcomes_by_account(instance, accounts).items()]
+
+
+def _outcomes_by_account(instance: dg.DagsterInstance, accounts: AccountsFile) -> dict[str, list[RunOutcome]]:
+    return {account.name: list(_outcomes(instance, account)) for account in accounts.accounts}
 
 
 def _outcomes(instance: dg.DagsterInstance, account: Account) -> Iterator[RunOutcome]:
@@ -180,6 +185,7 @@ def _outcomes(instance: dg.DagsterInstance, account: Account) -> Iterator[RunOut
             busy=tags.get(STATUS_TAG) == "busy",
             exit_code=int(exit_code) if exit_code.isdigit() else None,
             status=tags.get(STATUS_TAG, str(record.dagster_run.status.value).lower()),
+            finished_at=record.end_time or 0.0,
         )
 
 
@@ -221,19 +227,24 @@ def two_nights_sensor(accounts_file: str) -> dg.SensorDefinition:
         name="crmsync_failed_two_nights",
         minimum_interval_seconds=600,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Reports the check {CHECK} whenever the accounts it names change.",
+        description=f"Reports the check {CHECK} when the accounts it names change, and after new runs.",
     )
     def report(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        found = failed_nights_of(context.instance, load_accounts(_path(accounts_file)))
-        flagged = [f for f in found if f.flagged]
-        state = json.dumps(sorted([f.account, f.nights[0].isoformat()] for f in flagged))
-        if state == context.cursor:
-            return dg.SkipReason(f"unchanged: {len(flagged)} accounts failed two nights in a row")
+        outcomes = _outcomes_by_account(context.instance, load_accounts(_path(accounts_file)))
+        flagged = [f for f in (failed_nights(n, runs) for n, runs in outcomes.items()) if f.flagged]
+        newest = max((run.finished_at for runs in outcomes.values() for run in runs), default=0.0)
+        names = sorted([f.account, f.nights[0].isoformat()] for f in flagged)
+        before = json.loads(context.cursor) if context.cursor else {}
+        before = before if isinstance(before, dict) else {}
+        if before.get("flagged") == names and before.get("newest", 0.0) >= newest:
+            return dg.SkipReason(f"no new run; {len(flagged)} accounts failed two nights in a row")
         passed, description, metadata = _verdict(flagged)
         evaluation = dg.AssetCheckEvaluation(
             asset_key=crmsync_nightly.key, check_name=CHECK, passed=passed, metadata=metadata,
             severity=dg.AssetCheckSeverity.ERROR, description=description,
         )  # fmt: skip
-        return dg.SensorResult(asset_events=[evaluation], cursor=state)
+        return dg.SensorResult(
+            asset_events=[evaluation], cursor=json.dumps({"flagged": names, "newest": newest})
+        )
 
     return report

@@ -28,6 +28,7 @@ class RunOutcome:
     busy: bool = False  # refused at once: another run held the account's state store
     exit_code: int | None = None  # None: the run ended before crmsync said (a crash, a kill)
     status: str = ""  # crmsync's status of the run (failed, refused, interrupted, …)
+    finished_at: float = 0.0  # when the run ended (a POSIX timestamp)
 
 
 @dataclass(frozen=True)
