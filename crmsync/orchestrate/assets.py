@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
@@ -88,7 +89,8 @@ def crmsync_nightly(context: dg.AssetExecutionContext, crmsync: CrmsyncAccounts)
     out_dir = crmsync.out_dir(account, night)
     context.log.info(f"{account.name}: the night of {night}, outputs in {out_dir}")
     with _crmsync_logs_to(context.log, account), stop_on_signals(StopSignal()) as stop:
-        outcome = run_account(account, os.environ, out_dir, today=night, stop=stop, progress=LogProgress())
+        today = datetime.now(ZoneInfo(account.timezone)).date()  # the report's date: the account's own
+        outcome = run_account(account, os.environ, out_dir, today=today, stop=stop, progress=LogProgress())
     context.instance.add_run_tags(run_id, {EXIT_TAG: str(outcome.exit_code), STATUS_TAG: outcome.status})
     metadata = run_metadata(outcome)
     if outcome.succeeded:

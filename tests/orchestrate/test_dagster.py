@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ROWS = {"north": 5, "west": 4, "east": 3}
 TOKENS = {"north": "north-token", "west": "west-token", "east": "east-token"}
 WEST_FAULTS = "error500=0.2,seed=3"
+TIMEZONES = {"east": "America/Halifax", "north": "America/Toronto", "west": "Pacific/Kiritimati"}  # UTC+14
 OUTPUTS = ("summary.json", "results.csv", "plan.json", "rejects.csv", "reconciliation/report.html",
            "reconciliation/findings.csv", "crm_import/new_customers.csv")  # fmt: skip
 
@@ -87,9 +88,9 @@ def fleet(tmp_path: Path, sandboxes: dict[str, SandboxProcess], monkeypatch: pyt
         rows = [row(f"{name.upper()}-{n}", f"Person {n} of {name}") for n in range(count)]
         write_export(tmp_path / "exports" / f"{name}-2026-11-28.csv", rows)
     accounts = [  # east first: its failure comes before the others run
-        ("east", "America/Halifax", "FLEET_NORTH_TOKEN"),  # wrong: north's variable
-        ("north", "America/Toronto", "FLEET_NORTH_TOKEN"),
-        ("west", "America/Vancouver", "FLEET_WEST_TOKEN"),
+        ("east", TIMEZONES["east"], "FLEET_NORTH_TOKEN"),  # wrong: north's variable
+        ("north", TIMEZONES["north"], "FLEET_NORTH_TOKEN"),
+        ("west", TIMEZONES["west"], "FLEET_WEST_TOKEN"),
     ]
     text = '[defaults]\nrate_limits = "off"\ntimeout = 5\nretries = 1\nretry_delay = 0.1\ncrm = "exports/{name}-*.csv"\n'
     for name, tz, variable in accounts:
@@ -109,7 +110,10 @@ def temp_instance(folder: Path, names: list[str]) -> dg.DagsterInstance:
 
 def test_fanout_runs_every_account_and_a_failed_one_stops_no_other(fleet: Fleet) -> None:
     out = fleet.folder / "out"
+    local_dates = {name: {datetime.now(ZoneInfo(tz)).date().isoformat()} for name, tz in TIMEZONES.items()}
     lines = {line.account: line for line in fanout(fleet.accounts_file, out, jobs=2)}
+    for name, tz in TIMEZONES.items():
+        local_dates[name].add(datetime.now(ZoneInfo(tz)).date().isoformat())  # a run across midnight
     assert (lines["east"].status, lines["east"].exit_code, lines["east"].retries) == ("failed", 3, 0)
     assert "FLEET_NORTH_TOKEN (the token_env of account east)" in lines["east"].error
     for name in ("north", "west"):
@@ -120,6 +124,8 @@ def test_fanout_runs_every_account_and_a_failed_one_stops_no_other(fleet: Fleet)
         for output in OUTPUTS:
             assert (out / name / output).is_file(), (name, output)
         assert json.loads((out / name / "summary.json").read_text())["created"] == ROWS[name]
+        report = json.loads((out / name / "reconciliation" / "summary.json").read_text())
+        assert report["today"] in local_dates[name]  # the account's own date, not the machine's
         assert fleet.creates(name) >= ROWS[name]
     assert fleet.sandboxes["west"].stats()["faults_injected"]  # its run succeeded through the faults
     assert json.loads((out / "east" / "summary.json").read_text())["exit_code"] == 3
@@ -233,7 +239,7 @@ def _wait_for_run(instance: dg.DagsterInstance, name: str) -> str:
 def test_the_schedules_ask_for_each_account_once_a_night_at_0230_local(fleet: Fleet) -> None:
     defs = build_definitions(fleet.accounts_file)
     names = {s.name for s in defs.schedules or ()}
-    assert names == {f"crmsync_nightly_America_{c}" for c in ("Halifax", "Toronto", "Vancouver")}
+    assert names == {f"crmsync_nightly_{zone.replace('/', '_')}" for zone in TIMEZONES.values()}
     toronto = defs.resolve_schedule_def("crmsync_nightly_America_Toronto")
     assert (toronto.cron_schedule, toronto.execution_timezone) == ("30 2 * * *", "America/Toronto")
     assert toronto.default_status == dg.DefaultScheduleStatus.STOPPED
