@@ -12,19 +12,19 @@ SANDBOX_DB   ?= .run/sandbox.db
 PYTEST_ARGS  ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser test lint bench golden run act sync reconcile sandbox seed clean
+.PHONY: help install browser test lint bench golden run act sync reconcile fanout fanout-demo sandbox seed clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
-	@echo "installing crmsync and its dev tools into $(VENV) (log: $(VENV)/install.log)"
+	@echo "installing crmsync, its dev tools and the Dagster extra into $(VENV) (log: $(VENV)/install.log)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@{ $(BIN)/python -m pip install --upgrade pip && $(BIN)/python -m pip install -e '.[dev]'; } \
+	@{ $(BIN)/python -m pip install --upgrade pip && $(BIN)/python -m pip install -e '.[dev,dagster]'; } \
 		> $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; echo "install failed: see $(VENV)/install.log"; exit 1; }
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install crmsync with its dev tools
+install: $(STAMP)  ## create .venv and install crmsync with its dev tools and the Dagster extra
 
 BROWSERS := chromium chromium-browser google-chrome
 
@@ -85,6 +85,16 @@ sync: install  ## the nightly job against HELCIM_API_URL/HELCIM_API_TOKEN: make 
 reconcile: install  ## the morning report against HELCIM_API_URL/HELCIM_API_TOKEN: make reconcile [CRM=export.csv] [OUT=…]
 	@test -n "$$HELCIM_API_TOKEN" || { echo "make reconcile: set HELCIM_API_TOKEN (and HELCIM_API_URL unless it is the real API)"; exit 2; }
 	$(BIN)/crmsync reconcile --out "$(OUT)" $(if $(CRM),--crm "$(CRM)" --profile "$(PROFILE)")
+
+ACCOUNTS ?=
+JOBS     ?= 4
+
+fanout: install  ## every account of an accounts file once, through Dagster in-process: make fanout ACCOUNTS=FILE OUT=DIR [JOBS=4]
+	@test -n "$(ACCOUNTS)" || { echo "make fanout: name the accounts file: make fanout ACCOUNTS=accounts.toml OUT=dir"; exit 2; }
+	$(BIN)/python -m crmsync.orchestrate.fanout "$(ACCOUNTS)" --out "$(OUT)" --jobs $(JOBS)
+
+fanout-demo: install  ## three sandbox accounts (one with faults, one with the wrong token), then make fanout on sample_data/accounts.toml
+	$(BIN)/python scripts/fanout_demo.py
 
 sandbox: install  ## run helcim-sandbox in the foreground (PORT, LIMITS, FAULTS, SANDBOX_DB)
 	@mkdir -p $(dir $(SANDBOX_DB))

@@ -542,6 +542,48 @@ def ping(url: str | None, config_file: Path | None, rate_limits: str | None) -> 
         click.echo(line)
 
 
+@cli.group()
+def accounts() -> None:
+    """Many merchant accounts in one file (accounts.toml): check it; run them with Dagster.
+
+    The nightly runs of many accounts are fanned out by an orchestrator: the
+    Dagster code location crmsync.orchestrate.definitions, or `make fanout`.
+    """
+
+
+@accounts.command("check")
+@click.argument("accounts_file", type=click.Path(dir_okay=False, path_type=Path))
+@reports_errors
+def accounts_check(accounts_file: Path) -> None:
+    """Validate ACCOUNTS_FILE, find each account's CRM export, and ping each account with its token.
+
+    \b
+    Exit codes, as ping's, the worst (highest) of all accounts:
+                0 every account answered and has its export
+                2 the file is not valid, or an account's export or settings are
+                3 an account's API cannot be reached, or refuses its token
+    """
+    from crmsync.jobs.accounts import check_accounts, load_accounts
+
+    loaded = load_accounts(accounts_file)
+    checks = check_accounts(loaded, os.environ)
+    width = max(len(check.name) for check in checks)
+    for check in checks:
+        verdict = "ok" if check.exit_code == 0 else f"exit {check.exit_code}"
+        click.echo(f"{check.name:<{width}}  {verdict:<7} crm: {check.crm_file or '-'}")
+        if check.connection is not None:
+            for line in check.connection.lines():
+                click.echo(f"{'':<{width}}  {'':<7} {line}")
+        for problem in check.problems:
+            click.echo(f"{'':<{width}}  {'':<7} error: {problem}")
+    worst = max(check.exit_code for check in checks)
+    failed = sum(check.exit_code != 0 for check in checks)
+    click.echo(
+        f"{len(checks)} accounts in {accounts_file}: {len(checks) - failed} ready, {failed} not (exit {worst})"
+    )
+    raise click.exceptions.Exit(worst)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: every outcome is an exit code and clear words, never a bare traceback.
 

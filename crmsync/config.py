@@ -94,27 +94,35 @@ class RateLimits:
         )
 
 
-def check_api_url(url: str) -> str:
-    """The API URL without a trailing slash; refuses one carrying credentials (never echoing them)."""
+def check_api_url(url: str, name: str = "HELCIM_API_URL", token_name: str = "HELCIM_API_TOKEN") -> str:
+    """The API URL without a trailing slash; refuses one carrying credentials (never echoing them).
+
+    ``name`` and ``token_name`` say where the URL and the token are set (an
+    environment variable, or an account's ``url`` and ``token_env`` in an accounts file).
+    """
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
         shown = url if "@" not in url else "(a URL with user:password@)"
-        raise UsageError(f"HELCIM_API_URL must be an http:// or https:// URL with a host, got {shown!r}")
+        raise UsageError(f"{name} must be an http:// or https:// URL with a host, got {shown!r}")
     if parts.username is not None or parts.password is not None:
-        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        host = parts.hostname + (f":{port}" if port else "")
         raise UsageError(
-            f"HELCIM_API_URL carries a user name or password ({parts.scheme}://…@{host}): crmsync refuses it, "
-            "because it would show in logs and outputs; give the token in HELCIM_API_TOKEN instead"
+            f"{name} carries a user name or password ({parts.scheme}://…@{host}): crmsync refuses it, "
+            f"because it would show in logs and outputs; give the token in {token_name} instead"
         )
     return url.rstrip("/")
 
 
-def check_token(token: str) -> str:
+def check_token(token: str, name: str = "HELCIM_API_TOKEN") -> str:
     """A token HTTP can carry: printable ASCII without spaces (never echoed)."""
     for position, char in enumerate(token, start=1):
         if not (char.isascii() and char.isprintable()) or char == " ":
             raise UsageError(
-                f"HELCIM_API_TOKEN has a character an HTTP header cannot carry at position {position} "
+                f"{name} has a character an HTTP header cannot carry at position {position} "
                 "(a space, a control or non-ASCII character: pasted quotes or a line break?); copy the token again"
             )
     return token
@@ -127,11 +135,27 @@ def default_state_path(env: Mapping[str, str] = os.environ) -> Path:
 
 @dataclass(frozen=True)
 class Settings:
+    """Everything a command needs to reach one merchant account: built by :func:`load_settings` for the
+    command line, or directly by a library caller (an orchestrator), which then reads nothing from the
+    environment — give ``state_path``, since its default is found through ``XDG_STATE_HOME``/``HOME``.
+
+    The same checks as :func:`load_settings` apply: a URL with credentials, a token HTTP cannot carry
+    or a timeout that is not positive are refused (:class:`~crmsync.errors.UsageError`).
+    """
+
     api_url: str = DEFAULT_URL
     api_token: str = field(default="", repr=False)
     rate_limits: RateLimits = field(default_factory=RateLimits)
     timeout: float = 30.0
     state_path: Path = field(default_factory=default_state_path)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "api_url", check_api_url(self.api_url, name="the API URL", token_name="the token")
+        )
+        check_token(self.api_token, name="the API token")
+        if not self.timeout > 0:
+            raise UsageError(f"the timeout must be a positive number of seconds, got {self.timeout!r}")
 
     def require_token(self) -> str:
         if not self.api_token:

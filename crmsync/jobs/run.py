@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -153,8 +154,13 @@ def run_nightly(
     progress: Progress | None = None,
     stop: StopSignal | None = None,
     incomplete_address: str = "omit",
+    today: date | None = None,
 ) -> RunResult:
-    """``crmsync run``: see the module docstring. Settings come in as arguments: nothing is read from the environment."""
+    """``crmsync run``: see the module docstring. Settings come in as arguments: nothing is read from the environment.
+
+    ``today`` is the date the reconciliation is made as of (default: the machine's local date); an
+    orchestrator running accounts in several time zones gives each account's own.
+    """
     started = time.monotonic()
     session = Session(settings, "run", max_calls=max_calls, stop=stop)
     prepare_out_dir(out_dir)
@@ -167,7 +173,7 @@ def run_nightly(
             checked.rows_read, crm_path, len(checked.valid), checked.rejected,
         )  # fmt: skip
         with session.open({"out_dir": str(out_dir)}) as open_session:
-            night = _Night(open_session, checked, out_dir, profile, progress)
+            night = _Night(open_session, checked, out_dir, profile, progress, today)
             result = night.run(policy=policy, dry_run=dry_run, allow_mass_change=allow_mass_change)
             result.duration_seconds = round(time.monotonic() - started, 2)
             _write_summary(result, out_dir)
@@ -201,10 +207,16 @@ class _Night:
     """The body of one locked, recorded run, a step per method."""
 
     def __init__(
-        self, session: Session, checked: CheckedExport, out_dir: Path, profile: str, progress: Progress | None
+        self,
+        session: Session,
+        checked: CheckedExport,
+        out_dir: Path,
+        profile: str,
+        progress: Progress | None,
+        today: date | None = None,
     ) -> None:
         self.session, self.checked, self.out_dir = session, checked, out_dir
-        self.profile, self.progress = profile, progress
+        self.profile, self.progress, self.today = profile, progress, today
 
     def run(self, *, policy: Policy, dry_run: bool, allow_mass_change: bool) -> RunResult:
         self.started_at = utcnow()
@@ -292,6 +304,7 @@ class _Night:
                 result=result.prepared.result,
                 profile=self.profile,
                 created=created,
+                today=self.today,
             )
             result.outputs |= morning.files
             result.reconciliation = morning.report.summary

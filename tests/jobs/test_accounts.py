@@ -1,0 +1,316 @@
+"""The accounts file, `crmsync accounts check`, and one account's nightly run called from Python."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from crmsync.cli import cli
+from crmsync.config import Settings
+from crmsync.errors import AuthenticationError, UsageError
+from crmsync.jobs.accounts import load_accounts, run_account
+from crmsync.jobs.run import run_nightly
+from crmsync.state import open_state, state_lock
+from helcim_sandbox.launcher import SandboxProcess
+from tests.conftest import TOKEN
+from tests.jobs.test_plan_cli import row, write_export
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "sample_data" / "accounts.toml"
+
+
+def accounts_file(folder: Path, text: str) -> Path:
+    path = folder / "accounts.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+DEFAULTS = '[defaults]\nrate_limits = "off"\ntimeout = 5\n'
+
+
+def account_table(sandbox: SandboxProcess, **keys: str) -> str:
+    """One [[account]] table on ``sandbox``: by default "shop", its token in SHOP_TOKEN, its export crm.csv."""
+    keys = {"name": "shop", "url": sandbox.base_url, "token_env": "SHOP_TOKEN", "crm": "crm.csv"} | keys
+    return "\n[[account]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items())
+
+
+def one_account(sandbox: SandboxProcess) -> str:
+    return DEFAULTS + account_table(sandbox)
+
+
+def test_the_example_file_is_valid_and_the_readme_shows_it_whole() -> None:
+    accounts = load_accounts(EXAMPLE)
+    assert accounts.names == ["north-bakery", "west-outfitters", "east-grocer"]
+    assert [a.timezone for a in accounts.accounts] == [
+        "America/Toronto",
+        "America/Vancouver",
+        "America/Halifax",
+    ]
+    assert accounts.get("west-outfitters").crm_file() == ROOT / "sample_data" / "hubspot_contacts.csv"
+    assert accounts.get("east-grocer").token_env == accounts.get("north-bakery").token_env  # the mistake
+    assert EXAMPLE.read_text(encoding="utf-8") in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_problem_of_a_file_is_named_and_no_secret_is_echoed(tmp_path: Path) -> None:
+    path = accounts_file(
+        tmp_path,
+        """
+        colour = "red"
+        [defaults]
+        token = "s3cr3t-token"
+        name = "everyone"
+        [[account]]
+        name = "north bakery"
+        token_env = "1TOKEN"
+        crm = "crm.csv"
+        url = "https://user:pa55word@api.helcim.com/v2"
+        timezone = "Mars/Olympus_Mons"
+        max_calls = 0
+        policy = "both"
+        rate_limits = "warp"
+        retires = 2
+        [[account]]
+        name = "west"
+        token_env = "WEST"
+        [[account]]
+        name = "West"
+        token_env = "WEST"
+        crm = "west.csv"
+        """.replace("\n        ", "\n"),
+    )
+    with pytest.raises(UsageError) as raised:
+        load_accounts(path)
+    message = str(raised.value)
+    for expected in (
+        "unknown table or key 'colour'",
+        "[defaults]: token: the token is never read from this file",
+        "[defaults]: name belongs to each account",
+        "account 'north bakery' ([[account]] 1): name: use 1 to 64 letters, digits, - and _",
+        "token_env: the name of an environment variable",
+        "url: url carries a user name or password (https://…@api.helcim.com)",
+        "timezone: unknown time zone 'Mars/Olympus_Mons'",
+        "max_calls: Input should be greater than or equal to 1 (got 0)",
+        "policy: Input should be 'crm-wins', 'helcim-wins' or 'manual' (got 'both')",
+        "rate_limits: unknown rate-limit preset 'warp'",
+        "retires: unknown key",
+        "account 'west' ([[account]] 2): crm: missing",
+    ):
+        assert expected in message, expected
+    assert "s3cr3t" not in message
+    assert "pa55word" not in message
+    assert "user:" not in message
+
+
+def test_accounts_never_share_a_store_a_folder_or_a_token(tmp_path: Path) -> None:
+    path = accounts_file(
+        tmp_path,
+        """
+        [defaults]
+        state = "state.db"
+        [[account]]
+        name = "north"
+        token_env = "NORTH"
+        crm = "north.csv"
+        [[account]]
+        name = "NORTH"
+        token_env = "NORTH"
+        crm = "north.csv"
+        out = "out/{date}"
+        """.replace("\n        ", "\n"),
+    )
+    with pytest.raises(UsageError) as raised:
+        load_accounts(path)
+    message = str(raised.value)
+    assert "accounts north and NORTH have the same name (case aside)" in message
+    assert "accounts north and NORTH have the same state store" in message
+    assert "accounts north and NORTH have the same token_env on one url" in message
+    assert "output folder" not in message  # out/north/{date} and out/{date} differ
+
+
+def test_defaults_templates_and_paths_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "exports").mkdir()
+    path = accounts_file(
+        tmp_path,
+        """
+        [defaults]
+        crm = "exports/{name}-*.csv"
+        state = "/var/lib/crmsync/{name}.db"
+        timezone = "America/Vancouver"
+        [[account]]
+        name = "north"
+        token_env = "NORTH"
+        [[account]]
+        name = "east"
+        token_env = "EAST"
+        timezone = "America/Halifax"
+        out = "reports/{name}/{date}"
+        profile = "profiles/mine.toml"
+        """.replace("\n        ", "\n"),
+    )
+    north, east = load_accounts(path).accounts
+    assert north.crm == str(tmp_path / "exports" / "north-*.csv")
+    assert north.state == Path("/var/lib/crmsync/north.db")
+    assert (north.timezone, east.timezone) == ("America/Vancouver", "America/Halifax")
+    assert north.out_dir(date(2026, 11, 28)) == tmp_path / "out" / "north" / "2026-11-28"
+    assert east.out_dir(date(2026, 11, 28)) == tmp_path / "reports" / "east" / "2026-11-28"
+    assert east.profile == str(tmp_path / "profiles" / "mine.toml")
+    assert north.profile == "generic"
+    # A night runs from noon to noon in the account's zone and is named after its morning.
+    assert north.night(datetime(2026, 11, 28, 10, 30, tzinfo=UTC)) == date(2026, 11, 28)  # 02:30 in Vancouver
+    assert north.night(datetime(2026, 11, 28, 7, 0, tzinfo=UTC)) == date(
+        2026, 11, 28
+    )  # 23:00 the evening before
+    assert north.night(datetime(2026, 11, 28, 21, 0, tzinfo=UTC)) == date(
+        2026, 11, 29
+    )  # 13:00: the next night
+
+
+def test_the_newest_matching_export_wins(tmp_path: Path) -> None:
+    path = accounts_file(
+        tmp_path, '[[account]]\nname = "a"\ntoken_env = "A"\ncrm = "exports/customers-*.csv"\n'
+    )
+    account = load_accounts(path).get("a")
+    with pytest.raises(UsageError, match="no file matches its crm pattern"):
+        account.crm_file()
+    (tmp_path / "exports").mkdir()
+    for name, age in (("customers-0901.csv", 300), ("customers-1128.csv", 10), ("customers-1127.csv", 100)):
+        export = tmp_path / "exports" / name
+        export.write_text("crm_id\n")
+        os.utime(export, (datetime.now().timestamp() - age,) * 2)
+    assert account.crm_file().name == "customers-1128.csv"
+
+
+def test_the_token_comes_from_its_variable_and_is_never_shown(tmp_path: Path) -> None:
+    path = accounts_file(tmp_path, '[[account]]\nname = "a"\ntoken_env = "A_TOKEN"\ncrm = "c.csv"\n')
+    account = load_accounts(path).get("a")
+    with pytest.raises(AuthenticationError, match=r"the environment variable A_TOKEN .* is not set"):
+        account.settings({"HELCIM_API_TOKEN": "the-cli-one"})  # the command line's variable is not a fallback
+    with pytest.raises(UsageError) as raised:
+        account.settings({"A_TOKEN": "tok en-with-a-space"})
+    assert "A_TOKEN" in str(raised.value)
+    assert "tok en" not in str(raised.value)
+    assert account.settings({"A_TOKEN": " abc123\n"}).api_token == "abc123"
+
+
+@pytest.mark.parametrize("environment", ["hostile", "unset"])
+def test_the_nightly_job_from_python_reads_nothing_from_the_environment(
+    tmp_path: Path, sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch, environment: str
+) -> None:
+    """The library entry point: Settings built by the caller; the command line's variables and files are ignored."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    (work / "crmsync.toml").write_text(
+        '[helcim]\nurl = "http://127.0.0.2:9/v2"\n[state]\npath = "/proc/no"\n'
+    )
+    monkeypatch.chdir(work)
+    hostile = {
+        "HELCIM_API_URL": "http://127.0.0.2:9/v2",
+        "HELCIM_API_TOKEN": "wrong-token",
+        "CRMSYNC_STATE_DB": "/proc/nowhere/state.db",
+        "CRMSYNC_RATE_LIMITS": "warp",
+        "CRMSYNC_TIMEOUT": "-1",
+        "CRMSYNC_CONFIG": "/proc/nowhere.toml",
+        "XDG_STATE_HOME": str(tmp_path / "xdg"),
+        "HOME": str(tmp_path / "home"),
+        "TZ": "Pacific/Kiritimati",  # UTC+14: a machine-local "today" would be another date
+    }
+    for name, value in hostile.items():
+        if environment == "hostile":
+            monkeypatch.setenv(name, value)
+        else:
+            monkeypatch.delenv(name, raising=False)
+    time.tzset()
+    try:
+        _run_with_explicit_settings(tmp_path, sandbox)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def _run_with_explicit_settings(tmp_path: Path, sandbox: SandboxProcess) -> None:
+    export = write_export(tmp_path / "crm.csv", [row("C-1", "Ada King"), row("C-2", "Bob Lee")])
+    settings = Settings(
+        api_url=sandbox.base_url, api_token=TOKEN, state_path=tmp_path / "state" / "shop.db", timeout=5
+    )
+    result = run_nightly(settings, export, "generic", tmp_path / "out", today=date(2026, 11, 27))
+    assert (result.exit_code, result.counts.created) == (0, 2)
+    assert (tmp_path / "state" / "shop.db").is_file()
+    assert not (tmp_path / "xdg").exists()
+    assert not (tmp_path / "home").exists()
+    assert result.reconciliation is not None
+    assert result.reconciliation["today"] == "2026-11-27"
+    assert json.loads((tmp_path / "out" / "summary.json").read_text()) == result.to_dict()
+
+
+def test_run_account_returns_every_outcome_with_its_exit_code(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    write_export(tmp_path / "crm.csv", [row("C-1", "Ada King"), row("C-2", "Bob Lee", billing_email="x")])
+    account = load_accounts(accounts_file(tmp_path, one_account(sandbox))).get("shop")
+    env = {"SHOP_TOKEN": TOKEN}
+
+    missing = run_account(account, {}, tmp_path / "missing")
+    assert (missing.exit_code, missing.status, missing.retriable) == (3, "failed", False)
+    assert "SHOP_TOKEN" in missing.error
+    assert json.loads((tmp_path / "missing" / "summary.json").read_text())["exit_code"] == 3
+
+    with state_lock(account.state):  # another run holds the store
+        busy = run_account(account, env, tmp_path / "busy")
+    assert (busy.exit_code, busy.status) == (2, "busy")
+    assert "another crmsync run is using the state store" in busy.error
+    assert not (tmp_path / "busy").exists()  # the folder belongs to the run in progress
+
+    done = run_account(account, env, tmp_path / "night1", today=date(2026, 11, 27))
+    assert (done.exit_code, done.status, done.succeeded) == (1, "partial", True)  # one row rejected
+    assert done.result is not None
+    assert done.summary == done.result.to_dict()
+    assert (done.summary["created"], done.summary["rejected"]) == (1, 1)
+    assert set(done.findings_by_severity) == {"critical", "warning", "info"}
+
+    refused = run_account(account, {"SHOP_TOKEN": "not-this-one"}, tmp_path / "refused")
+    assert (refused.exit_code, refused.retriable) == (3, False)  # the same token would be refused again
+    assert "SHOP_TOKEN (the token_env of account shop)" in refused.error
+    assert "HELCIM_API_TOKEN" not in refused.error
+    with open_state(account.state) as state:  # the missing token and the busy store never opened it
+        last = state.previous_run("run")
+        assert last is not None
+        earlier = state.previous_run("run", before=last["run_id"])
+        assert earlier is not None
+        # run ids order runs by the second they started in only: these two may share one
+        assert {last["exit_code"], earlier["exit_code"]} == {1, 3}
+        assert state.previous_run("run", before=min(last["run_id"], earlier["run_id"])) is None
+
+
+def test_accounts_check_pings_every_account_with_its_own_token(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    write_export(tmp_path / "crm.csv", [row("C-1", "Ada King")])
+    other = account_table(sandbox, name="other", token_env="OTHER_TOKEN", crm="gone-*.csv", profile="hubspt")
+    path = accounts_file(tmp_path, one_account(sandbox) + other)
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["accounts", "check", str(path)], env={"SHOP_TOKEN": TOKEN, "OTHER_TOKEN": TOKEN}
+    )
+    assert result.exit_code == 2, result.output  # other: its export is missing (and it shares shop's token)
+    assert "shop   ok" in result.output
+    assert "reached helcim-sandbox" in result.output
+    assert "no file matches its crm pattern" in result.output
+    assert "unknown profile 'hubspt'" in result.output
+    assert "accounts shop and other hold the same token for one API" in result.output
+    result = runner.invoke(
+        cli, ["accounts", "check", str(path)], env={"SHOP_TOKEN": TOKEN, "OTHER_TOKEN": "bad"}
+    )
+    assert result.exit_code == 3, result.output  # refused token (3) is worse than the missing export (2)
+    assert "OTHER_TOKEN (the token_env of account other)" in result.output
+    assert "2 accounts in" in result.output
+    assert "1 ready, 1 not (exit 3)" in result.output
+    bad = accounts_file(tmp_path, "[[account]]\nname = 'x'\n")
+    result = runner.invoke(cli, ["accounts", "check", str(bad)])
+    assert result.exit_code == 2
+    assert "token_env: missing" in result.output
