@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -72,111 +72,147 @@ class Proposals:
         }
 
 
+_WHY = {
+    "no_default_card": "no card is the default",
+    "multiple_default_cards": "several cards are marked default",
+    "card_expired": "the default card has expired",
+}
+_CHOICE = ("action", "method_id", "method", "detail")
+
+
 def _best_cards(cards: pd.DataFrame) -> pd.DataFrame:
-    """Per customer, its usable card expiring last (the newest on a tie): helcim_id → card row."""
+    """Per customer, its usable card expiring last (the newest on a tie)."""
     usable = cards[cards["status"].isin(_USABLE)]
     ordered = usable.assign(_id=usable["card_id"].astype("int64")).sort_values(["expires_on", "_id"])
-    return ordered.drop_duplicates("helcim_id", keep="last").set_index("helcim_id")
+    return ordered.drop_duplicates("helcim_id", keep="last").drop(columns="_id")
 
 
-def _records(frame: pd.DataFrame) -> dict[int, dict[str, Any]]:
-    """index → row as a dict: a row looked up per finding, without pandas' cost per lookup."""
-    return {int(str(k)): {str(c): x for c, x in v.items()} for k, v in frame.to_dict("index").items()}
+def _ids(values: pd.Series) -> np.ndarray:
+    """Ids as int64, -1 where there is none (a finding on a customer has no method id)."""
+    return pd.to_numeric(values, errors="coerce").fillna(-1).astype("int64").to_numpy()
 
 
-class _Proposer:
-    """Works out each finding's action from the reconciliation's tables."""
+class _Table:
+    """A table's rows as text, looked up by an id column (the last row per id)."""
+
+    def __init__(self, table: pd.DataFrame, key: str, keep: Literal["first", "last"] = "last") -> None:
+        self.rows = table.drop_duplicates(key, keep=keep)
+        self.index = pd.Index(self.rows[key].astype("int64"))
+
+    def at(self, ids: np.ndarray, column: str) -> np.ndarray:
+        """``column`` of the row of each of ``ids`` ("" where none), as an object array of text."""
+        where = self.index.get_indexer(pd.Index(ids))
+        values = np.append(self.rows[column].astype("str").to_numpy(dtype=object), "")
+        return values[where]  # -1, no row: the "" appended last
+
+
+class _Pointed:
+    """Per finding, the row of a table it points at — by its method id or by its customer — as text."""
 
     def __init__(self, rec: Reconciliation) -> None:
-        self.rec = rec
-        cards = rec.cards.astype({"helcim_id": "int64", "card_id": "int64"})
-        self.best = _records(_best_cards(cards))
-        self.usable = cards[cards["status"].isin(_USABLE)].groupby("helcim_id")["card_id"].count().to_dict()
-        banks = rec.banks.astype({"helcim_id": "int64", "bank_id": "int64"})
-        self.ready = _records(
-            banks[banks["ready"] == "yes"].drop_duplicates("helcim_id").set_index("helcim_id")
+        findings, cards, banks, pads = rec.findings, rec.cards, rec.banks, rec.pads
+        self.index = findings.index
+        self.keys = {"method": _ids(findings["method_id"]), "customer": _ids(findings["helcim_id"])}
+        self.cards = _Table(cards, "card_id")
+        self.best = _Table(_best_cards(cards), "helcim_id")
+        self.ready = _Table(banks[banks["ready"] == "yes"], "helcim_id", keep="first")
+        self.pads = _Table(pads, "pad_id")
+        self.usable = self.customer_in(cards.loc[cards["status"].isin(_USABLE), "helcim_id"])
+        self.accepted = self.customer_in(pads.loc[pads["state"] == "accepted", "helcim_id"])
+
+    def customer_in(self, helcim_ids: pd.Series) -> pd.Series:
+        """Whether each finding's customer is one of ``helcim_ids``."""
+        return pd.Series(
+            np.isin(self.keys["customer"], helcim_ids.astype("int64").to_numpy()), index=self.index
         )
-        pads = rec.pads.astype({"helcim_id": "int64", "pad_id": "int64", "bank_id": "int64"})
-        self.accepted = set(pads.loc[pads["state"] == "accepted", "helcim_id"])
-        self.cards = _records(cards.set_index("card_id"))
-        self.pads = _records(pads.set_index("pad_id"))
 
-    def for_finding(
-        self, code: str, helcim_id: int, method_id: str, tag: str
-    ) -> tuple[str, str, str, str] | None:
-        """(action, method_id, method, detail) for one finding, or None."""
-        if code in ("no_default_card", "multiple_default_cards") or (
-            code == "card_expired" and self.cards[int(method_id)]["is_default"] == "yes"
-        ):
-            return self._set_default(helcim_id, code)
-        if code == "card_expired" and self.usable.get(helcim_id, 0) > 0:
-            card = self.cards[int(method_id)]
-            return ("delete_card", method_id, f"{card['brand']} {card['card']} {card['expiry']}",
-                    "delete the expired card: the customer has another valid card")  # fmt: skip
-        if code in ("pad_revoked", "bank_not_ready") and helcim_id in self.ready:
-            bank = self.ready[helcim_id]
-            label = f"{bank['account']} ({bank['country']})"
-            if code == "pad_revoked" or self._bank_of(code, method_id) != int(str(bank["bank_id"])):
-                return ("set_default_bank_account", str(bank["bank_id"]), label,
-                        "make the customer's ready bank account the default for debits")  # fmt: skip
-        if code == "pad_pending":
-            pad = self.pads[int(method_id)]
-            return ("accept_pad", method_id, f"PAD on {pad['account']}",
-                    "ONLY if you hold the customer's signed PAD agreement: record it as accepted in Helcim")  # fmt: skip
-        wants_details = code in ("no_payment_method", "bank_without_pad") or (
-            code == "pad_revoked" and helcim_id not in self.accepted
+    def at(self, table: _Table, column: str, by: str = "method") -> pd.Series:
+        """``column`` of the row of ``table`` at each finding's method id (or its customer); "" where none."""
+        return pd.Series(table.at(self.keys[by], column), index=self.index, dtype=object)
+
+    def card_label(self, table: _Table, by: str) -> pd.Series:
+        return (
+            self.at(table, "brand", by)
+            + " "
+            + self.at(table, "card", by)
+            + " "
+            + self.at(table, "expiry", by)
         )
-        if wants_details and tag != "details_requested":
-            return ("request_bank_details", "", "",
-                    "Helcim e-mails the customer a request for bank details (a PAD agreement comes with them)")  # fmt: skip
-        return None
 
-    def _bank_of(self, code: str, method_id: str) -> int:
-        return int(method_id) if code == "bank_not_ready" else int(self.pads[int(method_id)]["bank_id"])
 
-    def _set_default(self, helcim_id: int, code: str) -> tuple[str, str, str, str] | None:
-        if helcim_id not in self.best:
-            return None
-        best = self.best[helcim_id]
-        why = {
-            "no_default_card": "no card is the default",
-            "multiple_default_cards": "several cards are marked default",
-            "card_expired": "the default card has expired",
-        }[code]
-        label = f"{best['brand']} {best['card']} {best['expiry']}"
-        return ("set_default_card", str(best["card_id"]), label,
-                f"{why}: make the valid card expiring last ({best['expiry']}) the default")  # fmt: skip
+def _choose(rec: Reconciliation) -> pd.DataFrame:
+    """Per finding (aligned with ``rec.findings``): action, method_id, method and detail ("" for none).
+
+    Each step takes the findings no earlier step decided (the module docstring says when each applies).
+    """
+    p, code = _Pointed(rec), rec.findings["code"].astype("str")
+    method_id = rec.findings["method_id"].astype("str").astype(object)
+    chosen = pd.DataFrame("", index=code.index, columns=list(_CHOICE), dtype=object)
+    undecided = pd.Series((rec.findings["helcim_id"].astype("str") != "").to_numpy(), index=code.index)
+
+    def choose(mask: pd.Series, *values: pd.Series | str) -> None:
+        rows = mask & undecided
+        for column, value in zip(_CHOICE, values, strict=True):
+            chosen.loc[rows, column] = value[rows] if isinstance(value, pd.Series) else value
+        undecided[mask] = False
+
+    default_expired = (code == "card_expired") & (p.at(p.cards, "is_default") == "yes")
+    wants_default = code.isin(["no_default_card", "multiple_default_cards"]) | default_expired
+    best, expiry = p.at(p.best, "card_id", "customer"), p.at(p.best, "expiry", "customer")
+    why = code.map(_WHY).fillna("").astype(object) + ": make the valid card expiring last ("
+    choose(
+        wants_default & (best != ""), "set_default_card", best, p.card_label(p.best, "customer"),
+        why + expiry + ") the default",
+    )  # fmt: skip
+    undecided[wants_default] = False  # decided, even where no valid card can become the default
+    choose(
+        (code == "card_expired") & p.usable, "delete_card", method_id, p.card_label(p.cards, "method"),
+        "delete the expired card: the customer has another valid card",
+    )  # fmt: skip
+    ready = p.at(p.ready, "bank_id", "customer")
+    bank = method_id.where(code == "bank_not_ready", p.at(p.pads, "bank_id"))
+    choose(
+        code.isin(["pad_revoked", "bank_not_ready"]) & (ready != "") & ((code == "pad_revoked") | (bank != ready)),
+        "set_default_bank_account", ready,
+        p.at(p.ready, "account", "customer") + " (" + p.at(p.ready, "country", "customer") + ")",
+        "make the customer's ready bank account the default for debits",
+    )  # fmt: skip
+    choose(
+        code == "pad_pending", "accept_pad", method_id, "PAD on " + p.at(p.pads, "account"),
+        "ONLY if you hold the customer's signed PAD agreement: record it as accepted in Helcim",
+    )  # fmt: skip
+    wants_details = code.isin(["no_payment_method", "bank_without_pad"]) | (
+        (code == "pad_revoked") & ~p.accepted
+    )
+    choose(
+        wants_details & (rec.findings["tag"] != "details_requested"), "request_bank_details", "", "",
+        "Helcim e-mails the customer a request for bank details (a PAD agreement comes with them)",
+    )  # fmt: skip
+    return chosen
 
 
 def propose(rec: Reconciliation) -> Proposals:
     """Every action the API can take on ``rec``'s findings (see the module docstring)."""
-    findings = rec.findings
-    proposer = _Proposer(rec)
-    stamp = rec.today.strftime("%Y%m%d")
-    rows: dict[str, dict[str, Any]] = {}
-    of_finding = []
-    for f in findings.itertuples(index=False):
-        found = (
-            proposer.for_finding(str(f.code), int(str(f.helcim_id)), str(f.method_id), str(f.tag))
-            if f.helcim_id
-            else None
-        )
-        if found is None:
-            of_finding.append("")
-            continue
-        action, method_id, method, detail = found
-        action_id = f"{stamp}-{action}-{f.helcim_id}-{method_id or 0}"
-        of_finding.append(action_id)
-        rows.setdefault(
-            action_id,
-            {
-                "action_id": action_id, "code": f.code, "helcim_id": str(f.helcim_id),
-                "customer_code": f.customer_code, "customer": f.customer, "method_id": method_id,
-                "method": method, "action": action, "detail": detail, "approve": "",
-            },
-        )  # fmt: skip
-    actions = pd.DataFrame(list(rows.values()), columns=list(ACTION_COLUMNS), dtype="str")
-    return Proposals(actions, pd.Series(of_finding, index=findings.index, dtype="str"))
+    findings, chosen = rec.findings, _choose(rec)
+    has = chosen["action"] != ""
+    action_id = (
+        rec.today.strftime("%Y%m%d") + "-" + chosen["action"] + "-" + findings["helcim_id"].astype(object)
+    )
+    action_id = (action_id + "-" + chosen["method_id"].where(chosen["method_id"] != "", "0")).where(has, "")
+    rows = pd.DataFrame(
+        {
+            "action_id": action_id, "code": findings["code"], "helcim_id": findings["helcim_id"],
+            "customer_code": findings["customer_code"], "customer": findings["customer"],
+            "method_id": chosen["method_id"], "method": chosen["method"], "action": chosen["action"],
+            "detail": chosen["detail"], "approve": "",
+        },
+        index=findings.index,
+    )[has]  # fmt: skip
+    actions = rows.drop_duplicates("action_id").reset_index(drop=True).astype("str")
+    return Proposals(
+        actions.loc[:, list(ACTION_COLUMNS)],
+        pd.Series(action_id.to_numpy(), index=findings.index, dtype="str"),
+    )
 
 
 # -- checked again just before sending -------------------------------------------------------
