@@ -11,7 +11,8 @@ For each customer of the approved actions, in turn:
    caller gives (the rules live in :mod:`crmsync.reconcile.actions`): an
    action whose finding no longer holds is ``skipped``, with the reason;
 3. the intent is committed to the journal **before** the request leaves, the
-   outcome after: ``done``; ``failed`` (Helcim refused it: not performed);
+   outcome after: ``done``; ``failed`` (Helcim refused it — a 4xx, the token
+   refused, 429s outlasted — so it was certainly not performed: ``not sent``);
    ``uncertain`` (sent, no usable answer: a set-default or a delete may be
    sent again by a later ``act``, a request for bank details never);
 4. a customer an action changed is read again, so the cache (and the next
@@ -33,11 +34,13 @@ import pandas as pd
 from crmsync.console import Progress
 from crmsync.errors import (
     EXIT_PARTIAL,
+    AuthenticationError,
     BudgetExhausted,
     HelcimError,
     HelcimRequestError,
     HelcimUnavailable,
     Interrupted,
+    RateLimited,
 )
 from crmsync.helcim.client import HelcimClient
 from crmsync.state import ActionEntry, StateStore
@@ -47,6 +50,7 @@ __all__ = [
     "ACTIONS",
     "ACTION_ORDER",
     "EMAILING",
+    "REFUSALS",
     "RESULT_COLUMNS",
     "ActOutcome",
     "Action",
@@ -71,6 +75,8 @@ ACTIONS: dict[str, str] = {
 ACTION_ORDER = tuple(ACTIONS)
 #: Actions that e-mail the customer: never sent twice, never re-sent after an uncertain outcome.
 EMAILING = frozenset({"request_bank_details"})
+#: Answers that say Helcim did not perform the request (a 4xx: refused, the token refused, 429s outlasted).
+REFUSALS = (HelcimRequestError, AuthenticationError, RateLimited)
 RESULT_COLUMNS = (
     "action_id",
     "action",
@@ -193,13 +199,15 @@ class _Actor:
         except (BudgetExhausted, Interrupted) as error:  # raised before sending: nothing left
             review.action_outcome(a.action_id, "failed", "not-sent", str(error))
             raise
-        except HelcimRequestError as error:  # refused: not performed
-            review.action_outcome(a.action_id, "failed", "failed", str(error))
-            return ActionResult(action, "failed", str(error))
+        except REFUSALS as error:  # Helcim answered that it did not do it: certainly not performed
+            review.action_outcome(a.action_id, "failed", "failed", f"not sent: {error}")
+            if isinstance(error, AuthenticationError):  # the token is refused: nothing more can be sent
+                raise
+            return ActionResult(action, "failed", f"not sent: {error}")
         except HelcimError as error:  # sent, no usable answer: it may have been performed
             review.action_outcome(a.action_id, "uncertain", "uncertain", str(error))
-            # Helcim down after every retry, the token refused, a redirect: nothing more tonight. A request
-            # for bank details is sent once (never retried): one lost answer says nothing about the rest.
+            # Helcim down after every retry, a redirect: nothing more tonight. A request for bank details
+            # is sent once (never retried): one lost answer says nothing about the rest.
             once = a.action in EMAILING and isinstance(error, HelcimUnavailable)
             if error.exit_code != EXIT_PARTIAL and not once:
                 raise
@@ -207,6 +215,15 @@ class _Actor:
         review.action_outcome(a.action_id, "done", "done", detail)
         _apply_locally(action, fresh)
         return ActionResult(action, "done", detail)
+
+
+def _stopped_at(action: Action, error: HelcimError) -> ActionResult:
+    """The outcome of the action whose send stopped the act (``perform`` raised ``error``)."""
+    if isinstance(error, BudgetExhausted | Interrupted):
+        return ActionResult(action, "deferred", f"not sent: {error}")
+    if isinstance(error, REFUSALS):
+        return ActionResult(action, "failed", f"not sent: {error}")
+    return ActionResult(action, "uncertain", _uncertain(action, error))
 
 
 def _uncertain(action: Action, error: HelcimError) -> str:
@@ -318,12 +335,10 @@ def _customer(actor: _Actor, todo: list[Action], outcome: ActOutcome, *, check: 
             result = actor.perform(action, fresh)
         except HelcimError as error:  # nothing more can be sent tonight
             outcome.fatal = None if isinstance(error, BudgetExhausted) else error
-            sent = [] if isinstance(error, BudgetExhausted | Interrupted) else [action]
-            outcome.results += [ActionResult(a, "uncertain", _uncertain(a, error)) for a in sent]
-            outcome.results += [
-                ActionResult(a, "deferred", f"not sent: {error}") for a in todo[index:] if a not in sent
-            ]
-            changed = changed or any(a.action not in EMAILING for a in sent)
+            stopped = _stopped_at(action, error)
+            outcome.results.append(stopped)
+            outcome.results += [ActionResult(a, "deferred", f"not sent: {error}") for a in todo[index + 1 :]]
+            changed = changed or (stopped.outcome == "uncertain" and action.action not in EMAILING)
             break
         outcome.results.append(result)
         # a request for bank details changes nothing Helcim shows until the customer answers
