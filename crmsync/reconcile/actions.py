@@ -38,7 +38,7 @@ from crmsync.errors import UsageError
 from crmsync.outputs import FORMULA_PREFIXES
 from crmsync.reconcile.findings import Reconciliation
 from crmsync.reconcile.tables import bank_table, card_table, identities, pad_table
-from crmsync.sync.act import ACTIONS, Action, Fresh
+from crmsync.sync.act import ACTIONS, EMAILING, Action, Fresh
 
 __all__ = ["ACTION_COLUMNS", "Proposals", "parse_actions", "propose", "still_needed"]
 
@@ -309,7 +309,22 @@ def parse_actions(table: pd.DataFrame, source: str = "actions.csv") -> tuple[lis
     doubled = pd.Series([a.action_id for a in actions]).duplicated()
     if doubled.any():
         raise UsageError(f"{source}: action {actions[int(np.argmax(doubled))].action_id} is listed twice")
+    _one_e_mail_each(actions, source)
     return actions, len(rows) - len(approved)
+
+
+def _one_e_mail_each(actions: list[Action], source: str) -> None:
+    """A report proposes at most one e-mail per customer: a file approving two (two reports' rows) is refused."""
+    first: dict[int, Action] = {}
+    for action in actions:
+        if action.action not in EMAILING:
+            continue
+        earlier = first.setdefault(action.helcim_id, action)
+        if earlier is not action:
+            raise UsageError(
+                f"{source} lines {earlier.line} and {action.line}: two actions would e-mail customer "
+                f"{action.helcim_id} ({action.customer_code}); a report proposes one: approve one of them"
+            )
 
 
 def _action(row: Mapping[str, str], line: int, source: str) -> Action:

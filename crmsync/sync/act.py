@@ -165,6 +165,25 @@ class _Actor:
 
     def __init__(self, client: HelcimClient, state: StateStore, run_id: str) -> None:
         self.client, self.state, self.run_id = client, state, run_id
+        # helcim_id → the outcome of this act's e-mail to the customer, from its intent on
+        self.emailed: dict[int, ActionResult] = {}
+
+    def second_e_mail(self, action: Action) -> ActionResult | None:
+        """The outcome of an e-mail to a customer this act already tried to e-mail (never two), or None."""
+        tried = self.emailed.get(action.helcim_id) if action.action in EMAILING else None
+        if tried is None:
+            return None
+        first = tried.action.action_id
+        if tried.outcome == "uncertain":
+            return ActionResult(
+                action, "check", f"{first} may have e-mailed the customer just now: never two"
+            )
+        said = {"done": "e-mailed the customer just now", "would-do": "would e-mail the customer"}
+        return ActionResult(
+            action,
+            "skipped",
+            f"{first} {said.get(tried.outcome, 'was refused just now')}: one e-mail per customer",
+        )
 
     def _send(self, action: Action, fresh: Fresh) -> str:
         """The call; returns the outcome's detail. Raises what the client raises."""
@@ -319,20 +338,8 @@ def _customer(actor: _Actor, todo: list[Action], outcome: ActOutcome, *, check: 
         outcome.results += [ActionResult(a, "deferred", f"not sent: {error}") for a in todo]
         return
     for index, action in enumerate(todo):
-        reason = check(action, fresh)
-        if reason is not None:
-            if not dry_run:
-                actor.state.review.record_skip(
-                    action.action_id, actor.run_id, action.action, action.code, action.helcim_id,
-                    action.customer_code, action.method_id, reason,
-                )  # fmt: skip
-            outcome.results.append(ActionResult(action, "skipped", reason))
-            continue
-        if dry_run:
-            outcome.results.append(ActionResult(action, "would-do", "its finding still holds"))
-            continue
         try:
-            result = actor.perform(action, fresh)
+            result = _one(actor, action, fresh, check=check, dry_run=dry_run)
         except HelcimError as error:  # nothing more can be sent tonight
             outcome.fatal = None if isinstance(error, BudgetExhausted) else error
             stopped = _stopped_at(action, error)
@@ -345,6 +352,31 @@ def _customer(actor: _Actor, todo: list[Action], outcome: ActOutcome, *, check: 
         changed = changed or (result.outcome in ("done", "uncertain") and action.action not in EMAILING)
     if changed and outcome.fatal is None:
         _read_again(actor, helcim_id, outcome)
+
+
+def _one(actor: _Actor, action: Action, fresh: Fresh, *, check: Check, dry_run: bool) -> ActionResult:
+    """Check one action against the fresh read, then send it (or say it would be sent). Raises as ``perform``."""
+    reason = check(action, fresh)
+    if reason is not None:
+        if not dry_run:
+            actor.state.review.record_skip(
+                action.action_id, actor.run_id, action.action, action.code, action.helcim_id,
+                action.customer_code, action.method_id, reason,
+            )  # fmt: skip
+        return ActionResult(action, "skipped", reason)
+    second = actor.second_e_mail(action)
+    if second is not None:
+        return second
+    if action.action in EMAILING:  # from its intent on, whatever comes of it: never a second e-mail
+        actor.emailed[action.helcim_id] = ActionResult(action, "uncertain")
+    result = (
+        ActionResult(action, "would-do", "its finding still holds")
+        if dry_run
+        else actor.perform(action, fresh)
+    )
+    if action.action in EMAILING:
+        actor.emailed[action.helcim_id] = result
+    return result
 
 
 def _read_again(actor: _Actor, helcim_id: int, outcome: ActOutcome) -> None:

@@ -286,3 +286,24 @@ def test_an_act_killed_between_intent_and_outcome_resends_a_default_never_an_e_m
         ("request_bank_details", "A-NOPAY"): "check",  # it may have left: never sent twice
     }
     assert sandbox.outbox() == []
+
+
+def test_a_file_asking_to_e_mail_one_customer_twice_is_refused(
+    tmp_path: Path, sandbox: SandboxProcess, account: Account
+) -> None:
+    """Yesterday's and today's request for one customer, pasted into one file: two e-mails, were it done."""
+    folder = reconcile(tmp_path, sandbox, "morning")
+    rows = [r for r in read_csv(folder / "actions.csv") if r["action"] == "request_bank_details"]
+    assert len(rows) == 1
+    yesterday = rows[0] | {"action_id": rows[0]["action_id"].replace(TODAY.replace("-", ""), "20261119")}
+    target = tmp_path / "two.csv"
+    with target.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows([yesterday | {"approve": "yes"}, rows[0] | {"approve": "yes"}])
+    sandbox.reset_stats()
+    status, output = invoke(tmp_path, sandbox, "act", "--accept", str(target), "--out", str(tmp_path / "act"))
+    assert status == 2, output
+    assert "e-mail customer" in output
+    assert sandbox.stats()["total"] == 0
+    assert sandbox.outbox() == []

@@ -29,7 +29,7 @@ class TokenRevokedFor(BoundedAdapter):
         super().__init__()
         self.path_end = path_end
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if (request.path_url or "").split("?")[0].endswith(self.path_end):
             request.headers["api-token"] = "revoked-" + TOKEN
         return super().send(request, **kwargs)
@@ -80,3 +80,26 @@ def test_a_refused_request_for_bank_details_is_not_sent_and_may_be_sent_later(
         (again,) = execute(client(sandbox), state, [action], "run-2").results
     assert again.outcome == "done"
     assert sandbox.outbox() == [{"customerId": action.helcim_id, "kind": "bank-request"}]
+
+
+@pytest.mark.parametrize(
+    ("faults", "first", "second"),
+    [
+        ("", "done", "skipped"),
+        ("drop_after_commit=1,op=request-new-bank-account,count=1", "uncertain", "check"),
+    ],
+    ids=["after-a-done-one", "after-an-uncertain-one"],
+)
+def test_one_act_never_e_mails_a_customer_twice(
+    tmp_path: Path, sandbox: SandboxProcess, faults: str, first: str, second: str
+) -> None:
+    today = request_details(sandbox)
+    yesterday = Action(today.action_id.replace("20261120", "20261119"), *list(vars(today).values())[1:])
+    sandbox.configure(faults=faults)
+    with open_state(tmp_path / "state.db") as state:
+        results = execute(client(sandbox), state, [yesterday, today], "run-1").results
+    assert [(r.action.action_id, r.outcome) for r in results] == [
+        (yesterday.action_id, first),
+        (today.action_id, second),
+    ]
+    assert len(sandbox.outbox()) == 1
