@@ -459,12 +459,6 @@ def link(proposals: Path, state_path: Path | None, config_file: Path | None, rat
     "(default: one hour of the limit).",
 )
 @click.option("--dry-run", is_flag=True, help="Read and check every approved action; send none.")
-@click.option(
-    "--today",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    default=None,
-    help="Check card expiry as of this date (YYYY-MM-DD; default: today).",
-)
 @log_format_option
 @state_option
 @settings_options
@@ -474,7 +468,6 @@ def act(
     out_dir: Path,
     max_calls: int | None,
     dry_run: bool,
-    today: Any,
     log_format: str,
     state_path: Path | None,
     config_file: Path | None,
@@ -485,7 +478,8 @@ def act(
     \b
     Only rows with approve = yes are done, each checked first against a fresh
     read of its customer: an action whose finding no longer holds is skipped,
-    with the reason. Each action is journaled (intent before, outcome after):
+    with the reason, as of today (the clock's date: a card's expiry, a PAD's age).
+    Each action is journaled (intent before, outcome after):
     one already done is never repeated, and a request that e-mails the customer
     is never sent again after an uncertain outcome. Writes results.csv and
     summary.json to --out.
@@ -506,8 +500,7 @@ def act(
         stop_on_signals(StopSignal()) as stop,
     ):
         result = act_on_file(
-            settings, actions_file, out_dir, max_calls=max_calls, dry_run=dry_run,
-            today=today.date() if today is not None else None, progress=progress, stop=stop,
+            settings, actions_file, out_dir, max_calls=max_calls, dry_run=dry_run, progress=progress, stop=stop
         )  # fmt: skip
     counts = result.outcome.counts()
     done = ", ".join(f"{counts[name]} {name}" for name in OUTCOMES if counts.get(name))

@@ -112,17 +112,20 @@ def act_on_file(
     *,
     max_calls: int | None = None,
     dry_run: bool = False,
-    today: date | None = None,
     pad_pending_days: int = 14,
     progress: Progress | None = None,
     stop: StopSignal | None = None,
 ) -> ActResult:
-    """``crmsync act``: see the module docstring."""
+    """``crmsync act``: see the module docstring.
+
+    Every check is as of today by the clock — never a date given: a date ahead would make a valid card look
+    expired (and deletable) and move recent e-mails out of the window that keeps a customer from a second one.
+    """
     started = time.monotonic()
     actions, not_approved, rows_read = read_actions_file(actions_file)
     session = Session(settings, "act", max_calls=max_calls, stop=stop)
     prepare_out_dir(out_dir)
-    day = today or date.today()
+    day = date.today()
     with session.open({"actions_file": str(actions_file), "dry_run": dry_run}) as open_session:
         state = open_session.state
         window = (day - timedelta(days=pad_pending_days)).isoformat()

@@ -15,7 +15,7 @@ from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import Api
 from tests.jobs.test_plan_cli import invoke, read_csv, row, write_export
 
-TODAY = "2026-11-20"
+TODAY = "2026-11-20"  # the reports' date; crmsync act checks as of the clock's, so the cards below expire far away
 CODES = ("A-TWODEF", "A-EXPIRED", "A-NOPAY", "A-PENDING")
 CA_BANK = {
     "accountCorporate": 1,
@@ -63,10 +63,10 @@ def account(sandbox: SandboxProcess) -> Account:
         )
 
     _customer(api, ids, "A-TWODEF")  # two defaults: the valid one expiring last becomes the only default
-    card("A-TWODEF", "two-old", "4111111111", "0127", default=True)
-    card("A-TWODEF", "two-new", "5454545454", "0930", default=True)
+    card("A-TWODEF", "two-old", "4111111111", "0135", default=True)
+    card("A-TWODEF", "two-new", "5454545454", "0939", default=True)
     _customer(api, ids, "A-EXPIRED")  # an expired card beside a valid default: deleted
-    card("A-EXPIRED", "exp-default", "4111112222", "0529", default=True)
+    card("A-EXPIRED", "exp-default", "4111112222", "0539", default=True)
     card("A-EXPIRED", "exp-old", "4111113333", "0125")
     _customer(api, ids, "A-NOPAY")  # nothing stored: a request for bank details
     pending = _customer(api, ids, "A-PENDING")  # a PAD pending for months: recorded as accepted
@@ -97,16 +97,7 @@ def act(
     tmp_path: Path, sandbox: SandboxProcess, actions: Path, out: str, *extra: str
 ) -> tuple[int, dict[str, Any]]:
     status, output = invoke(
-        tmp_path,
-        sandbox,
-        "act",
-        "--accept",
-        str(actions),
-        "--out",
-        str(tmp_path / out),
-        "--today",
-        TODAY,
-        *extra,
+        tmp_path, sandbox, "act", "--accept", str(actions), "--out", str(tmp_path / out), *extra
     )
     assert status in (0, 1), output
     summary: dict[str, Any] = json.loads((tmp_path / out / "summary.json").read_text())
@@ -307,3 +298,28 @@ def test_a_file_asking_to_e_mail_one_customer_twice_is_refused(
     assert "e-mail customer" in output
     assert sandbox.stats()["total"] == 0
     assert sandbox.outbox() == []
+
+
+def test_act_checks_as_of_the_clock_and_takes_no_date(
+    tmp_path: Path, sandbox: SandboxProcess, account: Account
+) -> None:
+    """A report made as of a later date proposes deleting a card valid today: act checks it as of today."""
+    customer = account.ids["A-EXPIRED"]
+    card = int(sandbox.add_card(customer, cardHolderName="A", cardF6L4="4111114444", cardExpiry="0130")["id"])
+    future = "2036-03-01"  # that card (01/30) has expired by then, the default (05/39) has not
+    crm = write_export(tmp_path / "crm.csv", [row(code, f"Person {code}") for code in CODES])
+    status, output = invoke(tmp_path, sandbox, "reconcile", "--out", str(tmp_path / "m"), "--today", future,
+                            "--crm", str(crm))  # fmt: skip
+    assert status == 0, output
+    actions = tmp_path / "m" / "reconciliation" / "actions.csv"
+    filled = approve(actions, tmp_path / "filled.csv", lambda r: r["method_id"] == str(card))
+    status, output = invoke(tmp_path, sandbox, "act", "--accept", str(filled), "--out", str(tmp_path / "a"),
+                            "--today", future)  # fmt: skip
+    assert status == 2, output  # no date to check as of: it would make a valid card look expired
+    assert "No such option" in output
+    assert act(tmp_path, sandbox, filled, "act")[0] == 0
+    (result,) = read_csv(tmp_path / "act" / "results.csv")
+    assert (result["action"], result["outcome"]) == ("delete_card", "skipped")
+    assert result["detail"].endswith("now, not expired")
+    listed = account.api("GET", f"/customers/{customer}/cards").json()
+    assert card in [c["id"] for c in listed]  # still there: valid today

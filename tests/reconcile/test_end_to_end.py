@@ -363,8 +363,7 @@ def test_tick_download_and_act_on_it(seeded: SeededRun, browser: Any, tmp_path: 
 
     sandbox = seeded.sandbox
     status, output = _invoke(
-        seeded.first.parent, sandbox, "act", "--accept", str(saved), "--out", str(tmp_path / "act"),
-        "--today", TODAY,
+        seeded.first.parent, sandbox, "act", "--accept", str(saved), "--out", str(tmp_path / "act")
     )  # fmt: skip
     assert status == 0, output
     results = list(csv.DictReader(io.StringIO((tmp_path / "act" / "results.csv").read_text())))
