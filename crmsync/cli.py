@@ -447,9 +447,16 @@ def link(proposals: Path, state_path: Path | None, config_file: Path | None, rat
 @click.option(
     "--accept",
     "actions_file",
-    required=True,
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="actions.csv as the morning report proposed it (or report.html downloaded it), approve = yes filled in.",
+)
+@click.option(
+    "--resolve",
+    "resolve",
+    multiple=True,
+    metavar="ACTION_ID=sent|not-sent",
+    help="What you found in Helcim about an e-mail whose outcome is uncertain (a check in results.csv); "
+    "repeatable. Until then its customer is never e-mailed again.",
 )
 @out_option
 @click.option(
@@ -464,7 +471,8 @@ def link(proposals: Path, state_path: Path | None, config_file: Path | None, rat
 @settings_options
 @reports_errors
 def act(
-    actions_file: Path,
+    actions_file: Path | None,
+    resolve: tuple[str, ...],
     out_dir: Path,
     max_calls: int | None,
     dry_run: bool,
@@ -481,8 +489,9 @@ def act(
     with the reason, as of today (the clock's date: a card's expiry, a PAD's age).
     Each action is journaled (intent before, outcome after):
     one already done is never repeated, and a request that e-mails the customer
-    is never sent again after an uncertain outcome. Writes results.csv and
-    summary.json to --out.
+    is never sent again after an uncertain outcome: look in Helcim, then record
+    what you found with --resolve ACTION_ID=sent|not-sent (until then, nothing
+    e-mails that customer). Writes results.csv and summary.json to --out.
     \b
     Exit codes: 0 every approved action done, already done, no longer needed or deferred
                 1 an action failed, or its outcome is uncertain (check it in Helcim)
@@ -494,14 +503,20 @@ def act(
     from crmsync.jobs.act import OUTCOMES, act_on_file
     from crmsync.stopping import StopSignal, stop_on_signals
 
+    if actions_file is None and not resolve:
+        raise click.UsageError("give --accept FILE, or --resolve ACTION_ID=sent|not-sent")
+    verdicts = dict(item.partition("=")[::2] for item in resolve)
     settings = load_settings(config_file=config_file, state_path=state_path, rate_limits=rate_limits)
     with (
         progress_reporter(log_format, secrets=[settings.api_token]) as progress,
         stop_on_signals(StopSignal()) as stop,
     ):
         result = act_on_file(
-            settings, actions_file, out_dir, max_calls=max_calls, dry_run=dry_run, progress=progress, stop=stop
+            settings, actions_file, out_dir, max_calls=max_calls, dry_run=dry_run, resolve=verdicts,
+            progress=progress, stop=stop,
         )  # fmt: skip
+    for action_id, verdict in result.resolved.items():
+        click.echo(f"{action_id}: recorded as {verdict}{' (dry run: not recorded)' if dry_run else ''}")
     counts = result.outcome.counts()
     done = ", ".join(f"{counts[name]} {name}" for name in OUTCOMES if counts.get(name))
     click.echo(
@@ -512,7 +527,9 @@ def act(
         click.echo(f"warning: {result.error}", err=True)
     if counts.get("check") or counts.get("uncertain"):
         click.echo(
-            "warning: some outcomes are uncertain: check those actions in Helcim (results.csv)", err=True
+            "warning: some outcomes are uncertain: check those actions in Helcim (results.csv); for an e-mail, "
+            "record what you found with --resolve ACTION_ID=sent|not-sent",
+            err=True,
         )
     click.echo(f"Results in {out_dir / 'results.csv'}")
     raise click.exceptions.Exit(result.exit_code)

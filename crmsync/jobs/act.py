@@ -19,6 +19,7 @@ token refused; 130/143 stopped by a signal.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -45,7 +46,7 @@ OUTCOMES = ("done", "already-done", "skipped", "failed", "uncertain", "check", "
 class ActResult:
     """What ``crmsync act`` did; :meth:`to_dict` is its summary.json."""
 
-    source: Path
+    source: Path | None  # None: only resolving uncertain e-mails
     rows_read: int
     not_approved: int
     outcome: ActOutcome
@@ -57,6 +58,7 @@ class ActResult:
     duration_seconds: float
     error: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
+    resolved: dict[str, str] = field(default_factory=dict)  # action_id → what a person found: sent | not-sent
 
     def count(self, name: str) -> int:
         return self.outcome.counts().get(name, 0)
@@ -68,7 +70,8 @@ class ActResult:
             "status": self.status,
             "exit_code": self.exit_code,
             "dry_run": self.dry_run,
-            "actions_file": str(self.source),
+            "actions_file": "" if self.source is None else str(self.source),
+            "resolved": self.resolved,
             "rows_read": self.rows_read,
             "not_approved": self.not_approved,
             "approved": self.rows_read - self.not_approved,
@@ -107,27 +110,34 @@ def read_actions_file(path: Path) -> tuple[list[Action], int, int]:
 
 def act_on_file(
     settings: Settings,
-    actions_file: Path,
+    actions_file: Path | None,
     out_dir: Path,
     *,
     max_calls: int | None = None,
     dry_run: bool = False,
     pad_pending_days: int = 14,
+    resolve: Mapping[str, str] | None = None,
     progress: Progress | None = None,
     stop: StopSignal | None = None,
 ) -> ActResult:
     """``crmsync act``: see the module docstring.
 
-    Every check is as of today by the clock — never a date given: a date ahead would make a valid card look
-    expired (and deletable) and move recent e-mails out of the window that keeps a customer from a second one.
+    ``resolve`` (action_id → ``sent`` | ``not-sent``) records first what a person found in Helcim about
+    e-mails whose outcome is uncertain (:meth:`crmsync.state.ReviewLog.resolve_email`); ``actions_file``
+    may then be None. Every check is as of today by the clock — never a date given: a date ahead would make a
+    valid card look expired (and deletable) and move recent e-mails out of the window that keeps a customer
+    from a second one.
     """
     started = time.monotonic()
-    actions, not_approved, rows_read = read_actions_file(actions_file)
+    actions, not_approved, rows_read = read_actions_file(actions_file) if actions_file else ([], 0, 0)
     session = Session(settings, "act", max_calls=max_calls, stop=stop)
     prepare_out_dir(out_dir)
     day = date.today()
-    with session.open({"actions_file": str(actions_file), "dry_run": dry_run}) as open_session:
+    start = {"actions_file": str(actions_file or ""), "dry_run": dry_run, "resolve": dict(resolve or {})}
+    with session.open(start) as open_session:
         state = open_session.state
+        for action_id, verdict in (resolve or {}).items():  # with dry_run: only checked, not recorded
+            state.review.resolve_email(action_id, verdict, record=not dry_run)
         window = (day - timedelta(days=pad_pending_days)).isoformat()
         if progress:
             progress("actions", 0, total=len(actions))
@@ -141,6 +151,7 @@ def act_on_file(
             dry_run=dry_run, progress=progress,
         )  # fmt: skip
         result = _result(actions_file, rows_read, not_approved, outcome, open_session, dry_run, started)
+        result.resolved.update(resolve or {})
         frame = outcome.frame()
         result.outputs["results"] = str(write_csv(frame, out_dir / "results.csv", RESULT_COLUMNS))
         result.outputs["summary"] = str(out_dir / "summary.json")
@@ -150,7 +161,7 @@ def act_on_file(
 
 
 def _result(
-    source: Path,
+    source: Path | None,
     rows_read: int,
     not_approved: int,
     outcome: ActOutcome,

@@ -10,7 +10,9 @@ the intent is committed **before** the request leaves (``pending``), the
 outcome after (``done``, ``failed`` — certainly not performed —, ``skipped``
 — its finding no longer held —, or ``uncertain`` — sent, answer lost). An
 action done is never repeated; one that e-mails the customer is never sent
-again once it may have left (``pending`` or ``uncertain``).
+again once it may have left (``pending`` or ``uncertain``): it blocks its
+customer, however old, until a person who looked in Helcim says whether it
+was sent (:meth:`ReviewLog.resolve_email`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from crmsync.errors import UsageError
 from crmsync.state.clock import utcnow
 
-__all__ = ["ACTION_STATES", "SEEN_COLUMNS", "ActionEntry", "ReviewLog"]
+__all__ = ["ACTION_STATES", "EMAIL_ACTIONS", "EMAIL_VERDICTS", "SEEN_COLUMNS", "ActionEntry", "ReviewLog"]
 
 Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
 
@@ -42,6 +45,13 @@ SEEN_COLUMNS: tuple[str, ...] = (
     "first_seen",
 )
 ACTION_STATES = ("pending", "done", "failed", "skipped", "uncertain")
+#: The actions that e-mail the customer (:data:`crmsync.sync.act.EMAILING`): never re-sent once they may have left.
+EMAIL_ACTIONS = ("request_bank_details",)
+#: What a person may find in Helcim about an uncertain e-mail → (the journal's state, the detail's wording).
+EMAIL_VERDICTS = {"sent": ("done", "sent"), "not-sent": ("failed", "not sent")}
+_TO_CHECK = "state IN ('pending', 'uncertain') AND action IN ({})".format(
+    ", ".join(f"'{a}'" for a in EMAIL_ACTIONS)
+)
 _ACTION_COLUMNS = (
     "action_id, run_id, action, code, helcim_id, customer_code, method_id, state, outcome, detail,"
     " created_at, finished_at"
@@ -125,18 +135,45 @@ class ReviewLog:
         return found
 
     def actions_since(self, moment: str) -> list[ActionEntry]:
-        """Actions whose outcome was recorded at or after ``moment`` (a stored moment), or still pending."""
-        return self._entries("finished_at >= ? OR state = 'pending'", [moment])
+        """Actions whose outcome was recorded at or after ``moment`` (a stored moment), still pending, or
+        e-mails waiting for a person's check (whenever they were tried: until :meth:`resolve_email`)."""
+        return self._entries(f"finished_at >= ? OR state = 'pending' OR ({_TO_CHECK})", [moment])
 
     def emails_since(self, action: str, moment: str) -> dict[int, ActionEntry]:
-        """helcim_id → the latest ``action`` (one that e-mails the customer) that may have left since ``moment``.
+        """helcim_id → the latest ``action`` (one that e-mails the customer) that left, or may have, since ``moment``.
 
-        Done, pending or uncertain: each may have e-mailed the customer.
+        Done since ``moment``; pending or uncertain **whenever** it was tried: it may have e-mailed the
+        customer, and only a person who looked in Helcim clears it (:meth:`resolve_email`), never time.
         """
         entries = self._entries(
-            "action = ? AND state IN ('done', 'pending', 'uncertain') AND created_at >= ?", [action, moment]
+            "action = ? AND ((state = 'done' AND created_at >= ?) OR state IN ('pending', 'uncertain'))",
+            [action, moment],
         )
         return {e.helcim_id: e for e in entries}
+
+    def resolve_email(self, action_id: str, verdict: str, *, record: bool = True) -> ActionEntry:
+        """What a person found in Helcim about an e-mail whose outcome is uncertain (or left pending).
+
+        ``sent``: it is recorded as done when it was tried (the customer is not asked again within the
+        pending window from then); ``not-sent``: as failed (a later report may propose it again).
+        Raises :class:`UsageError` for a verdict or an action that is not one of those. With ``record``
+        False, only checks.
+        """
+        if verdict not in EMAIL_VERDICTS:
+            raise UsageError(f"{action_id}: say sent or not-sent (what Helcim shows), not {verdict!r}")
+        with self.transaction():
+            entry = self.action_entries([action_id]).get(action_id)
+            if (
+                entry is None
+                or entry.action not in EMAIL_ACTIONS
+                or entry.state not in ("pending", "uncertain")
+            ):
+                found = "not in the journal" if entry is None else f"{entry.action}, {entry.state}"
+                raise UsageError(f"action {action_id} is not waiting for a check ({found})")
+            state, seen = EMAIL_VERDICTS[verdict]
+            if record:
+                self.action_outcome(action_id, state, state, f"a person found in Helcim that it was {seen}")
+        return entry
 
     def action_intent(
         self,

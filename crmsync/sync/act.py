@@ -248,7 +248,8 @@ def _stopped_at(action: Action, error: HelcimError) -> ActionResult:
 def _uncertain(action: Action, error: HelcimError) -> str:
     if action.action in EMAILING:
         return (
-            f"{error}; it may have e-mailed the customer: check in Helcim, it is never sent again on its own"
+            f"{error}; it may have e-mailed the customer: check in Helcim, it is never sent again on its own "
+            "(record what you found with crmsync act: sent or not sent)"
         )
     return f"{error}; a later crmsync act may send it again safely"
 
@@ -277,7 +278,8 @@ def _before_reading(
         return ActionResult(
             action,
             "check",
-            "an earlier attempt may have e-mailed the customer: check in Helcim (never re-sent)",
+            "an earlier attempt may have e-mailed the customer: check in Helcim (never re-sent; record what "
+            "you found with crmsync act: sent or not sent)",
         )
     if action.action in EMAILING and asked is not None and asked.action_id != action.action_id:
         if asked.state == "done":

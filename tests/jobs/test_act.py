@@ -323,3 +323,60 @@ def test_act_checks_as_of_the_clock_and_takes_no_date(
     assert result["detail"].endswith("now, not expired")
     listed = account.api("GET", f"/customers/{customer}/cards").json()
     assert card in [c["id"] for c in listed]  # still there: valid today
+
+
+def _uncertain_e_mail(tmp_path: Path, sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A request for bank details sent long ago whose answer was lost (the clock of that act: 2026-01-01)."""
+    folder = reconcile(tmp_path, sandbox, "morning")
+    filled = approve(
+        folder / "actions.csv", tmp_path / "filled.csv", lambda r: r["action"] == "request_bank_details"
+    )
+    sandbox.configure(faults="drop_after_commit=1,op=request-new-bank-account,count=1")
+    with monkeypatch.context() as patched:
+        patched.setattr("crmsync.state.review.utcnow", lambda: "2026-01-01T09:00:00.000000Z")
+        assert act(tmp_path, sandbox, filled, "act1")[1]["uncertain"] == 1
+    sandbox.configure(faults="")
+    return filled
+
+
+def test_an_uncertain_e_mail_blocks_its_customer_until_a_person_resolves_it(
+    tmp_path: Path, sandbox: SandboxProcess, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    filled = _uncertain_e_mail(tmp_path, sandbox, monkeypatch)
+    folder = reconcile(tmp_path, sandbox, "morning2")  # months later: far beyond the pending window
+    assert not [r for r in read_csv(folder / "actions.csv") if r["customer_code"] == "A-NOPAY"]
+    (finding,) = [f for f in read_csv(folder / "findings.csv") if f["customer_code"] == "A-NOPAY"]
+    assert finding["tag"] == "details_requested"
+    html = (folder / "report.html").read_text()
+    assert html.count('data-outcome="uncertain"') == 1  # listed in every report until it is resolved
+    status, again = act(tmp_path, sandbox, filled, "act2")
+    assert (status, again["check"]) == (1, 1)
+    assert len(sandbox.outbox()) == 1
+
+
+@pytest.mark.parametrize(("verdict", "asked_again"), [("not-sent", True), ("sent", False)])
+def test_a_person_resolves_an_uncertain_e_mail_with_what_helcim_shows(
+    tmp_path: Path, sandbox: SandboxProcess, account: Account, verdict: str, asked_again: bool
+) -> None:
+    folder = reconcile(tmp_path, sandbox, "morning")
+    filled = approve(
+        folder / "actions.csv", tmp_path / "filled.csv", lambda r: r["action"] == "request_bank_details"
+    )
+    sandbox.configure(faults="drop_after_commit=1,op=request-new-bank-account,count=1")
+    assert act(tmp_path, sandbox, filled, "act1")[1]["uncertain"] == 1
+    sandbox.configure(faults="")
+    (row_,) = [r for r in read_csv(filled) if r["approve"] == "yes"]
+    resolve = f"{row_['action_id']}={verdict}"
+    status, output = invoke(tmp_path, sandbox, "act", "--resolve", resolve, "--out", str(tmp_path / "r"))
+    assert status == 0, output
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["resolved"] == {row_["action_id"]: verdict}
+    assert summary["rows_read"] == 0
+    status, output = invoke(tmp_path, sandbox, "act", "--resolve", resolve, "--out", str(tmp_path / "r2"))
+    assert status == 2, output  # resolved once: nothing left to resolve
+    assert "not waiting for a check" in output
+    folder = reconcile(tmp_path, sandbox, "morning2")
+    asked = [r for r in read_csv(folder / "actions.csv") if r["customer_code"] == "A-NOPAY"]
+    assert bool(asked) is asked_again  # sent: the customer waits within the pending window; not sent: ask
+    html = (folder / "report.html").read_text()
+    assert 'data-outcome="uncertain"' not in html

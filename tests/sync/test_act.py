@@ -13,7 +13,8 @@ from crmsync.errors import AuthenticationError
 from crmsync.helcim.client import HelcimClient, RetryPolicy
 from crmsync.helcim.transport import BoundedAdapter
 from crmsync.state import StateStore, open_state
-from crmsync.sync.act import Action, ActOutcome, execute_actions
+from crmsync.state.review import EMAIL_ACTIONS
+from crmsync.sync.act import EMAILING, Action, ActOutcome, execute_actions
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN, Api
 
@@ -103,3 +104,7 @@ def test_one_act_never_e_mails_a_customer_twice(
         (today.action_id, second),
     ]
     assert len(sandbox.outbox()) == 1
+
+
+def test_the_state_store_knows_which_actions_e_mail_the_customer() -> None:
+    assert set(EMAIL_ACTIONS) == EMAILING  # blocked until a person resolves them, whatever their age
