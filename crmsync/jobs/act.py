@@ -2,7 +2,10 @@
 
 In order: read the filled ``actions.csv`` (a row crmsync did not propose, or
 an ``approve`` that is not yes/no/empty, fails before any call: exit 2);
-open the session (lock, state store, the run on record); send the rows with
+open the session (lock, state store, the run on record); refuse (exit 2, before
+any call) a row the latest report did not propose as it stands, or any once that
+report is a day old (:func:`crmsync.reconcile.actions.check_proposed`); record what
+a person found about uncertain e-mails (``resolve``); send the rows with
 ``approve=yes`` through the paced client within ``--max-calls``
 (:func:`crmsync.sync.act.execute_actions`, each action checked against a fresh
 read of its customer by :func:`crmsync.reconcile.actions.still_needed`); write
@@ -21,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,7 @@ from crmsync.console import Progress
 from crmsync.errors import EXIT_OK, EXIT_PARTIAL, Interrupted, UsageError
 from crmsync.jobs.session import CallStats, Session
 from crmsync.outputs import prepare_out_dir, write_csv, write_json
-from crmsync.reconcile.actions import parse_actions, still_needed
+from crmsync.reconcile.actions import check_proposed, parse_actions, still_needed
 from crmsync.stopping import StopSignal
 from crmsync.sync.act import RESULT_COLUMNS, Action, ActOutcome, Fresh, execute_actions
 
@@ -136,6 +139,8 @@ def act_on_file(
     start = {"actions_file": str(actions_file or ""), "dry_run": dry_run, "resolve": dict(resolve or {})}
     with session.open(start) as open_session:
         state = open_session.state
+        proposed, proposed_at = state.review.proposals()
+        check_proposed(actions, proposed, proposed_at, datetime.now(UTC), str(actions_file))
         for action_id, verdict in (resolve or {}).items():  # with dry_run: only checked, not recorded
             state.review.resolve_email(action_id, verdict, record=not dry_run)
         window = (day - timedelta(days=pad_pending_days)).isoformat()

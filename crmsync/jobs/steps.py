@@ -244,6 +244,7 @@ def morning_outputs(
         action_log=action_log(state.review.actions_since(reviewed_at or "")),
     )  # fmt: skip
     state.review.replace_findings(report.review.seen())
+    state.review.replace_proposals(report.proposals.actions)  # crmsync act does these and no other
     new = _new_customers(result, snapshot, checked)
     changes = result.changes if result is not None else pd.DataFrame()
     files = dict(report.outputs)

@@ -10,6 +10,7 @@ one per action (several findings may share one), each waiting for a person's
 ``delete_card``            an expired card that is not the default, while another valid card exists
 ``request_bank_details``   e-mails the customer Helcim's request for bank details: no payment method, a
                            revoked PAD and no accepted one on any account, a bank account without a PAD —
+                           only when the customer has no valid card and no ready bank account, and
                            unless bank details were requested within the pending window
 ``set_default_bank_account`` a revoked or not-ready account while another of the customer's is ready
 ``accept_pad``             a PAD pending longer than the window: records it accepted, **only** for a person
@@ -21,14 +22,16 @@ proposed by two reports of one day is one action, and ``crmsync act`` never
 does it twice. :func:`still_needed` is what ``crmsync act`` checks against a
 fresh read just before sending: an action whose finding no longer holds is
 skipped, so even an edited file cannot delete a valid card. :func:`parse_actions`
-reads a filled ``actions.csv`` back.
+reads a filled ``actions.csv`` back; :func:`check_proposed` refuses a row the
+latest report (the state store keeps its proposals) did not propose as it
+stands, or any once that report is :data:`PROPOSALS_VALID_HOURS` old.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -40,8 +43,18 @@ from crmsync.reconcile.findings import Reconciliation
 from crmsync.reconcile.tables import bank_table, card_table, identities, pad_table
 from crmsync.sync.act import ACTIONS, EMAILING, Action, Fresh
 
-__all__ = ["ACTION_COLUMNS", "Proposals", "parse_actions", "propose", "still_needed"]
+__all__ = [
+    "ACTION_COLUMNS",
+    "PROPOSALS_VALID_HOURS",
+    "Proposals",
+    "check_proposed",
+    "parse_actions",
+    "propose",
+    "still_needed",
+]
 
+#: How long the latest report's proposals may be acted on, by the clock: after that their findings are stale.
+PROPOSALS_VALID_HOURS = 24
 ACTION_COLUMNS: tuple[str, ...] = (
     "action_id",
     "code",
@@ -184,8 +197,9 @@ def _choose(rec: Reconciliation) -> pd.DataFrame:
     wants_details = code.isin(["no_payment_method", "bank_without_pad"]) | (
         (code == "pad_revoked") & ~p.accepted
     )
+    payable = p.usable | (ready != "")  # a valid card or a ready bank account: no e-mail, whatever the code
     choose(
-        wants_details & (rec.findings["tag"] != "details_requested"), "request_bank_details", "", "",
+        wants_details & ~payable & (rec.findings["tag"] != "details_requested"), "request_bank_details", "", "",
         "Helcim e-mails the customer a request for bank details (a PAD agreement comes with them)",
     )  # fmt: skip
     return chosen
@@ -279,7 +293,48 @@ def _details_needed(code: str, usable: pd.DataFrame, banks: pd.DataFrame, pads: 
         return "the customer has an accepted PAD now"
     if code == "bank_without_pad" and not (banks["pad_status"] == "none").any():
         return "every bank account of the customer has a PAD now"
+    if len(usable) or (banks["ready"] == "yes").any():  # whatever the code says: never e-mail such a customer
+        return "the customer has a valid card or a ready bank account: no request for bank details"
     return None
+
+
+# -- only what the latest report proposed ----------------------------------------------------
+
+
+def check_proposed(
+    actions: Sequence[Action], proposed: pd.DataFrame, proposed_at: str | None, now: datetime, source: str
+) -> None:
+    """Refuse (:class:`UsageError`) approved ``actions`` the latest report did not propose exactly so, or
+    any once that report is :data:`PROPOSALS_VALID_HOURS` old (by the clock, ``now``).
+
+    ``proposed`` (:data:`crmsync.state.review.PROPOSAL_COLUMNS`, as text) and ``proposed_at`` (a stored
+    moment, None before any report) are the state store's: a file approving a row crmsync never proposed,
+    an edited row, or an earlier report's row (a newer report replaced its findings) is not acted on.
+    """
+    if not actions:
+        return
+    if proposed_at is None:
+        raise UsageError(f"{source}: no report of this state store has proposed actions yet")
+    made = datetime.strptime(proposed_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    if now - made >= timedelta(hours=PROPOSALS_VALID_HOURS):
+        raise UsageError(
+            f"{source}: the latest report proposed its actions at {proposed_at[:16].replace('T', ' ')} UTC, a day "
+            "or more ago: its findings may no longer hold; make a new report (crmsync reconcile) and approve its actions"
+        )
+    known = dict(
+        zip(proposed["action_id"], zip(proposed["code"], proposed["customer_code"], strict=True), strict=True)
+    )
+    for action in actions:
+        where = f"{source} line {action.line}: action {action.action_id}"
+        if action.action_id not in known:
+            raise UsageError(
+                f"{where} is not one the latest report proposed: approve the latest report's actions"
+            )
+        code, customer_code = known[action.action_id]
+        if (action.code, action.customer_code) != (code, customer_code):
+            raise UsageError(
+                f"{where} is not as the latest report proposed it (code {code}, customer {customer_code})"
+            )
 
 
 # -- reading a filled actions.csv back -------------------------------------------------------

@@ -5,6 +5,9 @@ finding key (code, customer, payment method), with the day each was first
 seen: the next report compares its findings with these to say what is new
 and what is resolved, then replaces them (:meth:`ReviewLog.replace_findings`).
 
+``proposals`` holds the actions the latest report proposed (replaced by each
+report, :meth:`ReviewLog.replace_proposals`): ``crmsync act`` refuses any other.
+
 ``actions`` is the journal of ``crmsync act``, kept like the write journal:
 the intent is committed **before** the request leaves (``pending``), the
 outcome after (``done``, ``failed`` — certainly not performed —, ``skipped``
@@ -27,7 +30,15 @@ import pandas as pd
 from crmsync.errors import UsageError
 from crmsync.state.clock import utcnow
 
-__all__ = ["ACTION_STATES", "EMAIL_ACTIONS", "EMAIL_VERDICTS", "SEEN_COLUMNS", "ActionEntry", "ReviewLog"]
+__all__ = [
+    "ACTION_STATES",
+    "EMAIL_ACTIONS",
+    "EMAIL_VERDICTS",
+    "PROPOSAL_COLUMNS",
+    "SEEN_COLUMNS",
+    "ActionEntry",
+    "ReviewLog",
+]
 
 Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
 
@@ -45,6 +56,8 @@ SEEN_COLUMNS: tuple[str, ...] = (
     "first_seen",
 )
 ACTION_STATES = ("pending", "done", "failed", "skipped", "uncertain")
+#: What the state store keeps of each action the latest report proposed: what ``crmsync act`` checks a row against.
+PROPOSAL_COLUMNS = ("action_id", "action", "code", "helcim_id", "customer_code", "method_id")
 #: The actions that e-mail the customer (:data:`crmsync.sync.act.EMAILING`): never re-sent once they may have left.
 EMAIL_ACTIONS = ("request_bank_details",)
 #: What a person may find in Helcim about an uncertain e-mail → (the journal's state, the detail's wording).
@@ -113,6 +126,30 @@ class ReviewLog:
                 rows.itertuples(index=False, name=None),
             )
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('reviewed_at', ?)", (utcnow(),))
+
+    # -- the latest report's proposed actions -------------------------------------------
+
+    def replace_proposals(self, actions: pd.DataFrame) -> None:
+        """This report's proposed actions (PROPOSAL_COLUMNS) replace the previous report's, with the time."""
+        rows = actions.loc[:, list(PROPOSAL_COLUMNS)].astype("str").itertuples(index=False, name=None)
+        with self.transaction() as db:
+            db.execute("DELETE FROM proposals")
+            # ids arrive as text: the INTEGER columns store them as integers; no method id is NULL
+            db.executemany(
+                f"INSERT INTO proposals ({', '.join(PROPOSAL_COLUMNS)}) VALUES (?, ?, ?, ?, ?, NULLIF(?, ''))",
+                rows,
+            )
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('proposed_at', ?)", (utcnow(),))
+
+    def proposals(self) -> tuple[pd.DataFrame, str | None]:
+        """The latest report's proposed actions (PROPOSAL_COLUMNS, as text; method_id "" for none) and when
+        they were recorded (None before the first report)."""
+        frame = pd.read_sql_query(
+            f"SELECT {', '.join(PROPOSAL_COLUMNS)} FROM proposals ORDER BY action_id", self.db
+        )
+        frame = frame.astype({"helcim_id": "int64", "method_id": "Int64"}).astype("str").fillna("")
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'proposed_at'").fetchone()
+        return frame, None if row is None else str(row[0])
 
     # -- the action journal -----------------------------------------------------------
 

@@ -37,6 +37,9 @@ Tables:
 ``actions``
     the journal of ``crmsync act``: each approved action's intent before it is
     sent, its outcome after (see :mod:`crmsync.state.review`).
+``proposals``
+    the actions the latest morning report proposed (with ``meta``'s
+    ``proposed_at``): ``crmsync act`` does no other.
 
 A state file belongs to one Helcim account: the API URL is recorded on first
 use and another URL is refused (:class:`~crmsync.errors.AccountMismatchError`).
@@ -217,6 +220,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX actions_customer ON actions (helcim_id, action);
     CREATE INDEX actions_finished ON actions (finished_at);
+    """,
+    # 3: the review's fixes: the latest report's proposed actions, so that crmsync act does only those
+    """
+    CREATE TABLE proposals (
+        action_id TEXT PRIMARY KEY,
+        action TEXT NOT NULL,
+        code TEXT NOT NULL,
+        helcim_id INTEGER NOT NULL,
+        customer_code TEXT NOT NULL,
+        method_id INTEGER
+    );
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -93,6 +93,19 @@ def test_no_payment_method_asks_once_and_never_again_within_the_window() -> None
     assert {c for _, c, _ in proposed(asked)} == {"C-1", "C-3"}  # C-2 was asked on the 15th
 
 
+def test_no_request_for_bank_details_to_a_customer_with_a_valid_card_or_a_ready_account() -> None:
+    customers = f.customers((1, "C-1", "Ada"), (2, "C-2", "Bo"), (3, "C-3", "Cy"))
+    cards = f.cards(f.card(10, 1, "0130"))  # a valid card
+    banks = f.banks(f.bank(20, 1, ready=False), f.bank(30, 2, ready=False), f.bank(31, 2, ready=True),
+                    f.bank(40, 3, ready=False))  # fmt: skip
+    refreshed = f.refreshed(*((i, "2026-01-20") for i in (1, 2, 3)))
+    rec = run(customers, cards, banks=banks, pads=f.pads(), refreshed=refreshed)
+    assert {"bank_without_pad"} <= set(rec.findings.loc[rec.findings["customer_code"] == "C-1", "code"])
+    assert {(a, c) for a, c, _ in proposed(rec) if a == "request_bank_details"} == {
+        ("request_bank_details", "C-3")
+    }
+
+
 def run_tagged(customers: pd.DataFrame, **tags: object) -> Reconciliation:
     from crmsync.reconcile.findings import reconcile
     from crmsync.sync.pairing import pair_customers
@@ -169,6 +182,20 @@ def action(name: str, method_id: int | None, code: str = "") -> Action:
             "the customer has a card or bank account now",
         ),
         (action("request_bank_details", None, "no_payment_method"), fresh(), None),
+        (
+            action("request_bank_details", None, "pad_revoked"),  # whatever the code says
+            fresh(
+                f.cards(f.card(10, 1, "0130")),
+                f.banks(f.bank(50, 1, ready=False)),
+                f.pads(f.pad(51, 1, 50, "revoked")),
+            ),
+            "the customer has a valid card or a ready bank account: no request for bank details",
+        ),
+        (
+            action("request_bank_details", None, "bank_without_pad"),
+            fresh(banks=f.banks(f.bank(50, 1, ready=False), f.bank(52, 1, ready=True))),
+            "the customer has a valid card or a ready bank account: no request for bank details",
+        ),
         (
             action("accept_pad", 51),
             fresh(banks=f.banks(f.bank(50, 1)), pads=f.pads(f.pad(51, 1, 50, "revoked"))),

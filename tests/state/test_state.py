@@ -202,3 +202,47 @@ def test_the_snapshot_tables_hold_exactly_the_models_columns(tmp_path: Path) -> 
             frame = state.cache.frame(table)
             assert list(frame.columns) == list(schema.columns)
             schema.validate(frame)  # an empty table reads back with the model's dtypes
+
+
+def test_a_store_of_the_previous_schema_is_migrated_keeping_its_journal(tmp_path: Path) -> None:
+    from crmsync.state.store import MIGRATIONS
+
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path)
+    db.executescript("".join(MIGRATIONS[:2]) + "PRAGMA user_version = 2;")
+    db.execute("INSERT INTO actions (action_id, run_id, action, code, helcim_id, customer_code, state, created_at)"
+               " VALUES ('a', 'r', 'request_bank_details', 'no_payment_method', 7, 'C-7', 'uncertain', 'then')")  # fmt: skip
+    db.commit()
+    db.close()
+    with open_state(path) as state:
+        assert state.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert state.review.action_entries(["a"])["a"].state == "uncertain"
+        proposed, at = state.review.proposals()
+        assert (len(proposed), at) == (0, None)
+
+
+def test_proposals_are_the_latest_reports_only(tmp_path: Path) -> None:
+    columns = ["action_id", "code", "helcim_id", "customer_code", "customer", "method_id", "method", "action"]
+
+    def actions(*rows: tuple[str, ...]) -> pd.DataFrame:
+        return pd.DataFrame(list(rows), columns=columns, dtype="str")
+
+    rows = [
+        ("20261120-delete_card-7-11", "card_expired", "7", "=C-7", "Ada", "11", "Visa", "delete_card"),
+        ("20261120-request_bank_details-8-0", "no_payment_method", "8", "C-8", "Bo", "", "", "request_bank_details"),
+    ]  # fmt: skip
+    with open_state(tmp_path / "state.db") as state:
+        state.review.replace_proposals(actions(*rows))
+        first, at = state.review.proposals()
+        assert first.to_dict("records") == [
+            {"action_id": "20261120-delete_card-7-11", "action": "delete_card", "code": "card_expired",
+             "helcim_id": "7", "customer_code": "=C-7", "method_id": "11"},
+            {"action_id": "20261120-request_bank_details-8-0", "action": "request_bank_details",
+             "code": "no_payment_method", "helcim_id": "8", "customer_code": "C-8", "method_id": ""},
+        ]  # fmt: skip
+        assert at is not None
+        state.review.replace_proposals(actions())  # the next report proposes nothing
+        later, again = state.review.proposals()
+        assert later.empty
+        assert again is not None
+        assert again >= at
