@@ -147,8 +147,11 @@ def act_on_file(
         if progress:
             progress("actions", 0, total=len(actions))
 
+        bank_defaults = state.review.bank_defaults()
+
         def check(action: Action, fresh: Fresh) -> str | None:
-            return still_needed(action, fresh, day)
+            known = bank_defaults.get(action.helcim_id)
+            return still_needed(action, fresh, day, bank_default=known)
 
         outcome = execute_actions(
             open_session.client, state, actions, open_session.record.run_id, check=check,

@@ -234,6 +234,7 @@ def morning_outputs(
         None if checked is None else checked.crm_ids, day, pairs=pairs, bank_refreshed=snapshot.bank_refreshed,
         created=created, created_recently=state.created_since(window), requested={h: e.created_at[:10] for h, e in asked.items()},
         refresh_per_night=customers_per_night(len(snapshot.customers), session.budget), **limits,
+        bank_defaults=state.review.bank_defaults(),
     )  # fmt: skip
     previous_findings = state.review.previous_findings()
     reviewed_at = state.review.reviewed_at()

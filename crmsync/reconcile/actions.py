@@ -12,7 +12,10 @@ one per action (several findings may share one), each waiting for a person's
                            revoked PAD and no accepted one on any account, a bank account without a PAD —
                            only when the customer has no valid card and no ready bank account, and
                            unless bank details were requested within the pending window
-``set_default_bank_account`` a revoked or not-ready account while another of the customer's is ready
+``set_default_bank_account`` a revoked or not-ready account while the customer has exactly one ready
+                           account (Helcim's list does not say which is the default: with several
+                           ready, which to choose is a person's call), unless ``crmsync act`` already
+                           made that one the default
 ``accept_pad``             a PAD pending longer than the window: records it accepted, **only** for a person
                            who holds the customer's signed agreement
 ========================== ==========================================================================
@@ -131,6 +134,10 @@ class _Pointed:
         self.ready = _Table(banks[banks["ready"] == "yes"], "helcim_id", keep="first")
         self.pads = _Table(pads, "pad_id")
         self.usable = self.customer_in(cards.loc[cards["status"].isin(_USABLE), "helcim_id"])
+        per_customer = banks.loc[banks["ready"] == "yes", "helcim_id"].astype("int64").value_counts()
+        self.ready_accounts = pd.Series(
+            per_customer.reindex(self.keys["customer"]).fillna(0).astype("int64").to_numpy(), index=self.index
+        )
         self.accepted = self.customer_in(pads.loc[pads["state"] == "accepted", "helcim_id"])
 
     def customer_in(self, helcim_ids: pd.Series) -> pd.Series:
@@ -182,13 +189,17 @@ def _choose(rec: Reconciliation) -> pd.DataFrame:
         (code == "card_expired") & p.usable, "delete_card", method_id, p.card_label(p.cards, "method"),
         "delete the expired card: the customer has another valid card",
     )  # fmt: skip
+    # set_default_bank_account: Helcim does not say which account is the default, so only where the target is
+    # plain — the customer's one ready account — and not the default crmsync act already made it
     ready = p.at(p.ready, "bank_id", "customer")
     bank = method_id.where(code == "bank_not_ready", p.at(p.pads, "bank_id"))
+    known = pd.Series(p.keys["customer"], index=code.index).map(rec.bank_defaults).astype("Int64")
+    plain = (p.ready_accounts == 1) & (known.astype("str").fillna("") != ready)
     choose(
-        code.isin(["pad_revoked", "bank_not_ready"]) & (ready != "") & ((code == "pad_revoked") | (bank != ready)),
+        code.isin(["pad_revoked", "bank_not_ready"]) & (ready != "") & (bank != ready) & plain,
         "set_default_bank_account", ready,
         p.at(p.ready, "account", "customer") + " (" + p.at(p.ready, "country", "customer") + ")",
-        "make the customer's ready bank account the default for debits",
+        "make the customer's one ready bank account the default for debits (Helcim does not say which is now)",
     )  # fmt: skip
     choose(
         code == "pad_pending", "accept_pad", method_id, "PAD on " + p.at(p.pads, "account"),
@@ -249,8 +260,12 @@ def _fresh_tables(fresh: Fresh, today: date) -> tuple[pd.DataFrame, pd.DataFrame
     return cards, bank_table(fresh.banks, fresh.pads, ident), pad_table(fresh.pads, fresh.banks, ident, today)
 
 
-def still_needed(action: Action, fresh: Fresh, today: date) -> str | None:
-    """Why ``action`` should not be sent now (its finding no longer holds on ``fresh``), or None."""
+def still_needed(action: Action, fresh: Fresh, today: date, *, bank_default: int | None = None) -> str | None:
+    """Why ``action`` should not be sent now (its finding no longer holds on ``fresh``), or None.
+
+    ``bank_default``: the customer's default bank account as far as crmsync knows (the one ``crmsync act``
+    last set, None when unknown).
+    """
     cards, banks, pads = _fresh_tables(fresh, today)
     card = cards[cards["card_id"] == action.method_id]
     usable = cards["status"].isin(_USABLE)
@@ -274,16 +289,27 @@ def still_needed(action: Action, fresh: Fresh, today: date) -> str | None:
             else "it is the customer's only card"
         )
     if action.action == "set_default_bank_account":
-        bank = banks[banks["bank_id"] == action.method_id]
-        if bank.empty:
-            return "the bank account is no longer in Helcim"
-        return None if bank["ready"].iloc[0] == "yes" else "the bank account is not ready any more"
+        return _default_bank_needed(action, banks, bank_default)
     if action.action == "accept_pad":
         pad = pads[pads["pad_id"] == action.method_id]
         if pad.empty:
             return "the PAD is no longer in Helcim"
         return None if pad["state"].iloc[0] == "pending" else f"the PAD is {pad['state'].iloc[0]} now"
     return _details_needed(action.code, cards[usable], banks, pads)
+
+
+def _default_bank_needed(action: Action, banks: pd.DataFrame, bank_default: int | None) -> str | None:
+    bank = banks[banks["bank_id"] == action.method_id]
+    if bank.empty:
+        return "the bank account is no longer in Helcim"
+    if bank["ready"].iloc[0] != "yes":
+        return "the bank account is not ready any more"
+    ready = int((banks["ready"] == "yes").sum())
+    if ready > 1:
+        return f"the customer has {ready} ready bank accounts now: which is the default is a person's call"
+    if bank_default == action.method_id:
+        return "it is the default bank account already (crmsync act made it so)"
+    return None
 
 
 def _details_needed(code: str, usable: pd.DataFrame, banks: pd.DataFrame, pads: pd.DataFrame) -> str | None:

@@ -13,7 +13,10 @@ customer this run created has no payment method yet as a matter of course
 (``created_this_run``: one group, for information, not one warning each; and
 ``created_recently`` on the nights after, within the pending window), and
 a customer who was already e-mailed a request for bank details within the
-pending window is waiting on that request (``details_requested``).
+pending window is waiting on that request (``details_requested``). A revoked
+PAD or an account not ready is no longer critical once the customer's default
+bank account — the one ``crmsync act`` last set, all crmsync can know of it —
+is ready (``default_ready``: a warning, no action).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ TAGS: dict[str, str] = {
     "created_this_run": "customers this run created in Helcim: no payment method yet",
     "created_recently": "customers crmsync created within the pending window: no payment method yet",
     "details_requested": "bank details already requested: waiting for the customer",
+    "default_ready": "the default bank account crmsync act set is ready: debits go there",
 }
 #: Codes whose finding waits on the customer once bank details were requested (and a new card or account comes).
 _REQUEST_CODES = ("no_payment_method", "bank_without_pad", "pad_revoked")
@@ -63,6 +67,7 @@ class Reconciliation:
     notes: tuple[str, ...] = field(default=())
     bank_read_at: pd.Series | None = None  # per customer (helcim_id index): when its bank data was read
     refresh_per_night: int | None = None  # customers the rolling refresh reads a night at least
+    bank_defaults: Mapping[int, int] = field(default_factory=dict)  # helcim_id → bank_id crmsync made default
 
     def payment_data(self) -> dict[str, Any] | None:
         """How fresh the bank/PAD data is: read within a day of ``today``, or not; when the rest will be read."""
@@ -167,6 +172,7 @@ def reconcile(
     created_recently: Set[int] = frozenset(),
     requested: Mapping[int, str] | None = None,
     refresh_per_night: int | None = None,
+    bank_defaults: Mapping[int, int] | None = None,
 ) -> Reconciliation:
     """Reconcile the snapshot frames; see the module docstring and :data:`~crmsync.reconcile.rules.FINDINGS`.
 
@@ -178,7 +184,8 @@ def reconcile(
     read just now (no ``stale_payment_data``). ``created`` (this run's),
     ``created_recently`` (crmsync's, within the pending window) and ``requested``
     (Helcim id → the day bank details were requested) tag findings (:data:`TAGS`).
-    ``refresh_per_night`` is the rolling refresh's floor ("when the rest will be read").
+    ``refresh_per_night`` is the rolling refresh's floor ("when the rest will be read");
+    ``bank_defaults`` (Helcim id → bank account id) the default bank accounts ``crmsync act`` set.
     """
     thresholds = _checked(
         expiring_days=expiring_days, pad_pending_days=pad_pending_days, stale_nights=stale_nights
@@ -207,7 +214,12 @@ def reconcile(
         cards=facts.cards.reset_index(drop=True),
         banks=facts.banks.reset_index(drop=True),
         pads=facts.pads.reset_index(drop=True),
-        findings=_sorted(_tagged(found, created, created_recently, requested or {}), ident),
+        findings=_sorted(
+            _default_ready(
+                _tagged(found, created, created_recently, requested or {}), facts, bank_defaults or {}
+            ),
+            ident,
+        ),
         today=today,
         thresholds=thresholds,
         customers=len(ident),
@@ -220,6 +232,7 @@ def reconcile(
         if read_at is None
         else pd.Series(read_at.to_numpy(), index=ident["helcim_id"].to_numpy()),
         refresh_per_night=refresh_per_night,
+        bank_defaults=dict(bank_defaults or {}),
     )
 
 
@@ -256,4 +269,34 @@ def _tagged(
     out.loc[waiting, "detail"] = out.loc[waiting, "detail"] + "; bank details requested " + when
     out.loc[waiting, "action"] = "Wait for the customer's bank details (requested " + when + ")"
     out.loc[waiting & (out["code"] != "pad_revoked"), "severity"] = "info"
+    return [out]
+
+
+def _default_ready(
+    found: list[pd.DataFrame], facts: Facts, defaults: Mapping[int, int]
+) -> list[pd.DataFrame]:
+    """``pad_revoked`` and ``bank_not_ready`` of another account than the customer's default — when that is
+    one crmsync act set and it is ready — become warnings without an action (``default_ready``)."""
+    if not found or not defaults:
+        return found
+    out, banks = found[0], facts.banks
+    ready = banks.loc[banks["ready"] == "yes", ["bank_id", "account"]].astype({"bank_id": "int64"})
+    known = pd.DataFrame({"helcim_id": list(defaults), "bank_id": list(defaults.values())}, dtype="int64")
+    usable = known.merge(ready, on="bank_id").set_index("helcim_id")
+    pad_bank = dict(zip(facts.pads["pad_id"].astype("str"), facts.pads["bank_id"].astype("str"), strict=True))
+    bank = (
+        out["method_id"].where(out["code"] == "bank_not_ready", out["method_id"].map(pad_bank)).astype("str")
+    )
+    hid = pd.to_numeric(out["helcim_id"], errors="coerce")
+    default = hid.map(usable["bank_id"]).astype("Int64").astype("str").fillna("")
+    hit = out["code"].isin(["pad_revoked", "bank_not_ready"]) & (out["tag"] == "") & (default != "")
+    hit &= default != bank
+    account = hid[hit].map(usable["account"]).astype("str")
+    out.loc[hit, ["severity", "tag"]] = ["warning", "default_ready"]
+    out.loc[hit, "detail"] = out.loc[hit, "detail"] + "; debits go to the default " + account + " (ready)"
+    out.loc[hit, "action"] = (
+        "Nothing urgent: the default account "
+        + account
+        + ", set by crmsync act, is ready; renew or remove this one"
+    )
     return [out]

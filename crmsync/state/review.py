@@ -188,6 +188,18 @@ class ReviewLog:
         )
         return {e.helcim_id: e for e in entries}
 
+    def bank_defaults(self) -> dict[int, int]:
+        """helcim_id → the bank account crmsync act last made the customer's default (done).
+
+        Helcim's bank-account list does not say which account is the default: this is all crmsync knows
+        of it (a default changed in Helcim's own pages since is not seen).
+        """
+        rows = self.db.execute(
+            "SELECT helcim_id, method_id FROM actions WHERE action = 'set_default_bank_account'"
+            " AND state = 'done' AND method_id IS NOT NULL ORDER BY finished_at, action_id"
+        ).fetchall()
+        return {int(h): int(m) for h, m in rows}
+
     def resolve_email(self, action_id: str, verdict: str, *, record: bool = True) -> ActionEntry:
         """What a person found in Helcim about an e-mail whose outcome is uncertain (or left pending).
 

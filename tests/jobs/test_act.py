@@ -430,3 +430,26 @@ def test_only_what_the_latest_recent_report_proposed_is_done(
     assert message in output
     assert sandbox.stats()["total"] == 0
     assert sandbox.outbox() == []
+
+
+def test_a_default_bank_account_set_is_known_not_proposed_again_and_its_revoked_pad_downgraded(
+    tmp_path: Path, sandbox: SandboxProcess, account: Account
+) -> None:
+    api = account.api
+    cid = int(api.create(customerCode="A-REVOKED", contactName="Person A-REVOKED")["id"])
+    sandbox.add_bank(cid, **CA_BANK, verified=True, pad="revoked")
+    sandbox.add_bank(cid, **(CA_BANK | {"bankAccountNumber": "7654321"}), verified=True, pad="accepted")
+    folder = reconcile(tmp_path, sandbox, "morning1")
+    (proposal,) = [r for r in read_csv(folder / "actions.csv") if r["customer_code"] == "A-REVOKED"]
+    assert proposal["action"] == "set_default_bank_account"  # the one ready account: whatever the default is
+    filled = approve(folder / "actions.csv", tmp_path / "f1.csv", lambda r: r["customer_code"] == "A-REVOKED")
+    assert act(tmp_path, sandbox, filled, "act1")[1]["done"] == 1
+    status, output = invoke(tmp_path, sandbox, "reconcile", "--out", str(tmp_path / "morning2"), "--today",
+                            "2026-11-21", "--crm", str(tmp_path / "crm.csv"))  # fmt: skip
+    assert status == 0, output
+    again = tmp_path / "morning2" / "reconciliation"
+    assert not [r for r in read_csv(again / "actions.csv") if r["customer_code"] == "A-REVOKED"]
+    findings = {r["code"]: r for r in read_csv(again / "findings.csv") if r["customer_code"] == "A-REVOKED"}
+    revoked = findings["pad_revoked"]
+    assert (revoked["severity"], revoked["tag"], revoked["action_id"]) == ("warning", "default_ready", "")
+    assert "****4321" in revoked["detail"]  # debits go to the default crmsync set, which is ready

@@ -77,6 +77,31 @@ def test_bank_and_pad_actions() -> None:
     }
 
 
+def test_a_default_bank_account_is_proposed_only_where_the_target_is_plain_and_not_set_already() -> None:
+    """Helcim does not say which account is the default: only the customer's one ready account is proposed,
+    and not once crmsync act made it the default — then the revoked PAD beside it is no longer critical."""
+    from crmsync.reconcile.findings import reconcile
+
+    customers = f.customers((1, "C-1", "Ada"), (2, "C-2", "Bo"), (3, "C-3", "Cy"))
+    banks = f.banks(
+        f.bank(10, 1, ready=False), f.bank(11, 1, ready=True),  # one ready: propose it
+        f.bank(20, 2, ready=False), f.bank(21, 2, ready=True), f.bank(22, 2, ready=True, last4="4321"),  # two
+        f.bank(30, 3, ready=False), f.bank(31, 3, ready=True, last4="4321"),  # crmsync made 31 the default
+    )  # fmt: skip
+    pads = f.pads(f.pad(12, 1, 10, "revoked"), f.pad(13, 1, 11, "accepted"), f.pad(23, 2, 20, "revoked"),
+                  f.pad(24, 2, 21, "accepted"), f.pad(25, 2, 22, "accepted"), f.pad(32, 3, 30, "revoked"),
+                  f.pad(33, 3, 31, "accepted"))  # fmt: skip
+    rec = reconcile(customers, f.cards(), banks, pads, f.links(), None, TODAY, bank_defaults={3: 31})
+    assert {a for a in proposed(rec) if a[0] == "set_default_bank_account"} == {
+        ("set_default_bank_account", "C-1", "11")
+    }
+    revoked = rec.findings[rec.findings["code"] == "pad_revoked"].set_index("customer_code")
+    assert revoked.loc["C-3", ["severity", "tag"]].tolist() == ["warning", "default_ready"]
+    assert "****4321 (ready)" in revoked.loc["C-3", "detail"]
+    assert revoked.loc["C-1", "severity"] == "critical"  # the default is not known: debits may fail
+    assert revoked.loc["C-2", "severity"] == "critical"
+
+
 def test_no_payment_method_asks_once_and_never_again_within_the_window() -> None:
     customers = f.customers((1, "C-1", "Ada"), (2, "C-2", "Bo"), (3, "C-3", "Cy"))
     rec = run(customers, crm=["C-1", "C-2", "C-3"])
@@ -144,6 +169,19 @@ def fresh(
 
 def action(name: str, method_id: int | None, code: str = "") -> Action:
     return Action(f"20260120-{name}-1-{method_id or 0}", name, code, 1, "C-1", method_id)
+
+
+def test_a_default_bank_account_is_checked_against_what_crmsync_knows_of_the_default() -> None:
+    act = action("set_default_bank_account", 41)
+    one = fresh(banks=f.banks(f.bank(40, 1, ready=False), f.bank(41, 1, ready=True)))
+    assert still_needed(act, one, TODAY) is None
+    assert still_needed(act, one, TODAY, bank_default=41) == (
+        "it is the default bank account already (crmsync act made it so)"
+    )
+    two = fresh(banks=f.banks(f.bank(41, 1, ready=True), f.bank(42, 1, ready=True)))
+    assert still_needed(act, two, TODAY) == (
+        "the customer has 2 ready bank accounts now: which is the default is a person's call"
+    )
 
 
 @pytest.mark.parametrize(
