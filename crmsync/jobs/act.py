@@ -151,7 +151,7 @@ def act_on_file(
 
         def check(action: Action, fresh: Fresh) -> str | None:
             known = bank_defaults.get(action.helcim_id)
-            return still_needed(action, fresh, day, bank_default=known)
+            return still_needed(action, fresh, day, bank_default=known, pad_pending_days=pad_pending_days)
 
         outcome = execute_actions(
             open_session.client, state, actions, open_session.record.run_id, check=check,

@@ -49,6 +49,7 @@ from crmsync.sync.act import ACTIONS, EMAILING, Action, Fresh
 __all__ = [
     "ACTION_COLUMNS",
     "PROPOSALS_VALID_HOURS",
+    "SIGNED_ACTIONS",
     "Proposals",
     "check_proposed",
     "parse_actions",
@@ -56,6 +57,8 @@ __all__ = [
     "still_needed",
 ]
 
+#: Actions that record the customer's consent: approved one by one with ``signed`` (never a group's tick, never yes).
+SIGNED_ACTIONS = frozenset({"accept_pad"})
 #: How long the latest report's proposals may be acted on, by the clock: after that their findings are stale.
 PROPOSALS_VALID_HOURS = 24
 ACTION_COLUMNS: tuple[str, ...] = (
@@ -260,11 +263,13 @@ def _fresh_tables(fresh: Fresh, today: date) -> tuple[pd.DataFrame, pd.DataFrame
     return cards, bank_table(fresh.banks, fresh.pads, ident), pad_table(fresh.pads, fresh.banks, ident, today)
 
 
-def still_needed(action: Action, fresh: Fresh, today: date, *, bank_default: int | None = None) -> str | None:
+def still_needed(
+    action: Action, fresh: Fresh, today: date, *, bank_default: int | None = None, pad_pending_days: int = 14
+) -> str | None:
     """Why ``action`` should not be sent now (its finding no longer holds on ``fresh``), or None.
 
     ``bank_default``: the customer's default bank account as far as crmsync knows (the one ``crmsync act``
-    last set, None when unknown).
+    last set, None when unknown); ``pad_pending_days``: how long a PAD waits before it may be accepted.
     """
     cards, banks, pads = _fresh_tables(fresh, today)
     card = cards[cards["card_id"] == action.method_id]
@@ -294,7 +299,13 @@ def still_needed(action: Action, fresh: Fresh, today: date, *, bank_default: int
         pad = pads[pads["pad_id"] == action.method_id]
         if pad.empty:
             return "the PAD is no longer in Helcim"
-        return None if pad["state"].iloc[0] == "pending" else f"the PAD is {pad['state'].iloc[0]} now"
+        if pad["state"].iloc[0] != "pending":
+            return f"the PAD is {pad['state'].iloc[0]} now"
+        age = pad["age_days"].iloc[0]
+        if pd.isna(age) or age <= pad_pending_days:
+            waited = "an unknown time" if pd.isna(age) else f"{age} days"
+            return f"the PAD has waited {waited}, not more than {pad_pending_days}: the customer may still accept it"
+        return None
     return _details_needed(action.code, cards[usable], banks, pads)
 
 
@@ -382,16 +393,31 @@ def parse_actions(table: pd.DataFrame, source: str = "actions.csv") -> tuple[lis
         raise UsageError(f"{source} is not an actions.csv: missing the columns {', '.join(missing)}")
     rows = table.loc[:, list(ACTION_COLUMNS)].astype("str").apply(lambda c: _unneutralised(c.str.strip()))
     decision = rows["approve"].str.lower()
-    bad = sorted(set(decision) - {"yes", "y", "no", "n", ""})
+    bad = sorted(set(decision) - {"yes", "y", "no", "n", "", "signed"})
     if bad:
         raise UsageError(f"{source}: approve must be yes, no or empty (found {', '.join(bad)})")
-    approved = rows[decision.isin(["yes", "y"])]
+    _signed_only(rows, decision, source)
+    approved = rows[decision.isin(["yes", "y", "signed"])]
     actions = [_action(dict(r), int(str(line)) + 2, source) for line, r in approved.iterrows()]
     doubled = pd.Series([a.action_id for a in actions]).duplicated()
     if doubled.any():
         raise UsageError(f"{source}: action {actions[int(np.argmax(doubled))].action_id} is listed twice")
     _one_e_mail_each(actions, source)
     return actions, len(rows) - len(approved)
+
+
+def _signed_only(rows: pd.DataFrame, decision: pd.Series, source: str) -> None:
+    """An action that records the customer's consent is approved with ``signed``, one row at a time, and only it."""
+    signs = rows["action"].isin(list(SIGNED_ACTIONS))
+    wrong = (signs & decision.isin(["yes", "y"])) | (~signs & (decision == "signed"))
+    if wrong.any():
+        line = int(str(wrong.idxmax())) + 2
+        if signs[wrong].iloc[0]:
+            raise UsageError(
+                f"{source} line {line}: accept_pad records the customer's PAD agreement as accepted: write signed "
+                "in approve, and only if you hold their signed agreement (yes is not enough)"
+            )
+        raise UsageError(f"{source} line {line}: approve signed is only for accept_pad; write yes")
 
 
 def _one_e_mail_each(actions: list[Action], source: str) -> None:

@@ -19,7 +19,7 @@ import markupsafe
 import pandas as pd
 
 from crmsync.outputs import write_csv, write_json, write_text
-from crmsync.reconcile.actions import ACTION_COLUMNS, Proposals, propose
+from crmsync.reconcile.actions import ACTION_COLUMNS, SIGNED_ACTIONS, Proposals, propose
 from crmsync.reconcile.findings import Reconciliation
 from crmsync.reconcile.rules import FINDINGS
 from crmsync.reconcile.tables import (
@@ -171,6 +171,7 @@ def _page_data(review: Triage, proposals: Proposals, resolved_rows: int) -> dict
         .tolist(),
         "resolved_total": len(review.resolved),
         "columns": list(ACTION_COLUMNS),
+        "signed": sorted(SIGNED_ACTIONS),  # ticked one row at a time, confirmed, approve=signed
     }
 
 

@@ -86,11 +86,13 @@ def reconcile(tmp_path: Path, sandbox: SandboxProcess, out: str) -> Path:
 
 
 def approve(actions: Path, target: Path, keep: Any = lambda row: True) -> Path:
+    """actions.csv approved where ``keep``: yes, or signed for accept_pad (the person holds the agreement)."""
     rows = read_csv(actions)
     with target.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows([r | {"approve": "yes" if keep(r) else ""} for r in rows])
+        signed = {"accept_pad": "signed"}
+        writer.writerows([r | {"approve": signed.get(r["action"], "yes") if keep(r) else ""} for r in rows])
     return target
 
 

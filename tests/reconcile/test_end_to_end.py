@@ -100,7 +100,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, sandbox_server: SandboxProc
     bank1, bank2, bank3 = customer("C-BANK1"), customer("C-BANK2"), customer("C-BANK3")
     sandbox_server.add_bank(bank1, **US_BANK, verified=False, pad="none")
     sandbox_server.add_bank(bank2, **CA_BANK, verified=True, pad="revoked")
-    sandbox_server.add_bank(bank3, **CA_BANK, verified=True, pad="pending", dateCreated="2090-01-10 10:00:00")
+    # pending since long before both the report's date and the clock's (crmsync act checks its age by the clock)
+    sandbox_server.add_bank(bank3, **CA_BANK, verified=True, pad="pending", dateCreated="2025-01-10 10:00:00")
     cards = customer("C-CARDS")
     sandbox_server.add_card(
         cards, cardHolderName="Two Defaults", cardNumber="4111111111111111", cardExpiry="0193", default=True
@@ -319,7 +320,26 @@ def test_report_in_headless_chromium(seeded: SeededRun, browser: Any, tmp_path: 
 
 def _approved(text: str) -> dict[str, str]:
     rows = list(csv.DictReader(io.StringIO(text)))
-    return {r["action_id"]: r["action"] for r in rows if r["approve"] == "yes"}
+    return {r["action_id"]: r["action"] for r in rows if r["approve"] in ("yes", "signed")}
+
+
+def _tick_a_pad_to_accept(page: Any) -> str:
+    """Accepting a PAD: no group tick; the row's tick asks first, and a "no" leaves it unticked."""
+    group = 'section.group[data-code="pad_pending"]'
+    assert page.locator(f"{group} .tick-all").is_hidden()  # never bulk-approved
+    page.click(f"{group} .toggle")
+    box = page.locator(f"{group} tbody input.tick.signs")
+    assert box.count() == 1
+    questions: list[str] = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    box.click()
+    assert not box.is_checked()  # not confirmed: not ticked
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
+    box.click()
+    assert box.is_checked()
+    assert len(questions) == 2
+    assert "signed PAD agreement" in questions[0]
+    return str(box.get_attribute("data-action"))
 
 
 def test_tick_download_and_act_on_it(seeded: SeededRun, browser: Any, tmp_path: Path) -> None:
@@ -342,6 +362,9 @@ def test_tick_download_and_act_on_it(seeded: SeededRun, browser: Any, tmp_path: 
     expected = {one} | {r["action_id"] for r in proposed if r["code"] == "no_default_card"}
     expected |= {r["action_id"] for r in proposed if r["customer_code"] == "C-NOPAY"}
     assert page.text_content("#ticked") == str(len(expected))
+    page.fill("#filter", "")
+    signed = _tick_a_pad_to_accept(page)
+    assert page.text_content("#ticked") == str(len(expected) + 1)
     with page.expect_download() as download:
         page.click("#download")
     assert download.value.suggested_filename == "actions.csv"
@@ -353,7 +376,8 @@ def test_tick_download_and_act_on_it(seeded: SeededRun, browser: Any, tmp_path: 
     downloaded = list(csv.DictReader(io.StringIO(text)))
     assert [r["action_id"] for r in downloaded] == [r["action_id"] for r in proposed]  # every proposal
     assert {r["action_id"] for r in downloaded if r["approve"] == "yes"} == expected
-    assert all(r["approve"] == "" for r in downloaded if r["action_id"] not in expected)
+    assert {r["action_id"] for r in downloaded if r["approve"] == "signed"} == {signed}
+    assert all(r["approve"] == "" for r in downloaded if r["action_id"] not in expected | {signed})
     for theirs, ours in zip(downloaded, proposed, strict=True):  # the page's CSV is the report's, filled in
         assert {k: v for k, v in theirs.items() if k != "approve"} == {
             k: v for k, v in ours.items() if k != "approve"

@@ -244,6 +244,22 @@ def test_a_default_bank_account_is_checked_against_what_crmsync_knows_of_the_def
             fresh(banks=f.banks(f.bank(41, 1, ready=False))),
             "the bank account is not ready any more",
         ),
+        (
+            action("accept_pad", 51),  # pending for 10 days on the 20th: not long enough to be accepted
+            fresh(
+                banks=f.banks(f.bank(50, 1)),
+                pads=f.pads(f.pad(51, 1, 50, "pending", created="2026-01-10 09:00:00")),
+            ),
+            "the PAD has waited 10 days, not more than 14: the customer may still accept it",
+        ),
+        (
+            action("accept_pad", 51),
+            fresh(
+                banks=f.banks(f.bank(50, 1)),
+                pads=f.pads(f.pad(51, 1, 50, "pending", created="2025-09-01 09:00:00")),
+            ),
+            None,
+        ),
     ],
 )
 def test_still_needed_checks_the_finding_on_a_fresh_read(
@@ -287,6 +303,24 @@ def test_parse_actions_takes_the_approved_rows_as_written() -> None:
 def test_parse_actions_refuses_rows_crmsync_did_not_propose(row: dict[str, str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         parse_actions(table(row))
+
+
+PAD = ROW | {
+    "action_id": "20260120-accept_pad-7-51",
+    "code": "pad_pending",
+    "method_id": "51",
+    "action": "accept_pad",
+}
+
+
+def test_accept_pad_is_approved_only_with_signed_one_row_at_a_time() -> None:
+    """Accepting a PAD records the customer's consent: a "yes" filled down a column must not do it."""
+    with pytest.raises(UsageError, match="write signed"):
+        parse_actions(table(PAD))
+    actions, _ = parse_actions(table(PAD | {"approve": "Signed"}, ROW))
+    assert [(a.action, a.line) for a in actions] == [("accept_pad", 2), ("delete_card", 3)]
+    with pytest.raises(UsageError, match="only for accept_pad"):
+        parse_actions(table(ROW | {"approve": "signed"}))
 
 
 def test_parse_actions_refuses_a_file_without_the_columns_and_a_doubled_action() -> None:
