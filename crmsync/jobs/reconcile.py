@@ -2,7 +2,10 @@
 
 Customer pages are read as ``crmsync plan`` reads them; what is left of the
 budget, less a reserve, goes to bank accounts and PADs (never read first, then
-those whose cards changed, then the oldest read). Nothing is written to Helcim. The run is recorded in the state store
+those whose cards changed, then the oldest read), but not to customers whose
+bank data was read in the last :data:`~crmsync.sync.snapshot.RECONCILE_REREAD_HOURS`
+hours (the night's run read them): a report in business hours leaves the
+hour's limit to the merchant's other integrations. Nothing is written to Helcim. The run is recorded in the state store
 so the next report shows the change since this one. Stopped by a signal, it
 reports on what it had read (status ``interrupted``).
 """
@@ -22,14 +25,15 @@ from crmsync.jobs.session import CallStats, Session
 from crmsync.jobs.steps import morning_outputs, pure_diff
 from crmsync.outputs import prepare_out_dir
 from crmsync.reconcile.findings import Reconciliation
-from crmsync.state import utcnow
 from crmsync.stopping import StopSignal
 from crmsync.sync.snapshot import (
+    RECONCILE_REREAD_HOURS,
     BankRefresh,
     CustomerRefresh,
     bank_calls_after_writes,
     bank_reads_for,
     load_snapshot,
+    not_read_since,
     pages_to_read,
     refresh_customers,
     refresh_payment_methods,
@@ -90,7 +94,9 @@ def _refresh(
 ) -> tuple[CustomerRefresh, BankRefresh, Interrupted | None]:
     """Customer pages, then bank accounts and PADs with what is left; a signal ends it early, not in error."""
     pages, banks = CustomerRefresh(), BankRefresh()
-    state, started = session.state, utcnow()
+    state = session.state
+    # not the customers read in the last RECONCILE_REREAD_HOURS (the night's run, an earlier report, this one)
+    recent = not_read_since(RECONCILE_REREAD_HOURS)
     try:
         pages = refresh_customers(
             session.client, state, max_pages=pages_to_read(state.cache.customer_count(), session.budget),
@@ -99,7 +105,7 @@ def _refresh(
         floor = bank_reads_for(state.cache.customer_count(), session.budget)
         calls = bank_calls_after_writes(session.calls_left(), floor, session.budget)
         banks = refresh_payment_methods(
-            session.client, state, max_calls=calls, read_before=started, progress=progress
+            session.client, state, max_calls=calls, read_before=recent, progress=progress
         )
     except Interrupted as error:
         return pages, banks, error

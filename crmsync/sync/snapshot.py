@@ -32,7 +32,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -78,6 +78,10 @@ CALLS_PER_CUSTOMER = 1.2
 #: per account, so other integrations, payment pages and a person's ``crmsync act`` keep room in the hour
 #: after the nightly run.
 BANK_RESERVE_SHARE = 0.05
+#: ``crmsync reconcile`` does not read again the bank accounts and PADs of a customer read within this many hours
+#: (by the night's run, or an earlier report): a 9 a.m. report re-reading the 2 a.m. run's customers would spend
+#: most of the hour's limit, which the merchant's payment pages and other integrations need during the day.
+RECONCILE_REREAD_HOURS = 20
 
 
 def pages_to_read(cached_customers: int, budget: int) -> int | None:
@@ -112,6 +116,12 @@ def bank_calls_after_writes(left: int, floor: int, budget: int) -> int:
     """What the bank refresh may spend once the writes are done: all that is left but the reserve,
     and never less than the floor (when that much is left)."""
     return max(0, min(left, max(floor, left - bank_reserve(budget))))
+
+
+def not_read_since(hours: float) -> str:
+    """The stored moment ``hours`` before now (as the state store writes moments): a refresh given it as
+    ``read_before`` leaves alone the customers read after it."""
+    return (datetime.now(UTC) - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def card_signature(cards: Sequence[Card]) -> str:
