@@ -210,16 +210,14 @@ def reconcile(
             "no CRM export given: " + ", ".join(CRM_CODES) + " were not checked (they need the CRM export)"
         )
     read_at = None if bank_refreshed is None else facts.bank_read_at()
+    tagged = _default_ready(
+        _tagged(found, created, created_recently, requested or {}), facts, bank_defaults or {}
+    )
     return Reconciliation(
         cards=facts.cards.reset_index(drop=True),
         banks=facts.banks.reset_index(drop=True),
         pads=facts.pads.reset_index(drop=True),
-        findings=_sorted(
-            _default_ready(
-                _tagged(found, created, created_recently, requested or {}), facts, bank_defaults or {}
-            ),
-            ident,
-        ),
+        findings=_sorted(tagged, ident),
         today=today,
         thresholds=thresholds,
         customers=len(ident),
