@@ -11,7 +11,7 @@ import re
 import shutil
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -331,10 +331,18 @@ def _tick_a_pad_to_accept(page: Any) -> str:
     box = page.locator(f"{group} tbody input.tick.signs")
     assert box.count() == 1
     questions: list[str] = []
-    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+
+    def answer(yes: bool) -> Callable[[Any], None]:
+        def reply(dialog: Any) -> None:
+            questions.append(dialog.message)
+            dialog.accept() if yes else dialog.dismiss()
+
+        return reply
+
+    page.once("dialog", answer(False))
     box.click()
     assert not box.is_checked()  # not confirmed: not ticked
-    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
+    page.once("dialog", answer(True))
     box.click()
     assert box.is_checked()
     assert len(questions) == 2
