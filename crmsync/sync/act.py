@@ -14,7 +14,9 @@ For each customer of the approved actions, in turn:
    outcome after: ``done``; ``failed`` (Helcim refused it — a 4xx, the token
    refused, 429s outlasted — so it was certainly not performed: ``not sent``);
    ``uncertain`` (sent, no usable answer: a set-default or a delete may be
-   sent again by a later ``act``, a request for bank details never);
+   sent again by a later ``act``, a request for bank details never — until a
+   person resolves it, :meth:`crmsync.state.ReviewLog.resolve_email`); and one
+   ``act`` e-mails a customer once at most, whatever came of the first try;
 4. a customer an action changed is read again, so the cache (and the next
    report) shows the effect.
 
