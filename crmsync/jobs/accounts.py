@@ -33,6 +33,7 @@ import contextlib
 import glob
 import json
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -76,7 +77,9 @@ __all__ = [
 
 _T = TypeVar("_T")
 NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-_ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+#: An environment variable's name as shells and secret stores write them. Anything else in token_env
+#: may be the token itself, pasted: it is refused and never shown.
+_ENV_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 #: Keys that would put a secret in the file: refused with a word on where the token goes.
 _SECRET_KEYS = ("token", "api_token", "helcim_api_token", "password")
 #: A night runs from noon to noon in the account's time zone and is named after its morning.
@@ -156,8 +159,9 @@ class Account:
         """The token from the variable ``token_env`` names; its value never appears in a message."""
         token = env.get(self.token_env, "").strip()
         if not token:
+            shown = self.token_env if re.fullmatch(_ENV_PATTERN, self.token_env) else "(not a variable name)"
             raise AuthenticationError(
-                f"account {self.name}: the environment variable {self.token_env} (its token_env) is not set"
+                f"account {self.name}: the environment variable {shown} (its token_env) is not set"
             )
         return check_token(token, name=f"{self.token_env} (the token of account {self.name})")
 
@@ -271,8 +275,13 @@ _NO_SECRETS = (
 )
 _FRIENDLY = {
     ("name", "string_pattern_mismatch"): "use 1 to 64 letters, digits, - and _",
-    ("token_env", "string_pattern_mismatch"): "the name of an environment variable (letters, digits and _)",
+    ("token_env", "string_pattern_mismatch"): (
+        "this looks like a token, not a variable name: give the name of the environment variable that holds "
+        "the token (capital letters, digits and _, such as HELCIM_TOKEN_NORTH); what it holds is not shown"
+    ),
 }
+#: Keys whose value is never shown in a message: a URL may carry a password, token_env may be the token.
+_UNSHOWN = ("url", "token_env")
 
 
 def _explain(error: Any) -> str:
@@ -283,7 +292,7 @@ def _explain(error: Any) -> str:
     if error["type"] == "missing":
         return f"{key}: missing"
     message = _FRIENDLY.get((key, error["type"]), str(error["msg"]).removeprefix("Value error, "))
-    if key == "url":  # a URL may carry a password: the message shows its host only
+    if key in _UNSHOWN:  # the URL's message shows its host only
         return f"{key}: {message}"
     return f"{key}: {message} (got {error['input']!r})"
 

@@ -92,7 +92,7 @@ def test_every_problem_of_a_file_is_named_and_no_secret_is_echoed(tmp_path: Path
         "[defaults]: token: the token is never read from this file",
         "[defaults]: name belongs to each account",
         "account 'north bakery' ([[account]] 1): name: use 1 to 64 letters, digits, - and _",
-        "token_env: the name of an environment variable",
+        "token_env: this looks like a token, not a variable name",
         "url: url carries a user name or password (https://…@api.helcim.com)",
         "timezone: unknown time zone 'Mars/Olympus_Mons'",
         "max_calls: Input should be greater than or equal to 1 (got 0)",
@@ -105,6 +105,7 @@ def test_every_problem_of_a_file_is_named_and_no_secret_is_echoed(tmp_path: Path
     assert "s3cr3t" not in message
     assert "pa55word" not in message
     assert "user:" not in message
+    assert "1TOKEN" not in message
 
 
 def test_accounts_never_share_a_store_a_folder_or_a_token(tmp_path: Path) -> None:
@@ -314,3 +315,19 @@ def test_accounts_check_pings_every_account_with_its_own_token(
     result = runner.invoke(cli, ["accounts", "check", str(bad)])
     assert result.exit_code == 2
     assert "token_env: missing" in result.output
+
+
+@pytest.mark.parametrize("pasted", ["Hk7pQ2xZ9mLw4vRt8sYb", "Hk7pQ2xZ9-mLw4vRt8sYb!", "hk7pq2xz9mlw4vrt8syb"])
+def test_a_token_pasted_into_token_env_is_refused_and_never_printed(tmp_path: Path, pasted: str) -> None:
+    """token_env holds a variable's name (capital letters, digits, _); anything else may be the token itself."""
+    path = accounts_file(tmp_path, f'[[account]]\nname = "north"\ntoken_env = {json.dumps(pasted)}\ncrm = "c.csv"\n')
+    with pytest.raises(UsageError) as raised:
+        load_accounts(path)
+    message = str(raised.value)
+    assert "token_env: this looks like a token, not a variable name" in message
+    assert pasted not in message
+    assert pasted[:8] not in message
+    result = CliRunner().invoke(cli, ["accounts", "check", str(path)], env={"TERM": "dumb"})
+    assert result.exit_code == 2
+    assert "this looks like a token" in result.output
+    assert pasted[:8] not in result.output
