@@ -49,6 +49,8 @@ from crmsync.console import Progress
 from crmsync.crm.profiles import load_profile
 from crmsync.errors import (
     EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_UNREACHABLE,
     AuthenticationError,
     CrmsyncError,
     HelcimUnavailable,
@@ -408,10 +410,23 @@ class AccountRun:
     retriable: bool = False  # Helcim could not be reached: trying again later may help
     crm_file: Path | None = None
 
+    @classmethod
+    def of(cls, account: Account, result: RunResult, out_dir: Path, crm_file: Path | None) -> AccountRun:
+        """A run that :func:`run_nightly` finished (whatever its status) as the orchestrator sees it."""
+        fatal = result.applied.fatal if result.applied is not None else None
+        return cls(
+            account.name, result.exit_code, result.status, out_dir, result.to_dict(), result,
+            error=result.error or (account.explain(fatal) if fatal is not None else ""),
+            retriable=result.exit_code == EXIT_UNREACHABLE and _retriable(fatal), crm_file=crm_file,
+        )  # fmt: skip
+
     @property
     def succeeded(self) -> bool:
-        """The night's work is done (exit 0, or 1: some rows rejected or failed)."""
-        return self.exit_code in (0, 1)
+        """The night's work is done: ok (exit 0) or partial (exit 1: some rows rejected or failed).
+
+        Exit 1 alone is not enough: a run that 429s stopped mid-apply ends ``failed`` with exit 1.
+        """
+        return self.exit_code in (EXIT_OK, EXIT_PARTIAL) and self.status in ("ok", "partial")
 
     @property
     def findings_by_severity(self) -> dict[str, int]:
@@ -455,12 +470,7 @@ def run_account(
         )  # fmt: skip
     except CrmsyncError as error:
         return _failed(account, out_dir, error, crm_file, write_summary=False)
-    fatal = result.applied.fatal if result.applied is not None else None
-    return AccountRun(
-        account.name, result.exit_code, result.status, out_dir, result.to_dict(), result,
-        error=result.error or (account.explain(fatal) if fatal is not None else ""),
-        retriable=_retriable(fatal), crm_file=crm_file,
-    )  # fmt: skip
+    return AccountRun.of(account, result, out_dir, crm_file)
 
 
 def _retriable(error: BaseException | None) -> bool:

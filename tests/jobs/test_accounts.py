@@ -13,9 +13,19 @@ from click.testing import CliRunner
 
 from crmsync.cli import cli
 from crmsync.config import Settings
-from crmsync.errors import AuthenticationError, UsageError
-from crmsync.jobs.accounts import load_accounts, run_account
-from crmsync.jobs.run import run_nightly
+from crmsync.errors import (
+    AuthenticationError,
+    HelcimError,
+    HelcimUnavailable,
+    Interrupted,
+    RateLimited,
+    UsageError,
+)
+from crmsync.jobs.accounting import RowCounts
+from crmsync.jobs.accounts import AccountRun, load_accounts, run_account
+from crmsync.jobs.run import RunResult, run_nightly
+from crmsync.jobs.session import CallStats
+from crmsync.sync.load import ApplyOutcome
 from crmsync.state import open_state, state_lock
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN
@@ -331,3 +341,41 @@ def test_a_token_pasted_into_token_env_is_refused_and_never_printed(tmp_path: Pa
     assert result.exit_code == 2
     assert "this looks like a token" in result.output
     assert pasted[:8] not in result.output
+
+
+UNAVAILABLE = HelcimUnavailable("create-customer: Helcim answered 503 (Service Unavailable)")
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "status", "fatal", "error", "succeeded", "retriable"),
+    [
+        pytest.param(0, "ok", None, "", True, False, id="ok"),
+        pytest.param(1, "partial", None, "", True, False, id="partial: rows rejected"),
+        # 429s outlasted the patience mid-apply: exit 1 but nothing after it was written
+        pytest.param(1, "failed", RateLimited("create-customer: still rate limited (429) after waiting"), "",
+                     False, False, id="stopped-by-429s"),  # fmt: skip
+        pytest.param(3, "failed", UNAVAILABLE, "", False, True, id="helcim-down"),
+        # Helcim went down mid-apply and then the outputs could not be written: exit 2, never retried
+        pytest.param(2, "failed", UNAVAILABLE, "cannot write results.csv: No space left on device",
+                     False, False, id="helcim-down-then-disk-full"),  # fmt: skip
+        pytest.param(143, "interrupted", Interrupted("stopped by SIGTERM"), "", False, False, id="stopped"),
+    ],
+)
+def test_what_a_finished_run_means_to_an_orchestrator(
+    tmp_path: Path,
+    exit_code: int,
+    status: str,
+    fatal: HelcimError | None,
+    error: str,
+    succeeded: bool,
+    retriable: bool,
+) -> None:
+    """A night succeeded only when its status says so; only exit 3 with Helcim unreachable is worth a retry."""
+    account = load_accounts(accounts_file(tmp_path, '[[account]]\nname = "a"\ntoken_env = "A"\ncrm = "c.csv"\n'))
+    result = RunResult(
+        status=status, exit_code=exit_code, counts=RowCounts.nothing_done(None), calls=CallStats.of(None),
+        budget=10, duration_seconds=0.0, applied=ApplyOutcome([], [], fatal), error=error,
+    )  # fmt: skip
+    run = AccountRun.of(account.get("a"), result, tmp_path / "out", tmp_path / "c.csv")
+    assert (run.exit_code, run.status, run.succeeded, run.retriable) == (exit_code, status, succeeded, retriable)
+    assert run.error == (error or (str(fatal) if fatal else ""))
