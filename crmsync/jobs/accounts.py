@@ -29,11 +29,11 @@ outcome — a refused token, a busy state store, a missing export — is an
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import json
 import os
 import re
+import shutil
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -55,6 +55,7 @@ from crmsync.errors import (
     CrmsyncError,
     HelcimUnavailable,
     Interrupted,
+    OutputError,
     StateLockedError,
     UsageError,
 )
@@ -68,6 +69,7 @@ from crmsync.stopping import StopSignal
 from crmsync.sync.diff import Policy
 
 __all__ = [
+    "OUTPUTS",
     "Account",
     "AccountCheck",
     "AccountRun",
@@ -84,6 +86,11 @@ NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _ENV_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 #: Keys that would put a secret in the file: refused with a word on where the token goes.
 _SECRET_KEYS = ("token", "api_token", "helcim_api_token", "password")
+#: What ``crmsync run`` writes in its folder: removed from a reused folder before a run starts.
+OUTPUTS = (
+    "summary.json", "results.csv", "plan.json", "plan.csv", "conflicts.csv", "link_proposals.csv",
+    "rejects.csv", "warnings.csv", "crm_import", "reconciliation",
+)  # fmt: skip
 #: A night runs from noon to noon in the account's time zone and is named after its morning.
 _NOON = timedelta(hours=12)
 
@@ -450,19 +457,19 @@ def run_account(
 
     A state store another run holds is reported as ``busy`` (exit 2) before
     the output folder is touched: that folder belongs to the run in progress.
+    Otherwise what an earlier run left in the folder (:data:`OUTPUTS`) is
+    removed first, under the lock, so that nothing stale passes for this run's.
     """
     crm_file: Path | None = None
     try:
+        with state_lock(account.state):  # a first look; run_nightly takes the lock for good
+            _clear_outputs(out_dir)
         settings = account.settings(env)
         crm_file = account.crm_file()
-        with state_lock(settings.state_path):
-            pass  # a first look; run_nightly takes the lock for good
     except CrmsyncError as error:
         return _failed(
             account, out_dir, error, crm_file, write_summary=not isinstance(error, StateLockedError)
         )
-    with contextlib.suppress(OSError):  # an earlier run's summary here must not pass for this one's
-        (out_dir / "summary.json").unlink(missing_ok=True)
     try:
         result = run_nightly(
             settings, crm_file, account.profile, out_dir, policy=account.policy, max_calls=account.max_calls,
@@ -471,6 +478,19 @@ def run_account(
     except CrmsyncError as error:
         return _failed(account, out_dir, error, crm_file, write_summary=False)
     return AccountRun.of(account, result, out_dir, crm_file)
+
+
+def _clear_outputs(out_dir: Path) -> None:
+    """Remove what an earlier run wrote in ``out_dir`` (only :data:`OUTPUTS`; anything else stays)."""
+    for name in OUTPUTS:
+        path = out_dir / name
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot remove the earlier {path}: {exc.strerror or exc}") from None
 
 
 def _retriable(error: BaseException | None) -> bool:

@@ -19,14 +19,15 @@ from crmsync.errors import (
     HelcimUnavailable,
     Interrupted,
     RateLimited,
+    StateLockedError,
     UsageError,
 )
 from crmsync.jobs.accounting import RowCounts
-from crmsync.jobs.accounts import AccountRun, load_accounts, run_account
+from crmsync.jobs.accounts import OUTPUTS, AccountRun, load_accounts, run_account
 from crmsync.jobs.run import RunResult, run_nightly
 from crmsync.jobs.session import CallStats
-from crmsync.sync.load import ApplyOutcome
 from crmsync.state import open_state, state_lock
+from crmsync.sync.load import ApplyOutcome
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN
 from tests.jobs.test_plan_cli import row, write_export
@@ -330,7 +331,9 @@ def test_accounts_check_pings_every_account_with_its_own_token(
 @pytest.mark.parametrize("pasted", ["Hk7pQ2xZ9mLw4vRt8sYb", "Hk7pQ2xZ9-mLw4vRt8sYb!", "hk7pq2xz9mlw4vrt8syb"])
 def test_a_token_pasted_into_token_env_is_refused_and_never_printed(tmp_path: Path, pasted: str) -> None:
     """token_env holds a variable's name (capital letters, digits, _); anything else may be the token itself."""
-    path = accounts_file(tmp_path, f'[[account]]\nname = "north"\ntoken_env = {json.dumps(pasted)}\ncrm = "c.csv"\n')
+    path = accounts_file(
+        tmp_path, f'[[account]]\nname = "north"\ntoken_env = {json.dumps(pasted)}\ncrm = "c.csv"\n'
+    )
     with pytest.raises(UsageError) as raised:
         load_accounts(path)
     message = str(raised.value)
@@ -352,12 +355,26 @@ UNAVAILABLE = HelcimUnavailable("create-customer: Helcim answered 503 (Service U
         pytest.param(0, "ok", None, "", True, False, id="ok"),
         pytest.param(1, "partial", None, "", True, False, id="partial: rows rejected"),
         # 429s outlasted the patience mid-apply: exit 1 but nothing after it was written
-        pytest.param(1, "failed", RateLimited("create-customer: still rate limited (429) after waiting"), "",
-                     False, False, id="stopped-by-429s"),  # fmt: skip
+        pytest.param(
+            1,
+            "failed",
+            RateLimited("create-customer: still rate limited (429) after waiting"),
+            "",
+            False,
+            False,
+            id="stopped-by-429s",
+        ),
         pytest.param(3, "failed", UNAVAILABLE, "", False, True, id="helcim-down"),
         # Helcim went down mid-apply and then the outputs could not be written: exit 2, never retried
-        pytest.param(2, "failed", UNAVAILABLE, "cannot write results.csv: No space left on device",
-                     False, False, id="helcim-down-then-disk-full"),  # fmt: skip
+        pytest.param(
+            2,
+            "failed",
+            UNAVAILABLE,
+            "cannot write results.csv: No space left on device",
+            False,
+            False,
+            id="helcim-down-then-disk-full",
+        ),
         pytest.param(143, "interrupted", Interrupted("stopped by SIGTERM"), "", False, False, id="stopped"),
     ],
 )
@@ -371,11 +388,55 @@ def test_what_a_finished_run_means_to_an_orchestrator(
     retriable: bool,
 ) -> None:
     """A night succeeded only when its status says so; only exit 3 with Helcim unreachable is worth a retry."""
-    account = load_accounts(accounts_file(tmp_path, '[[account]]\nname = "a"\ntoken_env = "A"\ncrm = "c.csv"\n'))
+    account = load_accounts(
+        accounts_file(tmp_path, '[[account]]\nname = "a"\ntoken_env = "A"\ncrm = "c.csv"\n')
+    )
     result = RunResult(
         status=status, exit_code=exit_code, counts=RowCounts.nothing_done(None), calls=CallStats.of(None),
         budget=10, duration_seconds=0.0, applied=ApplyOutcome([], [], fatal), error=error,
     )  # fmt: skip
     run = AccountRun.of(account.get("a"), result, tmp_path / "out", tmp_path / "c.csv")
-    assert (run.exit_code, run.status, run.succeeded, run.retriable) == (exit_code, status, succeeded, retriable)
+    assert (run.exit_code, run.status, run.succeeded, run.retriable) == (
+        exit_code,
+        status,
+        succeeded,
+        retriable,
+    )
     assert run.error == (error or (str(fatal) if fatal else ""))
+
+
+def test_a_second_launch_leaves_the_running_nights_summary_alone(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    """A second cron line (or a launch that passed run_account's first look) finds the lock: it writes nothing."""
+    export = write_export(tmp_path / "crm.csv", [row("C-1", "Ada King")])
+    settings = Settings(
+        api_url=sandbox.base_url, api_token=TOKEN, state_path=tmp_path / "state.db", timeout=5
+    )
+    out = tmp_path / "out" / "2026-11-28"
+    out.mkdir(parents=True)
+    running = '{"command": "run", "status": "ok", "note": "the running night"}\n'
+    (out / "summary.json").write_text(running)
+    with state_lock(settings.state_path), pytest.raises(StateLockedError):
+        run_nightly(settings, export, "generic", out, today=date(2026, 11, 28))
+    assert (out / "summary.json").read_text() == running
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    assert sandbox.stats()["total"] == 0
+
+
+def test_a_reused_output_folder_keeps_no_stale_outputs(tmp_path: Path, sandbox: SandboxProcess) -> None:
+    """OUT/<name>/ run again: what the earlier run wrote there is gone before this one starts."""
+    write_export(tmp_path / "crm.csv", [row("C-1", "Ada King")])
+    account = load_accounts(accounts_file(tmp_path, one_account(sandbox))).get("shop")
+    out = tmp_path / "out" / "shop"
+    first = run_account(account, {"SHOP_TOKEN": TOKEN}, out, today=date(2026, 11, 27))
+    assert first.exit_code == 0
+    written = {p.name for p in out.iterdir()}
+    assert written <= set(OUTPUTS), written - set(OUTPUTS)  # every output a run writes is known
+    assert {"summary.json", "results.csv", "reconciliation", "crm_import"} <= written
+    (out / "notes.txt").write_text("mine")  # not crmsync's: kept
+    (tmp_path / "crm.csv").unlink()
+    second = run_account(account, {"SHOP_TOKEN": TOKEN}, out, today=date(2026, 11, 28))
+    assert (second.exit_code, second.status) == (2, "failed")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "summary.json"]
+    assert json.loads((out / "summary.json").read_text())["exit_code"] == 2
