@@ -182,6 +182,8 @@ class Account:
             rate_limits=self.rate_limits,
             timeout=self.timeout,
             state_path=self.state,
+            token_source=f"{self.token_env} (the token_env of account {self.name})",
+            url_source=f"the url of account {self.name}",
         )
 
     def crm_file(self) -> Path:
@@ -461,6 +463,7 @@ def run_account(
     removed first, under the lock, so that nothing stale passes for this run's.
     """
     crm_file: Path | None = None
+    today = today or datetime.now(ZoneInfo(account.timezone)).date()  # the account's date, not the machine's
     try:
         with state_lock(account.state):  # a first look; run_nightly takes the lock for good
             _clear_outputs(out_dir)

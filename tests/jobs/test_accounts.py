@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
 
 from crmsync.cli import cli
-from crmsync.config import Settings
+from crmsync.config import Settings, load_settings
 from crmsync.errors import (
     AuthenticationError,
     HelcimError,
@@ -22,10 +24,11 @@ from crmsync.errors import (
     StateLockedError,
     UsageError,
 )
+from crmsync.helcim.client import RetryPolicy
 from crmsync.jobs.accounting import RowCounts
 from crmsync.jobs.accounts import OUTPUTS, AccountRun, load_accounts, run_account
 from crmsync.jobs.run import RunResult, run_nightly
-from crmsync.jobs.session import CallStats
+from crmsync.jobs.session import CallStats, client_for
 from crmsync.state import open_state, state_lock
 from crmsync.sync.load import ApplyOutcome
 from helcim_sandbox.launcher import SandboxProcess
@@ -289,6 +292,9 @@ def test_run_account_returns_every_outcome_with_its_exit_code(
     assert (refused.exit_code, refused.retriable) == (3, False)  # the same token would be refused again
     assert "SHOP_TOKEN (the token_env of account shop)" in refused.error
     assert "HELCIM_API_TOKEN" not in refused.error
+    for summary in (refused.summary, json.loads((tmp_path / "refused" / "summary.json").read_text())):
+        assert "SHOP_TOKEN (the token_env of account shop)" in json.dumps(summary)
+        assert "HELCIM_API_TOKEN" not in json.dumps(summary)  # the client's own hint names the right variable
     with open_state(account.state) as state:  # the missing token and the busy store never opened it
         last = state.previous_run("run")
         assert last is not None
@@ -440,3 +446,118 @@ def test_a_reused_output_folder_keeps_no_stale_outputs(tmp_path: Path, sandbox: 
     assert (second.exit_code, second.status) == (2, "failed")
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "summary.json"]
     assert json.loads((out / "summary.json").read_text())["exit_code"] == 2
+
+
+ONE_SEND = RetryPolicy(attempts=1)
+HOSTILE_NETWORK = {
+    **dict.fromkeys(("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"), "http://127.0.0.2:9"),  # nobody there
+    **{name.lower(): "http://127.0.0.2:9" for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")},
+    "REQUESTS_CA_BUNDLE": "/nonexistent/ca.pem",
+    "CURL_CA_BUNDLE": "/nonexistent/ca.pem",
+}
+
+
+def test_run_account_takes_no_proxy_or_ca_bundle_from_the_environment(
+    tmp_path: Path, sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests reads proxies and CA bundles from the environment: the library entry point must not."""
+    write_export(tmp_path / "crm.csv", [row("C-1", "Ada King")])
+    account = load_accounts(accounts_file(tmp_path, one_account(sandbox))).get("shop")
+    https = Settings(api_url="https://127.0.0.1:9/v2", api_token=TOKEN, state_path=tmp_path / "h.db")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in HOSTILE_NETWORK.items():
+        monkeypatch.setenv(name, value)
+    done = run_account(account, {"SHOP_TOKEN": TOKEN}, tmp_path / "out", today=date(2026, 11, 27))
+    with pytest.raises(
+        HelcimUnavailable
+    ) as unreachable:  # refused at 127.0.0.1:9, not an OSError on the bundle
+        client_for(https, retry=ONE_SEND).connection_test()
+    monkeypatch.undo()
+    assert (done.exit_code, done.summary["created"]) == (0, 1)
+    assert "could not connect" in str(unreachable.value)
+
+
+def test_explicit_network_settings_are_used_and_checked(tmp_path: Path, sandbox: SandboxProcess) -> None:
+    plain = Settings(api_url=sandbox.base_url, api_token=TOKEN, timeout=5.0, state_path=tmp_path / "s.db")
+    with pytest.raises(UsageError, match=r"the CA bundle /nonexistent/ca\.pem does not exist"):
+        replace(plain, ca_bundle=Path("/nonexistent/ca.pem"))
+    with pytest.raises(UsageError, match="the proxy must be an http:// or https:// URL") as raised:
+        replace(plain, proxy="s3cr3t@127.0.0.2:9")
+    assert "s3cr3t" not in str(raised.value)
+    assert client_for(plain, retry=ONE_SEND).connection_test().status == 200
+    with pytest.raises(HelcimUnavailable):  # every call goes through the (dead) proxy it names
+        client_for(replace(plain, proxy="http://127.0.0.2:9"), retry=ONE_SEND).connection_test()
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    https = replace(plain, api_url="https://127.0.0.1:9/v2", ca_bundle=bundle)
+    bundle.unlink()  # gone by the time of the call: an error with an exit code, not a bare OSError
+    with pytest.raises(HelcimUnavailable) as gone:
+        client_for(https, retry=ONE_SEND).connection_test()
+    assert gone.value.exit_code == 3
+    assert "CA certificate bundle" in str(gone.value)
+
+
+def test_run_account_makes_the_report_as_of_the_accounts_own_date(
+    tmp_path: Path, sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No today given (as the Airflow snippet): the account's time zone decides, not the machine's."""
+    write_export(tmp_path / "crm.csv", [row("C-1", "Ada King")])
+    text = one_account(sandbox).replace("[defaults]\n", '[defaults]\ntimezone = "Pacific/Pago_Pago"\n')
+    account = load_accounts(accounts_file(tmp_path, text)).get("shop")  # UTC-11
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")  # UTC+14: always another date than Pago Pago's
+    time.tzset()
+    try:
+        before = datetime.now(ZoneInfo("Pacific/Pago_Pago")).date()
+        done = run_account(account, {"SHOP_TOKEN": TOKEN}, tmp_path / "out")
+        after = datetime.now(ZoneInfo("Pacific/Pago_Pago")).date()
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert done.exit_code == 0, done.error
+    assert done.result is not None
+    assert done.result.reconciliation is not None
+    assert done.result.reconciliation["today"] in {before.isoformat(), after.isoformat()}
+
+
+@pytest.mark.parametrize(
+    ("env", "url", "proxy"),
+    [
+        pytest.param(
+            {"HTTPS_PROXY": "http://p:3128"}, "https://api.helcim.com/v2", "http://p:3128", id="https"
+        ),
+        pytest.param(
+            {"https_proxy": "http://p:3128"}, "https://api.helcim.com/v2", "http://p:3128", id="lower"
+        ),
+        pytest.param({"HTTP_PROXY": "http://p:3128"}, "https://api.helcim.com/v2", "", id="other-scheme"),
+        pytest.param({"ALL_PROXY": "http://p:3128"}, "http://127.0.0.1:8765/v2", "http://p:3128", id="all"),
+        pytest.param(
+            {"HTTPS_PROXY": "http://p:3128", "NO_PROXY": "localhost,.helcim.com"},
+            "https://api.helcim.com/v2",
+            "",
+            id="no-proxy-domain",
+        ),
+        pytest.param(
+            {"HTTPS_PROXY": "http://p:3128", "no_proxy": "*"}, "https://api.helcim.com/v2", "", id="star"
+        ),
+        pytest.param(
+            {"HTTPS_PROXY": "http://p:3128", "NO_PROXY": "elcim.com"},
+            "https://api.helcim.com/v2",
+            "http://p:3128",
+            id="not-a-suffix-match",
+        ),
+    ],
+)
+def test_the_command_line_still_takes_its_proxy_from_the_environment(
+    env: dict[str, str], url: str, proxy: str
+) -> None:
+    settings = load_settings({**env, "HELCIM_API_URL": url, "XDG_STATE_HOME": "/tmp"})
+    assert (settings.proxy, settings.token_source) == (proxy, "HELCIM_API_TOKEN")
+
+
+def test_the_command_line_refuses_a_ca_bundle_that_is_not_there(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["ping"], env={"REQUESTS_CA_BUNDLE": str(tmp_path / "gone.pem"), "HELCIM_API_TOKEN": "t"}
+    )
+    assert result.exit_code == 2, result.output
+    assert f"the CA bundle {tmp_path / 'gone.pem'} does not exist" in result.output
