@@ -36,10 +36,11 @@ import re
 import shutil
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -163,6 +164,8 @@ class Account:
     timezone: str
     retries: int
     retry_delay: float
+    #: Every account of the file (name, url, token_env), in its order: who may hold the same token.
+    peers: tuple[tuple[str, str, str], ...] = field(default=(), repr=False, compare=False)
 
     def token(self, env: Mapping[str, str]) -> str:
         """The token from the variable ``token_env`` names; its value never appears in a message."""
@@ -184,6 +187,22 @@ class Account:
             state_path=self.state,
             token_source=f"{self.token_env} (the token_env of account {self.name})",
             url_source=f"the url of account {self.name}",
+        )
+
+    def shared_token(self, env: Mapping[str, str]) -> UsageError | None:
+        """Another account of the file whose variable holds this one's token for the same API, if any.
+
+        One token on one API is one Helcim account: both would write into it, each from its own state
+        store. Neither runs, since which variable is wrong cannot be told from here.
+        """
+        mine = env.get(self.token_env, "").strip()
+        same = [name for name, url, variable in self.peers
+                if mine and _same_api(url, self.url) and env.get(variable, "").strip() == mine]  # fmt: skip
+        if len(same) < 2:
+            return None
+        return UsageError(
+            f"accounts {' and '.join(same)} hold the same token for one API: they are one Helcim account, "
+            "which needs one state store; none of them runs until each token_env names its own account's token"
         )
 
     def crm_file(self) -> Path:
@@ -258,7 +277,19 @@ def load_accounts(path: Path) -> AccountsFile:
     problems += _clashes(accounts)
     if problems:
         raise UsageError(f"{path} is not a valid accounts file:\n  " + "\n  ".join(problems))
-    return AccountsFile(path, tuple(accounts))
+    peers = tuple((a.name, a.url, a.token_env) for a in accounts)
+    return AccountsFile(path, tuple(replace(a, peers=peers) for a in accounts))
+
+
+def _same_api(one: str, other: str) -> bool:
+    """Two API URLs that reach the same API (case of the scheme and host, a default port, a final slash aside)."""
+
+    def key(url: str) -> tuple[str, str, int | None, str]:
+        parts = urlsplit(url)
+        default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+        return parts.scheme.lower(), (parts.hostname or ""), parts.port or default, parts.path.rstrip("/")
+
+    return key(one) == key(other)
 
 
 def _tables(table: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
@@ -374,7 +405,6 @@ class AccountCheck:
 def check_accounts(accounts: AccountsFile, env: Mapping[str, str]) -> list[AccountCheck]:
     """For each account: its export is found, its profile read, and its API answers ``ping`` with its token."""
     checks: list[AccountCheck] = []
-    tokens: dict[tuple[str, str], str] = {}
     for account in accounts.accounts:
         check = AccountCheck(account.name)
         checks.append(check)
@@ -390,12 +420,9 @@ def check_accounts(accounts: AccountsFile, env: Mapping[str, str]) -> list[Accou
             check.fail(error, account)
         try:
             settings = account.settings(env)
-            other = tokens.setdefault((settings.api_url, settings.api_token), account.name)
-            if other != account.name:
-                raise UsageError(
-                    f"accounts {other} and {account.name} hold the same token for one API: they are one "
-                    "Helcim account, which needs one state store"
-                )
+            shared = account.shared_token(env)
+            if shared is not None:
+                raise shared
             check.connection = ping(settings)
         except CrmsyncError as error:
             check.fail(error, account)
@@ -468,6 +495,9 @@ def run_account(
         with state_lock(account.state):  # a first look; run_nightly takes the lock for good
             _clear_outputs(out_dir)
         settings = account.settings(env)
+        shared = account.shared_token(env)
+        if shared is not None:
+            raise shared
         crm_file = account.crm_file()
     except CrmsyncError as error:
         return _failed(

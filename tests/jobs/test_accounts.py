@@ -26,7 +26,7 @@ from crmsync.errors import (
 )
 from crmsync.helcim.client import RetryPolicy
 from crmsync.jobs.accounting import RowCounts
-from crmsync.jobs.accounts import OUTPUTS, AccountRun, load_accounts, run_account
+from crmsync.jobs.accounts import OUTPUTS, AccountRun, check_accounts, load_accounts, run_account
 from crmsync.jobs.run import RunResult, run_nightly
 from crmsync.jobs.session import CallStats, client_for
 from crmsync.state import open_state, state_lock
@@ -315,16 +315,18 @@ def test_accounts_check_pings_every_account_with_its_own_token(
     result = runner.invoke(
         cli, ["accounts", "check", str(path)], env={"SHOP_TOKEN": TOKEN, "OTHER_TOKEN": TOKEN}
     )
-    assert result.exit_code == 2, result.output  # other: its export is missing (and it shares shop's token)
-    assert "shop   ok" in result.output
-    assert "reached helcim-sandbox" in result.output
+    assert result.exit_code == 2, result.output  # other: its export is missing, and both share one token
+    assert "shop   exit 2" in result.output  # neither is pinged: which of the two is wrong is not known
+    assert "reached helcim-sandbox" not in result.output
     assert "no file matches its crm pattern" in result.output
     assert "unknown profile 'hubspt'" in result.output
-    assert "accounts shop and other hold the same token for one API" in result.output
+    assert result.output.count("accounts shop and other hold the same token for one API") == 2
     result = runner.invoke(
         cli, ["accounts", "check", str(path)], env={"SHOP_TOKEN": TOKEN, "OTHER_TOKEN": "bad"}
     )
     assert result.exit_code == 3, result.output  # refused token (3) is worse than the missing export (2)
+    assert "shop   ok" in result.output
+    assert "reached helcim-sandbox" in result.output
     assert "OTHER_TOKEN (the token_env of account other)" in result.output
     assert "2 accounts in" in result.output
     assert "1 ready, 1 not (exit 3)" in result.output
@@ -561,3 +563,32 @@ def test_the_command_line_refuses_a_ca_bundle_that_is_not_there(tmp_path: Path) 
     )
     assert result.exit_code == 2, result.output
     assert f"the CA bundle {tmp_path / 'gone.pem'} does not exist" in result.output
+
+
+def test_two_accounts_whose_variables_hold_one_token_never_run(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    """One token on one API is one Helcim account: shop-b's customers would land in shop-a's."""
+    write_export(tmp_path / "a.csv", [row("A-1", "Ada of A")])
+    write_export(tmp_path / "b.csv", [row("B-1", "Bo of B")])
+    text = (
+        DEFAULTS
+        + account_table(sandbox, name="shop-a", token_env="TOKEN_A", crm="a.csv")
+        + account_table(sandbox, name="shop-b", token_env="TOKEN_B", crm="b.csv")
+        + account_table(sandbox, name="shop-c", token_env="TOKEN_C", crm="b.csv", url=sandbox.base_url + "/")
+    )
+    accounts = load_accounts(accounts_file(tmp_path, text))
+    env = {"TOKEN_A": TOKEN, "TOKEN_B": f" {TOKEN}\n", "TOKEN_C": "another-token"}
+    for name in ("shop-a", "shop-b"):  # neither: which of the two variables is wrong is not known
+        run = run_account(accounts.get(name), env, tmp_path / "out" / name)
+        assert (run.exit_code, run.status, run.retriable) == (2, "failed", False), run.error
+        assert "accounts shop-a and shop-b hold the same token for one API" in run.error
+        assert TOKEN not in run.error
+        assert json.loads((tmp_path / "out" / name / "summary.json").read_text())["exit_code"] == 2
+    assert sandbox.stats()["total"] == 0
+    # the same token on the same API written another way (a trailing slash) is still one account
+    env["TOKEN_C"] = TOKEN
+    assert run_account(accounts.get("shop-c"), env, tmp_path / "out" / "shop-c").exit_code == 2
+    checked = {c.name: c for c in check_accounts(accounts, env)}
+    assert [checked[n].exit_code for n in ("shop-a", "shop-b", "shop-c")] == [2, 2, 2]
+    assert all("hold the same token for one API" in " ".join(checked[n].problems) for n in checked)
