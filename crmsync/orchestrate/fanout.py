@@ -36,7 +36,7 @@ from typing import Any
 import click
 import dagster as dg
 
-from crmsync.errors import EXIT_PARTIAL, EXIT_USAGE, CrmsyncError
+from crmsync.errors import EXIT_USAGE, CrmsyncError
 from crmsync.jobs.accounts import load_accounts
 from crmsync.orchestrate.assets import ACCOUNT_TAG, ACCOUNTS, NIGHTLY
 from crmsync.orchestrate.automation import NIGHTLY_JOB
@@ -120,10 +120,7 @@ class _Workers:
         try:
             return AccountLine(**json.loads(result_file.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):
-            log_path = self.out_root / ".logs" / f"{name}.log"
-            return AccountLine(
-                name, "crashed", EXIT_PARTIAL, error=f"the worker exited {code}: see {log_path}"
-            )
+            return crashed(name, code, self.out_root / ".logs" / f"{name}.log")
 
     def _forward(self) -> None:
         sig = signal.SIGINT if self.stop.exit_code == 130 else signal.SIGTERM
@@ -131,6 +128,23 @@ class _Workers:
             for process in self.running.values():
                 if process.poll() is None:
                     process.send_signal(sig)
+
+
+def crashed(name: str, returncode: int, log_path: Path) -> AccountLine:
+    """A worker that ended without its line: never partial. Killed by a signal: 128 + it, as shells say."""
+    if returncode < 0:
+        how = f"was killed by {_signal_name(-returncode)}"
+        code = 128 - returncode
+    else:
+        how, code = f"exited {returncode} without a result", max(returncode, EXIT_USAGE)
+    return AccountLine(name, "crashed", code, error=f"the account's worker {how}: see {log_path}")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def run_worker(accounts_file: Path, out_root: Path, name: str) -> AccountLine:
@@ -156,9 +170,9 @@ def line_of(name: str, result: dg.ExecuteInProcessResult) -> AccountLine:
         user = data.user_failure_data if data is not None else None
         if user is not None:
             line = _from_metadata(name, user.metadata)
-        else:  # not crmsync's Failure: Dagster's own or a bug, said as such
+        else:  # not crmsync's Failure: Dagster's own or a bug, said as such (never as partial)
             message = data.error.message.strip() if data is not None and data.error else "the run failed"
-            line = AccountLine(name, "failed", EXIT_PARTIAL, error=message)
+            line = AccountLine(name, "failed", EXIT_USAGE, error=message)
     line.retries, line.run_id = retries, result.run_id
     return line
 
@@ -167,7 +181,7 @@ def _from_metadata(name: str, metadata: Mapping[str, Any]) -> AccountLine:
     values = {key: getattr(value, "value", value) for key, value in metadata.items()}
     figures = {k: int(values[k]) for k in (*COUNTED, *(f"findings_{s}" for s in SEVERITIES)) if k in values}
     return AccountLine(
-        name, str(values.get("status", "")), int(values.get("exit_code", EXIT_PARTIAL)), figures,
+        name, str(values.get("status", "")), int(values.get("exit_code", EXIT_USAGE)), figures,
         report=str(values.get("report", "")), error=str(values.get("error", "")),
     )  # fmt: skip
 
@@ -182,7 +196,7 @@ def table(lines: list[AccountLine]) -> list[str]:
         )
         rows.append(
             [line.account, line.status, str(line.exit_code), *(str(line.figures.get(k, "-")) for k in COUNTED),
-             found or "-", str(line.retries), _shown(line.report) if line.exit_code in (0, 1) else line.error]
+             found or "-", str(line.retries), _last_cell(line)]
         )  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     text = [
@@ -195,6 +209,13 @@ def table(lines: list[AccountLine]) -> list[str]:
     counts = ", ".join(f"{n} {status}" for status, n in statuses.items())
     text.append(f"{len(lines)} accounts: {counts}; exit {worst(lines)} (the worst)")
     return text
+
+
+def _last_cell(line: AccountLine) -> str:
+    """The report of a run that succeeded (ok, partial), else why it failed (a 429-stopped run exits 1 too)."""
+    if line.status in ("ok", "partial") and line.report:
+        return _shown(line.report)
+    return line.error or _shown(line.report)
 
 
 def _shown(path: str) -> str:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +35,7 @@ from crmsync.orchestrate.assets import (
     crmsync_nightly,
 )
 from crmsync.orchestrate.automation import CHECK, NIGHTLY_JOB, two_nights_check
-from crmsync.orchestrate.fanout import fanout, instance_at, line_of, table
+from crmsync.orchestrate.fanout import AccountLine, fanout, instance_at, line_of, table
 from crmsync.orchestrate.location import build_definitions
 from crmsync.state import open_state
 from helcim_sandbox.launcher import SandboxProcess, running_sandbox
@@ -358,3 +360,43 @@ def test_crmsync_and_its_command_line_need_no_dagster(tmp_path: Path) -> None:
         "crmsync.orchestrate runs on Dagster, which is not installed: pip install 'crmsync[dagster]'"
         in done.stdout
     )
+
+
+def test_a_crashed_account_is_not_partial_and_says_why(fleet: Fleet) -> None:
+    """The OOM killer takes one account's worker: its own exit code (128 + the signal), the others run on."""
+    fleet.sandboxes["north"].configure(faults="latency_ms=1500-1600")
+    out = fleet.folder / "out"
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(fanout, fleet.accounts_file, out, jobs=1)  # east, then north, then west
+        _wait_for_a_call(fleet.sandboxes["north"])
+        os.kill(_worker_pid(out, "north"), signal.SIGKILL)
+        lines = {line.account: line for line in running.result(timeout=300)}
+    crashed = lines["north"]
+    assert (crashed.status, crashed.exit_code) == ("crashed", 128 + signal.SIGKILL)
+    assert "killed by SIGKILL" in crashed.error
+    assert str(out / ".logs" / "north.log") in crashed.error
+    assert (lines["west"].status, lines["west"].exit_code) == ("ok", 0)  # a crash stops no other account
+    rows = {row.split()[0]: row for row in table(list(lines.values()))}
+    assert rows["north"].rstrip().endswith(crashed.error)  # the error, not the report's path
+    assert json.loads((out / "fanout.json").read_text())["exit_code"] == 137
+
+
+def _worker_pid(out: Path, name: str) -> int:
+    """The worker process of one account of a fanout writing to ``out``."""
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--worker" in command and name.encode() in command and str(out).encode() in command:
+            return int(proc.name)
+    raise AssertionError(f"no worker of {name} is running")
+
+
+def test_the_table_shows_the_error_of_a_failed_account_whatever_its_exit_code() -> None:
+    stopped = AccountLine("north", "failed", 1, {"created": 3}, report="out/north/reconciliation/report.html",
+                          error="create-customer: still rate limited (429) after waiting")  # fmt: skip
+    partial = AccountLine("west", "partial", 1, {"created": 3}, report="out/west/reconciliation/report.html")
+    rows = table([stopped, partial])
+    assert rows[1].rstrip().endswith("create-customer: still rate limited (429) after waiting")
+    assert rows[2].rstrip().endswith("out/west/reconciliation/report.html")
