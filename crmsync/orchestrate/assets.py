@@ -46,6 +46,7 @@ __all__ = [
     "NIGHT_TAG",
     "STATUS_TAG",
     "CrmsyncAccounts",
+    "crmsync_logs_to",
     "crmsync_nightly",
     "run_metadata",
 ]
@@ -88,7 +89,7 @@ def crmsync_nightly(context: dg.AssetExecutionContext, crmsync: CrmsyncAccounts)
     context.instance.add_run_tags(run_id, {ACCOUNT_TAG: account.name, NIGHT_TAG: night.isoformat()})
     out_dir = crmsync.out_dir(account, night)
     context.log.info(f"{account.name}: the night of {night}, outputs in {out_dir}")
-    with _crmsync_logs_to(context.log, account), stop_on_signals(StopSignal()) as stop:
+    with crmsync_logs_to(context.log, account), stop_on_signals(StopSignal()) as stop:
         today = datetime.now(ZoneInfo(account.timezone)).date()  # the report's date: the account's own
         outcome = run_account(account, os.environ, out_dir, today=today, stop=stop, progress=LogProgress())
     context.instance.add_run_tags(run_id, {EXIT_TAG: str(outcome.exit_code), STATUS_TAG: outcome.status})
@@ -145,10 +146,11 @@ def run_metadata(run: AccountRun) -> dict[str, Any]:
 
 
 @contextmanager
-def _crmsync_logs_to(log: dg.DagsterLogManager, account: Account) -> Iterator[None]:
+def crmsync_logs_to(log: dg.DagsterLogManager, account: Account) -> Iterator[None]:
     """crmsync's log lines (its stages and progress) into the run's log, the token filtered out."""
     handler = _DagsterHandler(log)
-    handler.addFilter(RedactingFilter([os.environ.get(account.token_env, "")]))
+    raw = os.environ.get(account.token_env, "")  # Account.token strips what surrounds it: both go
+    handler.addFilter(RedactingFilter(sorted({raw, raw.strip()}, key=len, reverse=True)))
     logger = logging.getLogger("crmsync")
     level = logger.level
     logger.addHandler(handler)

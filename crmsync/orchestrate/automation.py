@@ -21,9 +21,10 @@
   sensor may not see the executors' disks.
 """
 
+import hashlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -77,12 +78,25 @@ nightly_job = dg.define_asset_job(
 
 def nightly_schedules(accounts_file: str, timezones: Sequence[str]) -> list[dg.ScheduleDefinition]:
     """One schedule per time zone: 02:30 there, every account of that zone once."""
-    return [_schedule(accounts_file, tz) for tz in sorted(set(timezones))]
+    names = schedule_names(timezones)
+    return [_schedule(accounts_file, tz, names[tz]) for tz in sorted(names)]
 
 
-def _schedule(accounts_file: str, timezone: str) -> dg.ScheduleDefinition:
+def schedule_names(timezones: Iterable[str]) -> dict[str, str]:
+    """``crmsync_nightly_<zone>``: ``/`` and ``-`` as ``_``, an offset's sign spelled out (Etc/GMT+5 is not
+    Etc/GMT-5); two zones that would still share a name get a short hash of their own each."""
+    spelled = {tz: re.sub(r"-(?=\d)", "_minus_", re.sub(r"\+(?=\d)", "_plus_", tz)) for tz in set(timezones)}
+    names = {tz: "crmsync_nightly_" + re.sub(r"[^A-Za-z0-9_]", "_", text) for tz, text in spelled.items()}
+    shared = {name for name in names.values() if list(names.values()).count(name) > 1}
+    return {
+        tz: f"{name}_{hashlib.sha256(tz.encode()).hexdigest()[:6]}" if name in shared else name
+        for tz, name in names.items()
+    }
+
+
+def _schedule(accounts_file: str, timezone: str, name: str) -> dg.ScheduleDefinition:
     @dg.schedule(
-        name="crmsync_nightly_" + re.sub(r"[^A-Za-z0-9_]", "_", timezone),
+        name=name,
         cron_schedule=CRON,
         execution_timezone=timezone,
         job=nightly_job,

@@ -7,6 +7,7 @@ account whose token the accounts file gets wrong: it names north's variable.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -32,9 +33,11 @@ from crmsync.orchestrate.assets import (
     NIGHTLY,
     STATUS_TAG,
     CrmsyncAccounts,
+    crmsync_logs_to,
     crmsync_nightly,
 )
-from crmsync.orchestrate.automation import CHECK, NIGHTLY_JOB, two_nights_check
+from crmsync.jobs.accounts import load_accounts
+from crmsync.orchestrate.automation import CHECK, NIGHTLY_JOB, schedule_names, two_nights_check
 from crmsync.orchestrate.fanout import AccountLine, fanout, instance_at, line_of, table
 from crmsync.orchestrate.location import build_definitions
 from crmsync.state import open_state
@@ -400,3 +403,40 @@ def test_the_table_shows_the_error_of_a_failed_account_whatever_its_exit_code() 
     rows = table([stopped, partial])
     assert rows[1].rstrip().endswith("create-customer: still rate limited (429) after waiting")
     assert rows[2].rstrip().endswith("out/west/reconciliation/report.html")
+
+
+def test_two_time_zones_never_share_a_schedule_name(tmp_path: Path) -> None:
+    """Etc/GMT+5 and Etc/GMT-5 are ten hours apart; both once made crmsync_nightly_Etc_GMT_5."""
+    text = '[defaults]\ncrm = "crm.csv"\n'
+    for name, zone in (("a", "Etc/GMT+5"), ("b", "Etc/GMT-5"), ("c", "America/Port-au-Prince"), ("d", "UTC")):
+        text += f'[[account]]\nname = "{name}"\ntoken_env = "T_{name.upper()}"\ntimezone = "{zone}"\n'
+    (tmp_path / "accounts.toml").write_text(text)
+    schedules = {
+        s.execution_timezone: s.name for s in build_definitions(tmp_path / "accounts.toml").schedules or ()
+    }
+    assert schedules == {
+        "Etc/GMT+5": "crmsync_nightly_Etc_GMT_plus_5",
+        "Etc/GMT-5": "crmsync_nightly_Etc_GMT_minus_5",
+        "America/Port-au-Prince": "crmsync_nightly_America_Port_au_Prince",
+        "UTC": "crmsync_nightly_UTC",
+    }
+    alike = schedule_names(["Area/Some-Where", "Area/Some_Where"])  # no such pair today: never one name
+    assert len(set(alike.values())) == 2
+    assert all(name.startswith("crmsync_nightly_Area_Some_Where_") for name in alike.values())
+
+
+def test_a_token_with_trailing_whitespace_is_redacted_from_the_runs_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "accounts.toml").write_text('[[account]]\nname = "a"\ntoken_env = "A_TOKEN"\ncrm = "c.csv"\n')
+    account = load_accounts(tmp_path / "accounts.toml").get("a")
+    monkeypatch.setenv("A_TOKEN", "tok-9f3b2a77e1\n")  # as `echo token > file` leaves it
+    lines: list[str] = []
+
+    class Log:
+        def log(self, level: int, message: str) -> None:
+            lines.append(message)
+
+    with crmsync_logs_to(Log(), account):  # type: ignore[arg-type]
+        logging.getLogger("crmsync.run").info("sent api-token tok-9f3b2a77e1 by mistake")
+    assert lines == ["sent api-token [redacted] by mistake"]
