@@ -411,15 +411,16 @@ def test_two_time_zones_never_share_a_schedule_name(tmp_path: Path) -> None:
     for name, zone in (("a", "Etc/GMT+5"), ("b", "Etc/GMT-5"), ("c", "America/Port-au-Prince"), ("d", "UTC")):
         text += f'[[account]]\nname = "{name}"\ntoken_env = "T_{name.upper()}"\ntimezone = "{zone}"\n'
     (tmp_path / "accounts.toml").write_text(text)
-    schedules = {
-        s.execution_timezone: s.name for s in build_definitions(tmp_path / "accounts.toml").schedules or ()
-    }
-    assert schedules == {
+    defs = build_definitions(tmp_path / "accounts.toml")
+    expected = {
         "Etc/GMT+5": "crmsync_nightly_Etc_GMT_plus_5",
         "Etc/GMT-5": "crmsync_nightly_Etc_GMT_minus_5",
         "America/Port-au-Prince": "crmsync_nightly_America_Port_au_Prince",
         "UTC": "crmsync_nightly_UTC",
     }
+    assert {s.name for s in defs.schedules or ()} == set(expected.values())
+    for zone, name in expected.items():
+        assert defs.resolve_schedule_def(name).execution_timezone == zone
     alike = schedule_names(["Area/Some-Where", "Area/Some_Where"])  # no such pair today: never one name
     assert len(set(alike.values())) == 2
     assert all(name.startswith("crmsync_nightly_Area_Some_Where_") for name in alike.values())
