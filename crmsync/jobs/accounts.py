@@ -75,6 +75,7 @@ __all__ = [
     "AccountCheck",
     "AccountRun",
     "AccountsFile",
+    "InvalidAccount",
     "check_accounts",
     "load_accounts",
     "run_account",
@@ -130,13 +131,15 @@ class _AccountTable(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}: use an IANA name such as America/Toronto"
-            ) from None
-        return value
+        return _known_zone(value)
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as America/Toronto") from None
+    return value
 
 
 def _as_value_error(check: Callable[[], _T]) -> _T:
@@ -231,23 +234,62 @@ class Account:
 
 
 @dataclass(frozen=True)
+class InvalidAccount:
+    """An ``[[account]]`` table that does not validate (or clashes with another): it never runs.
+
+    ``name`` and ``timezone`` are the table's own when they are usable, so that an orchestrator can
+    still report it as that account's failure, in its zone.
+    """
+
+    label: str  # account 'south' ([[account]] 3), or [[account]] 3 without a usable name
+    name: str | None
+    timezone: str | None
+    problems: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"{self.label} is not valid: " + "; ".join(self.problems)
+
+    def error(self) -> UsageError:
+        return UsageError(self.describe())
+
+
+@dataclass(frozen=True)
 class AccountsFile:
     path: Path
     accounts: tuple[Account, ...]
+    invalid: tuple[InvalidAccount, ...] = ()  # only from load_accounts(..., partial=True)
 
     @property
     def names(self) -> list[str]:
+        """The accounts that can run."""
         return [a.name for a in self.accounts]
 
+    @property
+    def all_names(self) -> list[str]:
+        """Every account of the file with a usable name, valid or not (an orchestrator's partitions)."""
+        return self.names + [bad.name for bad in self.invalid if bad.name and bad.name not in self.names]
+
     def get(self, name: str) -> Account:
+        """The account ``name``; an invalid one raises its problems (a UsageError, exit 2)."""
+        for bad in self.invalid:
+            if bad.name == name:
+                raise bad.error()
         for account in self.accounts:
             if account.name == name:
                 return account
+        for bad in self.invalid:  # case aside, as names clash
+            if bad.name is not None and bad.name.lower() == name.lower():
+                raise bad.error()
         raise UsageError(f"{self.path}: no account named {name!r}")
 
 
-def load_accounts(path: Path) -> AccountsFile:
-    """Read and check the accounts file; every problem is named (file, account, key) in one UsageError."""
+def load_accounts(path: Path, *, partial: bool = False) -> AccountsFile:
+    """Read and check the accounts file; every problem is named (file, account, key) in one UsageError.
+
+    ``partial``: a table that does not validate, or two that clash, are :class:`InvalidAccount`
+    entries and the other accounts load; only a file that cannot be read as a whole (not TOML, a key
+    outside the tables, a bad ``[defaults]``) raises. An orchestrator keeps the valid accounts running.
+    """
     try:
         with path.open("rb") as handle:
             table = tomllib.load(handle)
@@ -258,27 +300,53 @@ def load_accounts(path: Path) -> AccountsFile:
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path} is not valid TOML: {exc}") from None
     defaults, tables, problems = _tables(table)
-    base = path.resolve().parent
+    if problems and partial:
+        raise UsageError(f"{path} is not a valid accounts file:\n  " + "\n  ".join(problems))
+    accounts, invalid = _validated(defaults, tables, path.resolve().parent)
+    clashes = _clashes(accounts, invalid)
+    problems += [f"{bad.label}: {p}" for bad in invalid for p in bad.problems]
+    problems += list(dict.fromkeys(p for found in clashes.values() for p in found))
+    if problems and not partial:
+        raise UsageError(f"{path} is not a valid accounts file:\n  " + "\n  ".join(problems))
+    invalid += [InvalidAccount(f"account {account.name!r}", account.name, account.timezone, tuple(clashes[number]))
+                for number, account in enumerate(accounts) if number in clashes]  # fmt: skip
+    valid = [account for number, account in enumerate(accounts) if number not in clashes]
+    peers = tuple((a.name, a.url, a.token_env) for a in valid)
+    return AccountsFile(path, tuple(replace(a, peers=peers) for a in valid), tuple(invalid))
+
+
+def _validated(
+    defaults: dict[str, Any], tables: list[dict[str, Any]], base: Path
+) -> tuple[list[Account], list[InvalidAccount]]:
     accounts: list[Account] = []
+    invalid: list[InvalidAccount] = []
     for number, raw in enumerate(tables, start=1):
         label = (
             f"account {raw.get('name')!r} ([[account]] {number})"
             if "name" in raw
             else f"[[account]] {number}"
         )
+        merged = {**defaults, **raw}
         secret = [k for k in _SECRET_KEYS if k in raw]
-        if secret:
-            problems.append(f"{label}: {secret[0]}: {_NO_SECRETS}")
-            continue
         try:
-            accounts.append(_resolve(_AccountTable.model_validate({**defaults, **raw}), base))
+            if secret:
+                problems = [f"{secret[0]}: {_NO_SECRETS}"]
+            else:
+                accounts.append(_resolve(_AccountTable.model_validate(merged), base))
+                continue
         except ValidationError as error:
-            problems += [f"{label}: {_explain(e)}" for e in error.errors()]
-    problems += _clashes(accounts)
-    if problems:
-        raise UsageError(f"{path} is not a valid accounts file:\n  " + "\n  ".join(problems))
-    peers = tuple((a.name, a.url, a.token_env) for a in accounts)
-    return AccountsFile(path, tuple(replace(a, peers=peers) for a in accounts))
+            problems = [_explain(e) for e in error.errors()]
+        name, zone = merged.get("name"), merged.get("timezone", "UTC")
+        usable = isinstance(name, str) and re.fullmatch(NAME_PATTERN, name) is not None
+        invalid.append(InvalidAccount(label, name if usable else None, _zone_or_none(zone), tuple(problems)))
+    return accounts, invalid
+
+
+def _zone_or_none(value: Any) -> str | None:
+    try:
+        return _known_zone(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _same_api(one: str, other: str) -> bool:
@@ -365,12 +433,21 @@ def _resolve(table: _AccountTable, base: Path) -> Account:
     )
 
 
-def _clashes(accounts: list[Account]) -> list[str]:
-    """What two accounts must never share: a name, a state store, an output folder, a token on one API."""
-    problems: list[str] = []
+def _clashes(accounts: list[Account], invalid: list[InvalidAccount]) -> dict[int, list[str]]:
+    """What two accounts must never share: a name, a state store, an output folder, a token on one API.
+
+    Each account involved gets the problem (by its position in ``accounts``): none of them runs, since
+    which one is meant cannot be told. A name an invalid table holds counts too.
+    """
+    problems: dict[int, list[str]] = {}
     seen: dict[tuple[str, str], int] = {}
     some_night = date(2000, 1, 1)
+    taken = {bad.name.lower(): bad.label for bad in invalid if bad.name}
     for number, account in enumerate(accounts):
+        if account.name.lower() in taken:
+            problems.setdefault(number, []).append(
+                f"account {account.name} and {taken[account.name.lower()]} have the same name (case aside)"
+            )
         keys = {
             "name (case aside)": account.name.lower(),
             "state store": str(account.state.resolve()),
@@ -380,7 +457,9 @@ def _clashes(accounts: list[Account]) -> list[str]:
         for what, key in keys.items():
             first = seen.setdefault((what, key), number)
             if first != number:
-                problems.append(f"accounts {accounts[first].name} and {account.name} have the same {what}")
+                problem = f"accounts {accounts[first].name} and {account.name} have the same {what}"
+                problems.setdefault(first, []).append(problem)
+                problems.setdefault(number, []).append(problem)
     return problems
 
 

@@ -592,3 +592,68 @@ def test_two_accounts_whose_variables_hold_one_token_never_run(
     checked = {c.name: c for c in check_accounts(accounts, env)}
     assert [checked[n].exit_code for n in ("shop-a", "shop-b", "shop-c")] == [2, 2, 2]
     assert all("hold the same token for one API" in " ".join(checked[n].problems) for n in checked)
+
+
+ONE_BAD_TABLE = """
+[defaults]
+crm = "c.csv"
+timezone = "America/Toronto"
+[[account]]
+name = "north"
+token_env = "NORTH"
+[[account]]
+name = "south"
+token_env = "SOUTH"
+max_call = 100
+[[account]]
+token_env = "NAMELESS"
+[[account]]
+name = "east"
+token_env = "EAST"
+state = "shared.db"
+timezone = "America/Halifax"
+[[account]]
+name = "west"
+token_env = "WEST"
+state = "shared.db"
+"""
+
+
+def test_one_bad_table_leaves_the_other_accounts_able_to_run(tmp_path: Path) -> None:
+    path = accounts_file(tmp_path, ONE_BAD_TABLE)
+    with pytest.raises(UsageError) as raised:  # strict (accounts check, a script): every problem at once
+        load_accounts(path)
+    for expected in (
+        "max_call: unknown key",
+        "[[account]] 3: name: missing",
+        "accounts east and west have the same state store",
+    ):
+        assert expected in str(raised.value)
+    loaded = load_accounts(path, partial=True)  # an orchestrator: the valid accounts run on
+    assert loaded.names == ["north"]
+    assert loaded.all_names == ["north", "south", "east", "west"]
+    invalid = {bad.label: bad for bad in loaded.invalid}
+    assert [(bad.name, bad.timezone) for bad in invalid.values()] == [
+        ("south", "America/Toronto"),
+        (None, "America/Toronto"),
+        ("east", "America/Halifax"),
+        ("west", "America/Toronto"),
+    ]
+    assert loaded.get("north").token_env == "NORTH"
+    with pytest.raises(
+        UsageError, match=r"account 'south' \(\[\[account\]\] 2\) is not valid: .*max_call: unknown key"
+    ):
+        loaded.get("south")
+    with pytest.raises(UsageError, match="accounts east and west have the same state store"):
+        loaded.get("west")  # which of the two is meant is not known: neither runs
+    # a table that copies a valid account's name makes neither run either
+    copy = accounts_file(tmp_path, ONE_BAD_TABLE + '[[account]]\nname = "North"\ntoken_env = 7\n')
+    with pytest.raises(UsageError, match="have the same name"):
+        load_accounts(copy, partial=True).get("north")
+    # a file that is not whole (not TOML, a bad [defaults]) is refused even so
+    for broken in (
+        "[[account]\nname = 'x'",
+        '[defaults]\nname = "x"\n' + ONE_BAD_TABLE.split("[[account]]", 1)[1],
+    ):
+        with pytest.raises(UsageError):
+            load_accounts(accounts_file(tmp_path, broken), partial=True)

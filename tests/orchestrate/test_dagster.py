@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
+from crmsync.jobs.accounts import load_accounts
 from crmsync.orchestrate.assets import (
     ACCOUNT_TAG,
     ACCOUNTS,
@@ -36,7 +37,6 @@ from crmsync.orchestrate.assets import (
     crmsync_logs_to,
     crmsync_nightly,
 )
-from crmsync.jobs.accounts import load_accounts
 from crmsync.orchestrate.automation import CHECK, NIGHTLY_JOB, schedule_names, two_nights_check
 from crmsync.orchestrate.fanout import AccountLine, fanout, instance_at, line_of, table
 from crmsync.orchestrate.location import build_definitions
