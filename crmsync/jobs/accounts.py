@@ -219,7 +219,12 @@ class Account:
 
     def night(self, when: datetime) -> date:
         """The night ``when`` belongs to: noon to noon in the account's time zone, named after its morning."""
-        return (when.astimezone(ZoneInfo(self.timezone)) + _NOON).date()
+        return Account.night_in(self.timezone, when)
+
+    @staticmethod
+    def night_in(timezone: str, when: datetime) -> date:
+        """The night ``when`` belongs to in ``timezone`` (noon to noon, named after its morning)."""
+        return (when.astimezone(ZoneInfo(timezone)) + _NOON).date()
 
     def out_dir(self, night: date) -> Path:
         return Path(self.out.replace("{date}", night.isoformat()))
@@ -529,9 +534,14 @@ class AccountRun:
     def of(cls, account: Account, result: RunResult, out_dir: Path, crm_file: Path | None) -> AccountRun:
         """A run that :func:`run_nightly` finished (whatever its status) as the orchestrator sees it."""
         fatal = result.applied.fatal if result.applied is not None else None
+        error = result.error or (account.explain(fatal) if fatal is not None else "")
+        if result.status == "refused" and result.prepared is not None:  # what the guard saw, column by column
+            error = "the mass-change guard refused the plan: " + "; ".join(
+                result.prepared.plan.mass_change_warnings()
+            )
         return cls(
             account.name, result.exit_code, result.status, out_dir, result.to_dict(), result,
-            error=result.error or (account.explain(fatal) if fatal is not None else ""),
+            error=error,
             retriable=result.exit_code == EXIT_UNREACHABLE and _retriable(fatal), crm_file=crm_file,
         )  # fmt: skip
 

@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +36,7 @@ from typing import Any
 import click
 import dagster as dg
 
-from crmsync.errors import EXIT_USAGE, CrmsyncError
+from crmsync.errors import EXIT_USAGE, CrmsyncError, UsageError
 from crmsync.jobs.accounts import load_accounts
 from crmsync.orchestrate.assets import ACCOUNT_TAG, ACCOUNTS, NIGHTLY
 from crmsync.orchestrate.automation import NIGHTLY_JOB
@@ -72,17 +72,36 @@ def instance_at(out_root: Path) -> dg.DagsterInstance:
 
 
 def fanout(
-    accounts_file: Path, out_root: Path, *, jobs: int = 4, stop: StopSignal | None = None
+    accounts_file: Path,
+    out_root: Path,
+    *,
+    jobs: int = 4,
+    stop: StopSignal | None = None,
+    allow_mass_change: Collection[str] = (),
 ) -> list[AccountLine]:
-    """Run every account of the file once; one line per account, in the file's order."""
-    accounts = load_accounts(accounts_file)
+    """Run every account of the file once; one line per account, in the file's order, then the invalid ones.
+
+    An account table that does not validate runs nothing and is a line of its own (exit 2); the others run.
+    ``allow_mass_change`` names the accounts whose run this time may write what the mass-change guard
+    refuses (one fanout only: it is never a setting).
+    """
+    accounts = load_accounts(accounts_file, partial=True)
+    unknown = sorted(set(allow_mass_change) - set(accounts.names))
+    if unknown:
+        raise UsageError(f"{accounts_file}: no account can run as {', '.join(unknown)}")
     (out_root / ".logs").mkdir(parents=True, exist_ok=True)
     with instance_at(out_root) as instance:  # the partitions, before any worker looks them up
         known = set(instance.get_dynamic_partitions(ACCOUNTS.name or ""))
         instance.add_dynamic_partitions(ACCOUNTS.name or "", [n for n in accounts.names if n not in known])
-    workers = _Workers(accounts_file.resolve(), out_root.resolve(), stop or StopSignal())
+    workers = _Workers(
+        accounts_file.resolve(), out_root.resolve(), stop or StopSignal(), set(allow_mass_change)
+    )
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="fanout") as pool:
         lines = list(pool.map(workers.run, accounts.names))
+    lines += [
+        AccountLine(bad.name or bad.label, "invalid", EXIT_USAGE, error=bad.describe())
+        for bad in accounts.invalid
+    ]
     document = {
         "accounts_file": str(accounts_file),
         "exit_code": worst(lines),
@@ -95,8 +114,8 @@ def fanout(
 class _Workers:
     """Starts one worker process per account and reads back its line; passes a stop on once."""
 
-    def __init__(self, accounts_file: Path, out_root: Path, stop: StopSignal) -> None:
-        self.accounts_file, self.out_root, self.stop = accounts_file, out_root, stop
+    def __init__(self, accounts_file: Path, out_root: Path, stop: StopSignal, allow: set[str]) -> None:
+        self.accounts_file, self.out_root, self.stop, self.allow = accounts_file, out_root, stop, allow
         self.running: dict[str, subprocess.Popen[bytes]] = {}
         self.lock = threading.Lock()
         stop.on_set(self._forward)
@@ -106,6 +125,7 @@ class _Workers:
         result_file.unlink(missing_ok=True)
         command = [sys.executable, "-m", "crmsync.orchestrate.fanout", str(self.accounts_file)]
         command += ["--out", str(self.out_root), "--worker", name]
+        command += ["--allow-mass-change", name] if name in self.allow else []
         with self.lock:
             if self.stop.is_set():
                 return AccountLine(name, "not started", self.stop.exit_code, error=self.stop.reason)
@@ -147,14 +167,18 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def run_worker(accounts_file: Path, out_root: Path, name: str) -> AccountLine:
+def run_worker(
+    accounts_file: Path, out_root: Path, name: str, *, allow_mass_change: bool = False
+) -> AccountLine:
     """In a worker process: the job, in-process, for one account's partition; its line from Dagster's events."""
     defs = build_definitions(accounts_file, out_root=out_root)
     job = defs.resolve_job_def(NIGHTLY_JOB)
+    config = {"ops": {NIGHTLY: {"config": {"allow_mass_change": True}}}} if allow_mass_change else None
     with instance_at(out_root) as instance:
         result = job.execute_in_process(
-            partition_key=name, instance=instance, tags={ACCOUNT_TAG: name}, raise_on_error=False
-        )
+            partition_key=name, instance=instance, tags={ACCOUNT_TAG: name}, raise_on_error=False,
+            run_config=config,
+        )  # fmt: skip
     return line_of(name, result)
 
 
@@ -237,16 +261,20 @@ def worst(lines: list[AccountLine]) -> int:
 @click.option(
     "--jobs", type=click.IntRange(min=1), default=4, show_default=True, help="Accounts run at a time."
 )
+@click.option(
+    "--allow-mass-change", "allow", multiple=True, metavar="ACCOUNT",
+    help="This fanout only: ACCOUNT's run may write what the mass-change guard refuses (repeatable).",
+)  # fmt: skip
 @click.option("--worker", hidden=True, help="(internal) run this one account in this process.")
-def main(accounts_file: Path, out_root: Path, jobs: int, worker: str | None) -> None:
+def main(accounts_file: Path, out_root: Path, jobs: int, allow: tuple[str, ...], worker: str | None) -> None:
     """Run every account of ACCOUNTS_FILE once through Dagster in-process; print one row per account."""
     if worker is not None:
-        line = run_worker(accounts_file, out_root, worker)
+        line = run_worker(accounts_file, out_root, worker, allow_mass_change=worker in allow)
         (out_root / ".logs" / f"{worker}.json").write_text(json.dumps(asdict(line)), encoding="utf-8")
         raise click.exceptions.Exit(line.exit_code)
     try:
         with stop_on_signals(StopSignal()) as stop:
-            lines = fanout(accounts_file, out_root, jobs=jobs, stop=stop)
+            lines = fanout(accounts_file, out_root, jobs=jobs, stop=stop, allow_mass_change=allow)
     except CrmsyncError as error:
         click.echo(f"crmsync fanout: error: {error}", err=True)
         raise click.exceptions.Exit(error.exit_code) from None
