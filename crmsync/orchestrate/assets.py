@@ -14,11 +14,15 @@ stages show in the run's log.
 Each materialization records the run's figures as metadata (created, updated,
 failed, deferred, api_calls, findings by severity, the report's path) and
 tags its Dagster run with the account, the night, the exit code and the
-status. Exit 0 and 1 materialize (1: some rows were rejected or failed, which
-the CRM's administrator fixes); exit 3 with Helcim unreachable is retried
-after a growing delay, up to the account's ``retries``; everything else —
-exit 2 (bad file or settings, a busy state store, the mass-change guard), a
-refused token, a stop — fails the step at once, without retries.
+status. A run that succeeded (ok, or partial: some rows were rejected or
+failed, which the CRM's administrator fixes) materializes; exit 3 with Helcim
+unreachable is retried after a growing delay, up to the account's
+``retries``; everything else — exit 2 (bad file or settings, an invalid
+account table, two accounts on one token, a busy state store, the mass-change
+guard), a refused token, a run 429s stopped, a stop — fails the step at once,
+without retries, and tags the run so that run retries do not re-run it either.
+The run config ``allow_mass_change: true`` lets one materialization write what
+the mass-change guard refused.
 """
 
 import logging
