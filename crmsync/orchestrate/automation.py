@@ -40,6 +40,7 @@ from typing import Any
 
 import dagster as dg
 
+from crmsync.errors import UsageError
 from crmsync.jobs.accounts import Account
 from crmsync.orchestrate.assets import (
     ACCOUNT_TAG,
@@ -346,7 +347,7 @@ def _evaluate(
 ) -> tuple[list[Flagged], float]:
     try:
         loaded = read_accounts(accounts_file)
-    except Exception as error:  # the file never loaded in this process: that is the finding
+    except UsageError as error:  # the file never loaded in this process: that is the finding
         return [Flagged("(the accounts file)", f"the accounts file does not load: {error}", "file")], 0.0
     return failed_nights_of(instance, loaded, scheduled or timezones_of(loaded), datetime.now(UTC))
 

@@ -26,6 +26,7 @@ import dagster as dg
 import pytest
 from dagster._core.definitions.schedule_definition import ScheduleExecutionData
 
+from crmsync.errors import UsageError
 from crmsync.jobs.accounts import load_accounts
 from crmsync.orchestrate.assets import (
     ACCOUNT_TAG,
@@ -50,6 +51,7 @@ from crmsync.orchestrate.automation import (
     schedule_names,
     timezones_of,
     two_nights_check,
+    two_nights_sensor,
 )
 from crmsync.orchestrate.fanout import AccountLine, fanout, instance_at, line_of, run_worker, table
 from crmsync.orchestrate.location import build_definitions
@@ -713,3 +715,15 @@ def test_daylight_saving_nights_get_one_tick_each(fleet: Fleet, start: str, chan
             tick = evaluate(toronto, instance, when, defs.get_repository_def())
             keys += [r.run_key for r in tick.run_requests or ()]
     assert keys == [f"north/{day}" for day, _ in local]
+
+
+def test_a_file_that_never_loaded_fails_the_check_and_the_location(tmp_path: Path) -> None:
+    broken = tmp_path / "accounts.toml"
+    broken.write_text("[[account]\nname = 'x'\n")
+    with pytest.raises(UsageError, match="is not valid TOML"):
+        build_definitions(broken)  # a location loading it for the first time fails, loudly
+    with dg.instance_for_test() as instance:
+        (evaluation,) = sense(two_nights_sensor(str(broken)), instance).asset_events
+    assert isinstance(evaluation, dg.AssetCheckEvaluation)
+    assert not evaluation.passed
+    assert "the accounts file does not load" in (evaluation.description or "")
