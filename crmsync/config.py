@@ -148,22 +148,59 @@ class Settings:
     rate_limits: RateLimits = field(default_factory=RateLimits)
     timeout: float = 30.0
     state_path: Path = field(default_factory=default_state_path)
+    #: Where the token and the URL were given, as messages name them (``HELCIM_API_TOKEN``, an account's token_env).
+    token_source: str = "the API token"
+    url_source: str = "the API URL"
+    #: The proxy every call goes through (``http://host:port``); empty: none. Proxy and CA bundle are never
+    #: taken from the environment here (``HTTPS_PROXY``, ``REQUESTS_CA_BUNDLE``, ``~/.netrc``).
+    proxy: str = field(default="", repr=False)  # it may carry the proxy's password
+    ca_bundle: Path | None = None  # the CA certificates https calls trust (a file or folder); None: certifi's
 
     def __post_init__(self) -> None:
         object.__setattr__(
-            self, "api_url", check_api_url(self.api_url, name="the API URL", token_name="the token")
+            self, "api_url", check_api_url(self.api_url, name=self.url_source, token_name=self.token_source)
         )
-        check_token(self.api_token, name="the API token")
+        check_token(self.api_token, name=self.token_source)
         if not self.timeout > 0:
             raise UsageError(f"the timeout must be a positive number of seconds, got {self.timeout!r}")
+        if self.proxy:
+            check_proxy(self.proxy)
+        if self.ca_bundle is not None and not self.ca_bundle.exists():
+            raise UsageError(f"the CA bundle {self.ca_bundle} does not exist")
 
     def require_token(self) -> str:
         if not self.api_token:
             raise AuthenticationError(
-                "HELCIM_API_TOKEN is not set: export the API token of the merchant account "
+                f"{self.token_source} is not set: give the API token of the merchant account "
                 "(Helcim: All Tools → Integrations → API Access Configuration)"
             )
         return self.api_token
+
+
+def check_proxy(proxy: str) -> str:
+    """An http:// or https:// proxy URL with a host; never echoed (it may carry a password)."""
+    parts = urlsplit(proxy)
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            "the proxy must be an http:// or https:// URL with a host (not shown: it may hold a password)"
+        )
+    return proxy
+
+
+def proxy_from_environment(env: Mapping[str, str], api_url: str) -> str:
+    """What requests would take from the environment for ``api_url`` (the command line keeps honouring it)."""
+    lowered = {k.lower(): v for k, v in env.items() if k.lower().endswith("_proxy") and v}
+    parts = urlsplit(api_url)
+    host = (parts.hostname or "").lower()
+    for entry in lowered.get("no_proxy", "").lower().split(","):
+        entry = entry.strip().split(":")[0].lstrip(".")  # ".example.com" and "example.com:443" alike
+        if entry == "*" or (entry and (host == entry or host.endswith("." + entry))):
+            return ""
+    return lowered.get(f"{parts.scheme}_proxy") or lowered.get("all_proxy", "")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -206,10 +243,15 @@ def load_settings(
     state_file = state_path or (Path(env["CRMSYNC_STATE_DB"]) if env.get("CRMSYNC_STATE_DB") else None)
     if state_file is None and state.get("path"):
         state_file = Path(str(state["path"]))
+    bundle = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE")  # as requests itself would read them
     return Settings(
         api_url=url,
         api_token=check_token(env.get("HELCIM_API_TOKEN", "").strip()),
         rate_limits=RateLimits.from_spec(spec),
         timeout=timeout,
         state_path=state_file or default_state_path(env),
+        token_source="HELCIM_API_TOKEN",
+        url_source="HELCIM_API_URL",
+        proxy=proxy_from_environment(env, url),
+        ca_bundle=Path(bundle) if bundle else None,
     )

@@ -197,8 +197,13 @@ class HelcimClient:
         deadline: float | None = None,
         sleep: Callable[[float], None] | None = None,
         stop: StopSignal | None = None,
+        token_source: str = "HELCIM_API_TOKEN",
+        url_source: str = "HELCIM_API_URL",
+        proxy: str = "",
+        ca_bundle: str | None = None,
     ) -> None:
-        self.base_url = check_api_url(base_url)
+        self.base_url = check_api_url(base_url, name=url_source, token_name=token_source)
+        self.token_source, self.url_source = token_source, url_source  # what messages name
         self.stop = stop
         self.pacer = pacer or Pacer(limits, max_calls=max_calls, stop=stop)
         self.retry = retry or RetryPolicy()
@@ -209,10 +214,12 @@ class HelcimClient:
         self.deadline = float(deadline if deadline is not None else _read_timeout(timeout))
         self._sleep = sleep or self.pause
         if session is None:
-            session = bounded_session(max(10, self.pacer.limits.concurrent * 2))
+            session = bounded_session(
+                max(10, self.pacer.limits.concurrent * 2), proxy=proxy, ca_bundle=ca_bundle
+            )
         self.session = session
         self._headers = {
-            "api-token": check_token(token),
+            "api-token": check_token(token, name=token_source),
             "accept": "application/json",
             "user-agent": f"crmsync/{__version__}",
         }
@@ -312,14 +319,15 @@ class HelcimClient:
                 consecutive_429 += 1
                 wait = self.pacer.hold_after_429(consecutive_429)
                 if time.monotonic() + wait > patience_ends:
-                    raise error_for_response(operation, status, reason, parsed) from None
+                    raise error_for_response(operation, status, reason, parsed, self.token_source) from None
                 log.info("%s: rate limited (429), holding all requests %.2f s", operation, wait)
                 self._sleep(wait)
                 continue
             if 300 <= status < 400:
-                raise error_for_redirect(operation, self.base_url, status, headers.get("location", ""))
+                location = headers.get("location", "")
+                raise error_for_redirect(operation, self.base_url, status, location, self.url_source)
             if status not in ok or is_error_body(parsed):
-                raise error_for_response(operation, status, reason, parsed) from None
+                raise error_for_response(operation, status, reason, parsed, self.token_source) from None
             problem = f"it is {parsed}" if isinstance(parsed, NotJson) else check(parsed)
             if problem:
                 raise ProtocolError(

@@ -37,10 +37,12 @@ from crmsync.errors import (
     RateLimited,
     RedirectRefused,
 )
+from crmsync.helcim.transport import NotSent
 
-TOKEN_HINT = (
-    "check HELCIM_API_TOKEN: it must be an API token of this merchant account with access to the Customer API"
-)
+
+def token_hint(source: str = "HELCIM_API_TOKEN") -> str:
+    """What a refused token's message asks; ``source`` is where the token was given (an account's token_env)."""
+    return f"check {source}: it must be an API token of this merchant account with access to the Customer API"
 
 
 @dataclass(frozen=True)
@@ -120,24 +122,28 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{host}{port}" if parts.scheme else f"{host}{port}"
 
 
-def error_for_redirect(operation: str, base_url: str, status: int, location: str) -> RedirectRefused:
+def error_for_redirect(
+    operation: str, base_url: str, status: int, location: str, url_source: str = "HELCIM_API_URL"
+) -> RedirectRefused:
     target = origin_of(location) if location else "nowhere (no Location header)"
     return RedirectRefused(
         f"{operation}: {origin_of(base_url)} answered {status}, a redirect to {target}; crmsync follows no "
-        "redirect (the API token and customer data would go with it): set HELCIM_API_URL to the API itself",
+        f"redirect (the API token and customer data would go with it): set {url_source} to the API itself",
         operation=operation,
         status=status,
         detail=f"redirect to {target}",
     )
 
 
-def error_for_response(operation: str, status: int, reason: str, body: Any) -> HelcimError:
-    """The exception for a non-success answer."""
+def error_for_response(
+    operation: str, status: int, reason: str, body: Any, token_source: str = "HELCIM_API_TOKEN"
+) -> HelcimError:
+    """The exception for a non-success answer; a refused token's names ``token_source``."""
     detail = _field_errors(body) or reason or f"HTTP {status}"
     if status in (401, 403):
         what = "401 Unauthorized" if status == 401 else "403 Forbidden: it lacks a permission this call needs"
         return AuthenticationError(
-            f"{operation}: Helcim refused the API token ({what}); {TOKEN_HINT}",
+            f"{operation}: Helcim refused the API token ({what}); {token_hint(token_source)}",
             operation=operation,
             status=status,
             detail=detail,
@@ -171,6 +177,8 @@ def error_for_exception(operation: str, base_url: str, exc: requests.RequestExce
         what = "timed out"
     elif isinstance(exc, requests.ConnectionError):
         what = "could not connect or the connection was dropped"
+    elif isinstance(exc, NotSent):
+        what = f"could not be made on this machine ({exc})"
     else:
         what = f"failed ({type(exc).__name__})"
     error = HelcimUnavailable(f"{operation}: request to {host} {what}", operation=operation)

@@ -176,12 +176,30 @@ class BoundedAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
-def bounded_session(pool_maxsize: int) -> requests.Session:
+class NotSent(requests.RequestException):
+    """The HTTP client failed before any answer for a reason of this machine (a CA bundle it cannot read)."""
+
+
+def bounded_session(pool_maxsize: int, *, proxy: str = "", ca_bundle: str | None = None) -> requests.Session:
+    """A session that takes nothing from the environment: no proxy variables, CA bundle variables or ~/.netrc.
+
+    ``proxy`` and ``ca_bundle`` are the explicit ones (:class:`crmsync.config.Settings`).
+    """
     session = requests.Session()
+    session.trust_env = False
+    if proxy:
+        session.proxies = {"http": proxy, "https": proxy}
+    if ca_bundle:
+        session.verify = ca_bundle
     adapter = BoundedAdapter(pool_maxsize)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def _described(exc: OSError) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] or type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -246,6 +264,8 @@ def bounded_call(
             if deadline.expired:
                 raise CallTimedOut() from None
             raise
+        except OSError as exc:  # requests' own checks (a CA bundle path that is gone) raise bare OSErrors
+            raise NotSent(_described(exc)) from None
         return RawAnswer(response.status_code, response.reason or "", response.headers, content)
     except CutShort as problem:
         if response is not None:

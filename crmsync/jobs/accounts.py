@@ -29,16 +29,18 @@ outcome — a refused token, a busy state store, a missing export — is an
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import json
 import os
+import re
+import shutil
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -48,10 +50,13 @@ from crmsync.console import Progress
 from crmsync.crm.profiles import load_profile
 from crmsync.errors import (
     EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_UNREACHABLE,
     AuthenticationError,
     CrmsyncError,
     HelcimUnavailable,
     Interrupted,
+    OutputError,
     StateLockedError,
     UsageError,
 )
@@ -65,10 +70,12 @@ from crmsync.stopping import StopSignal
 from crmsync.sync.diff import Policy
 
 __all__ = [
+    "OUTPUTS",
     "Account",
     "AccountCheck",
     "AccountRun",
     "AccountsFile",
+    "InvalidAccount",
     "check_accounts",
     "load_accounts",
     "run_account",
@@ -76,9 +83,16 @@ __all__ = [
 
 _T = TypeVar("_T")
 NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-_ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+#: An environment variable's name as shells and secret stores write them. Anything else in token_env
+#: may be the token itself, pasted: it is refused and never shown.
+_ENV_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 #: Keys that would put a secret in the file: refused with a word on where the token goes.
 _SECRET_KEYS = ("token", "api_token", "helcim_api_token", "password")
+#: What ``crmsync run`` writes in its folder: removed from a reused folder before a run starts.
+OUTPUTS = (
+    "summary.json", "results.csv", "plan.json", "plan.csv", "conflicts.csv", "link_proposals.csv",
+    "rejects.csv", "warnings.csv", "crm_import", "reconciliation",
+)  # fmt: skip
 #: A night runs from noon to noon in the account's time zone and is named after its morning.
 _NOON = timedelta(hours=12)
 
@@ -117,13 +131,15 @@ class _AccountTable(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}: use an IANA name such as America/Toronto"
-            ) from None
-        return value
+        return _known_zone(value)
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as America/Toronto") from None
+    return value
 
 
 def _as_value_error(check: Callable[[], _T]) -> _T:
@@ -151,13 +167,16 @@ class Account:
     timezone: str
     retries: int
     retry_delay: float
+    #: Every account of the file (name, url, token_env), in its order: who may hold the same token.
+    peers: tuple[tuple[str, str, str], ...] = field(default=(), repr=False, compare=False)
 
     def token(self, env: Mapping[str, str]) -> str:
         """The token from the variable ``token_env`` names; its value never appears in a message."""
         token = env.get(self.token_env, "").strip()
         if not token:
+            shown = self.token_env if re.fullmatch(_ENV_PATTERN, self.token_env) else "(not a variable name)"
             raise AuthenticationError(
-                f"account {self.name}: the environment variable {self.token_env} (its token_env) is not set"
+                f"account {self.name}: the environment variable {shown} (its token_env) is not set"
             )
         return check_token(token, name=f"{self.token_env} (the token of account {self.name})")
 
@@ -169,6 +188,24 @@ class Account:
             rate_limits=self.rate_limits,
             timeout=self.timeout,
             state_path=self.state,
+            token_source=f"{self.token_env} (the token_env of account {self.name})",
+            url_source=f"the url of account {self.name}",
+        )
+
+    def shared_token(self, env: Mapping[str, str]) -> UsageError | None:
+        """Another account of the file whose variable holds this one's token for the same API, if any.
+
+        One token on one API is one Helcim account: both would write into it, each from its own state
+        store. Neither runs, since which variable is wrong cannot be told from here.
+        """
+        mine = env.get(self.token_env, "").strip()
+        same = [name for name, url, variable in self.peers
+                if mine and _same_api(url, self.url) and env.get(variable, "").strip() == mine]  # fmt: skip
+        if len(same) < 2:
+            return None
+        return UsageError(
+            f"accounts {' and '.join(same)} hold the same token for one API: they are one Helcim account, "
+            "which needs one state store; none of them runs until each token_env names its own account's token"
         )
 
     def crm_file(self) -> Path:
@@ -182,7 +219,12 @@ class Account:
 
     def night(self, when: datetime) -> date:
         """The night ``when`` belongs to: noon to noon in the account's time zone, named after its morning."""
-        return (when.astimezone(ZoneInfo(self.timezone)) + _NOON).date()
+        return Account.night_in(self.timezone, when)
+
+    @staticmethod
+    def night_in(timezone: str, when: datetime) -> date:
+        """The night ``when`` belongs to in ``timezone`` (noon to noon, named after its morning)."""
+        return (when.astimezone(ZoneInfo(timezone)) + _NOON).date()
 
     def out_dir(self, night: date) -> Path:
         return Path(self.out.replace("{date}", night.isoformat()))
@@ -197,23 +239,62 @@ class Account:
 
 
 @dataclass(frozen=True)
+class InvalidAccount:
+    """An ``[[account]]`` table that does not validate (or clashes with another): it never runs.
+
+    ``name`` and ``timezone`` are the table's own when they are usable, so that an orchestrator can
+    still report it as that account's failure, in its zone.
+    """
+
+    label: str  # account 'south' ([[account]] 3), or [[account]] 3 without a usable name
+    name: str | None
+    timezone: str | None
+    problems: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"{self.label} is not valid: " + "; ".join(self.problems)
+
+    def error(self) -> UsageError:
+        return UsageError(self.describe())
+
+
+@dataclass(frozen=True)
 class AccountsFile:
     path: Path
     accounts: tuple[Account, ...]
+    invalid: tuple[InvalidAccount, ...] = ()  # only from load_accounts(..., partial=True)
 
     @property
     def names(self) -> list[str]:
+        """The accounts that can run."""
         return [a.name for a in self.accounts]
 
+    @property
+    def all_names(self) -> list[str]:
+        """Every account of the file with a usable name, valid or not (an orchestrator's partitions)."""
+        return self.names + [bad.name for bad in self.invalid if bad.name and bad.name not in self.names]
+
     def get(self, name: str) -> Account:
+        """The account ``name``; an invalid one raises its problems (a UsageError, exit 2)."""
+        for bad in self.invalid:
+            if bad.name == name:
+                raise bad.error()
         for account in self.accounts:
             if account.name == name:
                 return account
+        for bad in self.invalid:  # case aside, as names clash
+            if bad.name is not None and bad.name.lower() == name.lower():
+                raise bad.error()
         raise UsageError(f"{self.path}: no account named {name!r}")
 
 
-def load_accounts(path: Path) -> AccountsFile:
-    """Read and check the accounts file; every problem is named (file, account, key) in one UsageError."""
+def load_accounts(path: Path, *, partial: bool = False) -> AccountsFile:
+    """Read and check the accounts file; every problem is named (file, account, key) in one UsageError.
+
+    ``partial``: a table that does not validate, or two that clash, are :class:`InvalidAccount`
+    entries and the other accounts load; only a file that cannot be read as a whole (not TOML, a key
+    outside the tables, a bad ``[defaults]``) raises. An orchestrator keeps the valid accounts running.
+    """
     try:
         with path.open("rb") as handle:
             table = tomllib.load(handle)
@@ -224,26 +305,64 @@ def load_accounts(path: Path) -> AccountsFile:
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path} is not valid TOML: {exc}") from None
     defaults, tables, problems = _tables(table)
-    base = path.resolve().parent
+    if problems and partial:
+        raise UsageError(f"{path} is not a valid accounts file:\n  " + "\n  ".join(problems))
+    accounts, invalid = _validated(defaults, tables, path.resolve().parent)
+    clashes = _clashes(accounts, invalid)
+    problems += [f"{bad.label}: {p}" for bad in invalid for p in bad.problems]
+    problems += list(dict.fromkeys(p for found in clashes.values() for p in found))
+    if problems and not partial:
+        raise UsageError(f"{path} is not a valid accounts file:\n  " + "\n  ".join(problems))
+    invalid += [InvalidAccount(f"account {account.name!r}", account.name, account.timezone, tuple(clashes[number]))
+                for number, account in enumerate(accounts) if number in clashes]  # fmt: skip
+    valid = [account for number, account in enumerate(accounts) if number not in clashes]
+    peers = tuple((a.name, a.url, a.token_env) for a in valid)
+    return AccountsFile(path, tuple(replace(a, peers=peers) for a in valid), tuple(invalid))
+
+
+def _validated(
+    defaults: dict[str, Any], tables: list[dict[str, Any]], base: Path
+) -> tuple[list[Account], list[InvalidAccount]]:
     accounts: list[Account] = []
+    invalid: list[InvalidAccount] = []
     for number, raw in enumerate(tables, start=1):
         label = (
             f"account {raw.get('name')!r} ([[account]] {number})"
             if "name" in raw
             else f"[[account]] {number}"
         )
+        merged = {**defaults, **raw}
         secret = [k for k in _SECRET_KEYS if k in raw]
-        if secret:
-            problems.append(f"{label}: {secret[0]}: {_NO_SECRETS}")
-            continue
         try:
-            accounts.append(_resolve(_AccountTable.model_validate({**defaults, **raw}), base))
+            if secret:
+                problems = [f"{secret[0]}: {_NO_SECRETS}"]
+            else:
+                accounts.append(_resolve(_AccountTable.model_validate(merged), base))
+                continue
         except ValidationError as error:
-            problems += [f"{label}: {_explain(e)}" for e in error.errors()]
-    problems += _clashes(accounts)
-    if problems:
-        raise UsageError(f"{path} is not a valid accounts file:\n  " + "\n  ".join(problems))
-    return AccountsFile(path, tuple(accounts))
+            problems = [_explain(e) for e in error.errors()]
+        name, zone = merged.get("name"), merged.get("timezone", "UTC")
+        usable = isinstance(name, str) and re.fullmatch(NAME_PATTERN, name) is not None
+        invalid.append(InvalidAccount(label, name if usable else None, _zone_or_none(zone), tuple(problems)))
+    return accounts, invalid
+
+
+def _zone_or_none(value: Any) -> str | None:
+    try:
+        return _known_zone(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _same_api(one: str, other: str) -> bool:
+    """Two API URLs that reach the same API (case of the scheme and host, a default port, a final slash aside)."""
+
+    def key(url: str) -> tuple[str, str, int | None, str]:
+        parts = urlsplit(url)
+        default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+        return parts.scheme.lower(), (parts.hostname or ""), parts.port or default, parts.path.rstrip("/")
+
+    return key(one) == key(other)
 
 
 def _tables(table: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
@@ -271,8 +390,13 @@ _NO_SECRETS = (
 )
 _FRIENDLY = {
     ("name", "string_pattern_mismatch"): "use 1 to 64 letters, digits, - and _",
-    ("token_env", "string_pattern_mismatch"): "the name of an environment variable (letters, digits and _)",
+    ("token_env", "string_pattern_mismatch"): (
+        "this looks like a token, not a variable name: give the name of the environment variable that holds "
+        "the token (capital letters, digits and _, such as HELCIM_TOKEN_NORTH); what it holds is not shown"
+    ),
 }
+#: Keys whose value is never shown in a message: a URL may carry a password, token_env may be the token.
+_UNSHOWN = ("url", "token_env")
 
 
 def _explain(error: Any) -> str:
@@ -283,7 +407,7 @@ def _explain(error: Any) -> str:
     if error["type"] == "missing":
         return f"{key}: missing"
     message = _FRIENDLY.get((key, error["type"]), str(error["msg"]).removeprefix("Value error, "))
-    if key == "url":  # a URL may carry a password: the message shows its host only
+    if key in _UNSHOWN:  # the URL's message shows its host only
         return f"{key}: {message}"
     return f"{key}: {message} (got {error['input']!r})"
 
@@ -314,12 +438,21 @@ def _resolve(table: _AccountTable, base: Path) -> Account:
     )
 
 
-def _clashes(accounts: list[Account]) -> list[str]:
-    """What two accounts must never share: a name, a state store, an output folder, a token on one API."""
-    problems: list[str] = []
+def _clashes(accounts: list[Account], invalid: list[InvalidAccount]) -> dict[int, list[str]]:
+    """What two accounts must never share: a name, a state store, an output folder, a token on one API.
+
+    Each account involved gets the problem (by its position in ``accounts``): none of them runs, since
+    which one is meant cannot be told. A name an invalid table holds counts too.
+    """
+    problems: dict[int, list[str]] = {}
     seen: dict[tuple[str, str], int] = {}
     some_night = date(2000, 1, 1)
+    taken = {bad.name.lower(): bad.label for bad in invalid if bad.name}
     for number, account in enumerate(accounts):
+        if account.name.lower() in taken:
+            problems.setdefault(number, []).append(
+                f"account {account.name} and {taken[account.name.lower()]} have the same name (case aside)"
+            )
         keys = {
             "name (case aside)": account.name.lower(),
             "state store": str(account.state.resolve()),
@@ -329,7 +462,9 @@ def _clashes(accounts: list[Account]) -> list[str]:
         for what, key in keys.items():
             first = seen.setdefault((what, key), number)
             if first != number:
-                problems.append(f"accounts {accounts[first].name} and {account.name} have the same {what}")
+                problem = f"accounts {accounts[first].name} and {account.name} have the same {what}"
+                problems.setdefault(first, []).append(problem)
+                problems.setdefault(number, []).append(problem)
     return problems
 
 
@@ -354,7 +489,6 @@ class AccountCheck:
 def check_accounts(accounts: AccountsFile, env: Mapping[str, str]) -> list[AccountCheck]:
     """For each account: its export is found, its profile read, and its API answers ``ping`` with its token."""
     checks: list[AccountCheck] = []
-    tokens: dict[tuple[str, str], str] = {}
     for account in accounts.accounts:
         check = AccountCheck(account.name)
         checks.append(check)
@@ -370,12 +504,9 @@ def check_accounts(accounts: AccountsFile, env: Mapping[str, str]) -> list[Accou
             check.fail(error, account)
         try:
             settings = account.settings(env)
-            other = tokens.setdefault((settings.api_url, settings.api_token), account.name)
-            if other != account.name:
-                raise UsageError(
-                    f"accounts {other} and {account.name} hold the same token for one API: they are one "
-                    "Helcim account, which needs one state store"
-                )
+            shared = account.shared_token(env)
+            if shared is not None:
+                raise shared
             check.connection = ping(settings)
         except CrmsyncError as error:
             check.fail(error, account)
@@ -399,10 +530,28 @@ class AccountRun:
     retriable: bool = False  # Helcim could not be reached: trying again later may help
     crm_file: Path | None = None
 
+    @classmethod
+    def of(cls, account: Account, result: RunResult, out_dir: Path, crm_file: Path | None) -> AccountRun:
+        """A run that :func:`run_nightly` finished (whatever its status) as the orchestrator sees it."""
+        fatal = result.applied.fatal if result.applied is not None else None
+        error = result.error or (account.explain(fatal) if fatal is not None else "")
+        if result.status == "refused" and result.prepared is not None:  # what the guard saw, column by column
+            error = "the mass-change guard refused the plan: " + "; ".join(
+                result.prepared.plan.mass_change_warnings()
+            )
+        return cls(
+            account.name, result.exit_code, result.status, out_dir, result.to_dict(), result,
+            error=error,
+            retriable=result.exit_code == EXIT_UNREACHABLE and _retriable(fatal), crm_file=crm_file,
+        )  # fmt: skip
+
     @property
     def succeeded(self) -> bool:
-        """The night's work is done (exit 0, or 1: some rows rejected or failed)."""
-        return self.exit_code in (0, 1)
+        """The night's work is done: ok (exit 0) or partial (exit 1: some rows rejected or failed).
+
+        Exit 1 alone is not enough: a run that 429s stopped mid-apply ends ``failed`` with exit 1.
+        """
+        return self.exit_code in (EXIT_OK, EXIT_PARTIAL) and self.status in ("ok", "partial")
 
     @property
     def findings_by_severity(self) -> dict[str, int]:
@@ -426,19 +575,23 @@ def run_account(
 
     A state store another run holds is reported as ``busy`` (exit 2) before
     the output folder is touched: that folder belongs to the run in progress.
+    Otherwise what an earlier run left in the folder (:data:`OUTPUTS`) is
+    removed first, under the lock, so that nothing stale passes for this run's.
     """
     crm_file: Path | None = None
+    today = today or datetime.now(ZoneInfo(account.timezone)).date()  # the account's date, not the machine's
     try:
+        with state_lock(account.state):  # a first look; run_nightly takes the lock for good
+            _clear_outputs(out_dir)
         settings = account.settings(env)
+        shared = account.shared_token(env)
+        if shared is not None:
+            raise shared
         crm_file = account.crm_file()
-        with state_lock(settings.state_path):
-            pass  # a first look; run_nightly takes the lock for good
     except CrmsyncError as error:
         return _failed(
             account, out_dir, error, crm_file, write_summary=not isinstance(error, StateLockedError)
         )
-    with contextlib.suppress(OSError):  # an earlier run's summary here must not pass for this one's
-        (out_dir / "summary.json").unlink(missing_ok=True)
     try:
         result = run_nightly(
             settings, crm_file, account.profile, out_dir, policy=account.policy, max_calls=account.max_calls,
@@ -446,12 +599,20 @@ def run_account(
         )  # fmt: skip
     except CrmsyncError as error:
         return _failed(account, out_dir, error, crm_file, write_summary=False)
-    fatal = result.applied.fatal if result.applied is not None else None
-    return AccountRun(
-        account.name, result.exit_code, result.status, out_dir, result.to_dict(), result,
-        error=result.error or (account.explain(fatal) if fatal is not None else ""),
-        retriable=_retriable(fatal), crm_file=crm_file,
-    )  # fmt: skip
+    return AccountRun.of(account, result, out_dir, crm_file)
+
+
+def _clear_outputs(out_dir: Path) -> None:
+    """Remove what an earlier run wrote in ``out_dir`` (only :data:`OUTPUTS`; anything else stays)."""
+    for name in OUTPUTS:
+        path = out_dir / name
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot remove the earlier {path}: {exc.strerror or exc}") from None
 
 
 def _retriable(error: BaseException | None) -> bool:

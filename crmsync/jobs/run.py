@@ -40,6 +40,7 @@ from crmsync.errors import (
     HelcimError,
     Interrupted,
     OutputError,
+    StateLockedError,
 )
 from crmsync.jobs.accounting import RowCounts, account, results_frame
 from crmsync.jobs.session import CallStats, Session
@@ -189,7 +190,8 @@ def run_nightly(
             warnings=[f"the run stopped before writing anything to Helcim: {error}"],
             error=str(error),
         )
-        try_write_json(stopped.to_dict(), out_dir / "summary.json")
+        if not isinstance(error, StateLockedError):  # locked: the folder is the running night's, left alone
+            try_write_json(stopped.to_dict(), out_dir / "summary.json")
         raise
     return result
 

@@ -47,6 +47,10 @@ def client_for(
         timeout=(min(5.0, settings.timeout), settings.timeout),
         deadline=settings.timeout,
         stop=stop,
+        token_source=settings.token_source,
+        url_source=settings.url_source,
+        proxy=settings.proxy,
+        ca_bundle=str(settings.ca_bundle) if settings.ca_bundle is not None else None,
     )
 
 

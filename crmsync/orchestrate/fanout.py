@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +36,7 @@ from typing import Any
 import click
 import dagster as dg
 
-from crmsync.errors import EXIT_PARTIAL, EXIT_USAGE, CrmsyncError
+from crmsync.errors import EXIT_USAGE, CrmsyncError, UsageError
 from crmsync.jobs.accounts import load_accounts
 from crmsync.orchestrate.assets import ACCOUNT_TAG, ACCOUNTS, NIGHTLY
 from crmsync.orchestrate.automation import NIGHTLY_JOB
@@ -72,17 +72,36 @@ def instance_at(out_root: Path) -> dg.DagsterInstance:
 
 
 def fanout(
-    accounts_file: Path, out_root: Path, *, jobs: int = 4, stop: StopSignal | None = None
+    accounts_file: Path,
+    out_root: Path,
+    *,
+    jobs: int = 4,
+    stop: StopSignal | None = None,
+    allow_mass_change: Collection[str] = (),
 ) -> list[AccountLine]:
-    """Run every account of the file once; one line per account, in the file's order."""
-    accounts = load_accounts(accounts_file)
+    """Run every account of the file once; one line per account, in the file's order, then the invalid ones.
+
+    An account table that does not validate runs nothing and is a line of its own (exit 2); the others run.
+    ``allow_mass_change`` names the accounts whose run this time may write what the mass-change guard
+    refuses (one fanout only: it is never a setting).
+    """
+    accounts = load_accounts(accounts_file, partial=True)
+    unknown = sorted(set(allow_mass_change) - set(accounts.names))
+    if unknown:
+        raise UsageError(f"{accounts_file}: no account can run as {', '.join(unknown)}")
     (out_root / ".logs").mkdir(parents=True, exist_ok=True)
     with instance_at(out_root) as instance:  # the partitions, before any worker looks them up
         known = set(instance.get_dynamic_partitions(ACCOUNTS.name or ""))
         instance.add_dynamic_partitions(ACCOUNTS.name or "", [n for n in accounts.names if n not in known])
-    workers = _Workers(accounts_file.resolve(), out_root.resolve(), stop or StopSignal())
+    workers = _Workers(
+        accounts_file.resolve(), out_root.resolve(), stop or StopSignal(), set(allow_mass_change)
+    )
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="fanout") as pool:
         lines = list(pool.map(workers.run, accounts.names))
+    lines += [
+        AccountLine(bad.name or bad.label, "invalid", EXIT_USAGE, error=bad.describe())
+        for bad in accounts.invalid
+    ]
     document = {
         "accounts_file": str(accounts_file),
         "exit_code": worst(lines),
@@ -95,8 +114,8 @@ def fanout(
 class _Workers:
     """Starts one worker process per account and reads back its line; passes a stop on once."""
 
-    def __init__(self, accounts_file: Path, out_root: Path, stop: StopSignal) -> None:
-        self.accounts_file, self.out_root, self.stop = accounts_file, out_root, stop
+    def __init__(self, accounts_file: Path, out_root: Path, stop: StopSignal, allow: set[str]) -> None:
+        self.accounts_file, self.out_root, self.stop, self.allow = accounts_file, out_root, stop, allow
         self.running: dict[str, subprocess.Popen[bytes]] = {}
         self.lock = threading.Lock()
         stop.on_set(self._forward)
@@ -106,6 +125,7 @@ class _Workers:
         result_file.unlink(missing_ok=True)
         command = [sys.executable, "-m", "crmsync.orchestrate.fanout", str(self.accounts_file)]
         command += ["--out", str(self.out_root), "--worker", name]
+        command += ["--allow-mass-change", name] if name in self.allow else []
         with self.lock:
             if self.stop.is_set():
                 return AccountLine(name, "not started", self.stop.exit_code, error=self.stop.reason)
@@ -120,10 +140,7 @@ class _Workers:
         try:
             return AccountLine(**json.loads(result_file.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):
-            log_path = self.out_root / ".logs" / f"{name}.log"
-            return AccountLine(
-                name, "crashed", EXIT_PARTIAL, error=f"the worker exited {code}: see {log_path}"
-            )
+            return crashed(name, code, self.out_root / ".logs" / f"{name}.log")
 
     def _forward(self) -> None:
         sig = signal.SIGINT if self.stop.exit_code == 130 else signal.SIGTERM
@@ -133,14 +150,35 @@ class _Workers:
                     process.send_signal(sig)
 
 
-def run_worker(accounts_file: Path, out_root: Path, name: str) -> AccountLine:
+def crashed(name: str, returncode: int, log_path: Path) -> AccountLine:
+    """A worker that ended without its line: never partial. Killed by a signal: 128 + it, as shells say."""
+    if returncode < 0:
+        how = f"was killed by {_signal_name(-returncode)}"
+        code = 128 - returncode
+    else:
+        how, code = f"exited {returncode} without a result", max(returncode, EXIT_USAGE)
+    return AccountLine(name, "crashed", code, error=f"the account's worker {how}: see {log_path}")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def run_worker(
+    accounts_file: Path, out_root: Path, name: str, *, allow_mass_change: bool = False
+) -> AccountLine:
     """In a worker process: the job, in-process, for one account's partition; its line from Dagster's events."""
     defs = build_definitions(accounts_file, out_root=out_root)
     job = defs.resolve_job_def(NIGHTLY_JOB)
+    config = {"ops": {NIGHTLY: {"config": {"allow_mass_change": True}}}} if allow_mass_change else None
     with instance_at(out_root) as instance:
         result = job.execute_in_process(
-            partition_key=name, instance=instance, tags={ACCOUNT_TAG: name}, raise_on_error=False
-        )
+            partition_key=name, instance=instance, tags={ACCOUNT_TAG: name}, raise_on_error=False,
+            run_config=config,
+        )  # fmt: skip
     return line_of(name, result)
 
 
@@ -156,9 +194,9 @@ def line_of(name: str, result: dg.ExecuteInProcessResult) -> AccountLine:
         user = data.user_failure_data if data is not None else None
         if user is not None:
             line = _from_metadata(name, user.metadata)
-        else:  # not crmsync's Failure: Dagster's own or a bug, said as such
+        else:  # not crmsync's Failure: Dagster's own or a bug, said as such (never as partial)
             message = data.error.message.strip() if data is not None and data.error else "the run failed"
-            line = AccountLine(name, "failed", EXIT_PARTIAL, error=message)
+            line = AccountLine(name, "failed", EXIT_USAGE, error=message)
     line.retries, line.run_id = retries, result.run_id
     return line
 
@@ -167,7 +205,7 @@ def _from_metadata(name: str, metadata: Mapping[str, Any]) -> AccountLine:
     values = {key: getattr(value, "value", value) for key, value in metadata.items()}
     figures = {k: int(values[k]) for k in (*COUNTED, *(f"findings_{s}" for s in SEVERITIES)) if k in values}
     return AccountLine(
-        name, str(values.get("status", "")), int(values.get("exit_code", EXIT_PARTIAL)), figures,
+        name, str(values.get("status", "")), int(values.get("exit_code", EXIT_USAGE)), figures,
         report=str(values.get("report", "")), error=str(values.get("error", "")),
     )  # fmt: skip
 
@@ -182,7 +220,7 @@ def table(lines: list[AccountLine]) -> list[str]:
         )
         rows.append(
             [line.account, line.status, str(line.exit_code), *(str(line.figures.get(k, "-")) for k in COUNTED),
-             found or "-", str(line.retries), _shown(line.report) if line.exit_code in (0, 1) else line.error]
+             found or "-", str(line.retries), _last_cell(line)]
         )  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     text = [
@@ -195,6 +233,13 @@ def table(lines: list[AccountLine]) -> list[str]:
     counts = ", ".join(f"{n} {status}" for status, n in statuses.items())
     text.append(f"{len(lines)} accounts: {counts}; exit {worst(lines)} (the worst)")
     return text
+
+
+def _last_cell(line: AccountLine) -> str:
+    """The report of a run that succeeded (ok, partial), else why it failed (a 429-stopped run exits 1 too)."""
+    if line.status in ("ok", "partial") and line.report:
+        return _shown(line.report)
+    return line.error or _shown(line.report)
 
 
 def _shown(path: str) -> str:
@@ -216,16 +261,20 @@ def worst(lines: list[AccountLine]) -> int:
 @click.option(
     "--jobs", type=click.IntRange(min=1), default=4, show_default=True, help="Accounts run at a time."
 )
+@click.option(
+    "--allow-mass-change", "allow", multiple=True, metavar="ACCOUNT",
+    help="This fanout only: ACCOUNT's run may write what the mass-change guard refuses (repeatable).",
+)  # fmt: skip
 @click.option("--worker", hidden=True, help="(internal) run this one account in this process.")
-def main(accounts_file: Path, out_root: Path, jobs: int, worker: str | None) -> None:
+def main(accounts_file: Path, out_root: Path, jobs: int, allow: tuple[str, ...], worker: str | None) -> None:
     """Run every account of ACCOUNTS_FILE once through Dagster in-process; print one row per account."""
     if worker is not None:
-        line = run_worker(accounts_file, out_root, worker)
+        line = run_worker(accounts_file, out_root, worker, allow_mass_change=worker in allow)
         (out_root / ".logs" / f"{worker}.json").write_text(json.dumps(asdict(line)), encoding="utf-8")
         raise click.exceptions.Exit(line.exit_code)
     try:
         with stop_on_signals(StopSignal()) as stop:
-            lines = fanout(accounts_file, out_root, jobs=jobs, stop=stop)
+            lines = fanout(accounts_file, out_root, jobs=jobs, stop=stop, allow_mass_change=allow)
     except CrmsyncError as error:
         click.echo(f"crmsync fanout: error: {error}", err=True)
         raise click.exceptions.Exit(error.exit_code) from None
