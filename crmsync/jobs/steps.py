@@ -84,10 +84,8 @@ def keep_helcim_addresses(
         return valid
     ids = valid["crm_id"].astype("str")
     out = valid.copy()
-    for prefix in ("billing", "shipping"):
-        rows = np.flatnonzero(ids.isin({k for k, v in checked.omitted.items() if prefix in v}).to_numpy())
-        if not len(rows):
-            continue
+    for prefix, omitted in checked.omitted.items():
+        rows = np.flatnonzero(omitted)
         at = _helcim_positions(ids.iloc[rows], customers, links)
         found = at >= 0
         for name in (c for c in valid.columns if c.startswith(f"{prefix}_")):
