@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from crmsync.console import Progress
 from crmsync.crm.export import write_crm_import
@@ -31,7 +33,7 @@ from crmsync.reconcile.tables import payment_methods
 from crmsync.state import ActionEntry
 from crmsync.sync.diff import DiffResult, Policy, diff
 from crmsync.sync.load import record_agreed
-from crmsync.sync.pairing import PROPOSAL_COLUMNS, importable, with_links
+from crmsync.sync.pairing import PROPOSAL_COLUMNS, arrow_column, importable, pair_customers, with_links
 from crmsync.sync.plan import CONFLICT_CSV_COLUMNS, PLAN_CSV_COLUMNS, Plan, build_plan, conflict_rows
 from crmsync.sync.snapshot import (
     CustomerRefresh,
@@ -70,64 +72,58 @@ class Prepared:
 
 
 def keep_helcim_addresses(
-    checked: CheckedExport, customers: pd.DataFrame, links: pd.DataFrame
+    checked: CheckedExport, customers: pd.DataFrame, pairs: pd.DataFrame
 ) -> pd.DataFrame:
     """The valid rows, with each omitted (incomplete) address replaced by the one Helcim holds.
 
     An address the export gives incompletely is never sent (Helcim cannot hold
     it), so it must neither clear the address Helcim has nor be pushed again
     every night: the diff sees Helcim's own address there, which is "unchanged".
-    A customer Helcim does not have yet is created without that address.
+    Only a row the diff pairs with a Helcim customer (``pairs``: the diff's own
+    pairing, PAIR_COLUMNS) takes that customer's address; any other row —
+    created, held for a link decision — goes without it, never with the address
+    of a customer who belongs to another row.
     """
     valid = checked.valid
-    if not checked.omitted:
+    if not checked.omitted or pairs.empty or customers.empty:
         return valid
-    ids = valid["crm_id"].astype("str")
+    helcim_at = np.full(len(valid), -1, dtype=np.int64)
+    helcim_at[pairs["crm_pos"].to_numpy(dtype=np.int64)] = pairs["helcim_pos"].to_numpy(dtype=np.int64)
     out = valid.copy()
     for prefix, omitted in checked.omitted.items():
-        rows = np.flatnonzero(omitted)
-        at = _helcim_positions(ids.iloc[rows], customers, links)
-        found = at >= 0
+        rows = omitted & (helcim_at >= 0)
+        if not rows.any():
+            continue
+        mask, taken = pa.array(rows), pa.array(helcim_at[rows])
         for name in (c for c in valid.columns if c.startswith(f"{prefix}_")):
-            values = out[name].to_numpy(dtype=object)
-            values[rows[found]] = customers[name].to_numpy(dtype=object)[at[found]]
+            helcim_values = pc.take(arrow_column(customers[name]), taken)
+            values = pc.replace_with_mask(arrow_column(out[name]), mask, helcim_values)
             out[name] = pd.Series(values, index=out.index, dtype="str")
     return out
-
-
-def _helcim_positions(crm_ids: pd.Series, customers: pd.DataFrame, links: pd.DataFrame) -> np.ndarray:
-    """Each CRM row's Helcim customer (its position in ``customers``, -1 for none), as the diff pairs them:
-    the state store's link, else the oldest customer holding the crm_id as its code."""
-    at = np.full(len(crm_ids), -1, dtype=np.int64)
-    if customers.empty:
-        return at
-    helcim_ids = pd.Index(customers["helcim_id"].astype("int64"))
-    linked = pd.Index(links["crm_id"].astype("str")).get_indexer(pd.Index(crm_ids))
-    has_link = linked >= 0
-    linked_ids = links["helcim_id"].astype("int64").to_numpy()[linked[has_link]]
-    at[has_link] = helcim_ids.get_indexer(pd.Index(linked_ids))
-    oldest = np.argsort(customers["helcim_id"].astype("int64").to_numpy(), kind="stable")
-    codes = customers["customer_code"].astype("str").to_numpy(dtype=object)[oldest]
-    first = ~pd.Series(codes).duplicated().to_numpy()
-    by_code = pd.Index(codes[first]).get_indexer(pd.Index(crm_ids[~has_link]))
-    at[~has_link] = np.where(by_code >= 0, oldest[first][np.maximum(by_code, 0)], -1)
-    return at
 
 
 def pure_diff(
     checked: CheckedExport, snapshot: Snapshot, session: Session, policy: Policy = "crm-wins"
 ) -> DiffResult:
-    """The diff of the export against the snapshot and the state store's base and links (records nothing)."""
+    """The diff of the export against the snapshot and the state store's base and links (records nothing).
+
+    Who is whom is computed once (:func:`crmsync.sync.pairing.pair_customers`): the omitted addresses
+    are filled in from it, and the diff uses the same answer.
+    """
     state = session.state
+    links = state.links()
+    known = set(checked.crm_ids)
+    pairing = pair_customers(checked.valid, snapshot.customers, links, known)
     return diff(
-        keep_helcim_addresses(checked, snapshot.customers, state.links()),
+        keep_helcim_addresses(checked, snapshot.customers, pairing.pairs),
         snapshot.customers,
         state.base(),
-        state.links(),
+        links,
         policy=policy,
         fields=checked.fields,
-        known_crm_ids=set(checked.crm_ids),
+        known_crm_ids=known,
         rejected_links=state.rejected_links(),
+        pairing=pairing,
     )
 
 
