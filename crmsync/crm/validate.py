@@ -38,7 +38,7 @@ from crmsync.crm.addresses import (
 )
 from crmsync.crm.extract import CrmExport, read_crm
 from crmsync.crm.keys import email_codes
-from crmsync.crm.normalize import normalize_crm
+from crmsync.crm.normalize import cell_phones_in_context, normalize_crm
 from crmsync.crm.profiles import Profile, load_profile
 from crmsync.errors import UsageError
 from crmsync.schemas.address import (
@@ -295,6 +295,10 @@ class CheckedExport:
     #: under ``omit``); a prefix no valid row omitted is absent.
     omitted: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
     incomplete_address: str = "omit"
+    #: The valid rows' cell phones as normalised with the export's own billing country (where the
+    #: billing address was omitted, ``valid`` holds them in the context of no country: the one Helcim
+    #: holds for a customer it creates without it). Empty when no billing address was omitted.
+    exported_cell_phones: pd.Series = field(default_factory=lambda: _NO_PHONES)
 
     @property
     def rows_read(self) -> int:
@@ -321,6 +325,9 @@ class CheckedExport:
     @property
     def source_lines(self) -> dict[str, int]:
         return dict(zip(self.valid["crm_id"].astype(str), self.valid["source_line"].astype(int), strict=True))
+
+
+_NO_PHONES = pd.Series(dtype="str")
 
 
 def _no_warnings() -> pd.DataFrame:
@@ -422,18 +429,22 @@ def check_export(path: Path, profile: str | Profile, incomplete_address: str = "
         export.frame["crm_id"] = normalised["crm_id"]
     warnings = [_notes_table(normalised, notes)]
     omitted_rows: dict[str, np.ndarray[Any, Any]] = {}
+    exported_phones = _NO_PHONES
     if incomplete_address == "omit":
         omitted = omit_incomplete_addresses(normalised, frame)
         normalised, omitted_rows = omitted.frame, omitted.rows
+        exported_phones = normalised["cell_phone"]
+        normalised = cell_phones_in_context(normalised, omitted_rows.get("billing", np.zeros(0, dtype=bool)))
         warnings.append(omitted.warnings)
         del omitted
     valid, rejects = validate_frame(normalised, frame)
     if export.key == "email":
         rejects = _email_key_reasons(rejects)
     omitted_valid = _omitted_of_valid(normalised, valid, omitted_rows)
+    phones = exported_phones.reindex(valid.index) if "billing" in omitted_valid else _NO_PHONES
     del normalised, frame  # the valid rows are a copy: free the rest before the warnings are sorted
     return CheckedExport(
-        export, valid, rejects, _valid_warnings(warnings, valid), omitted_valid, incomplete_address
+        export, valid, rejects, _valid_warnings(warnings, valid), omitted_valid, incomplete_address, phones
     )
 
 

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from crmsync.console import Progress
 from crmsync.crm.export import write_crm_import
+from crmsync.crm.normalize import cell_phones_in_context
 from crmsync.crm.validate import REJECT_COLUMNS, CheckedExport
 from crmsync.jobs.session import Session
 from crmsync.outputs import write_csv, write_text
@@ -82,7 +83,9 @@ def keep_helcim_addresses(
     Only a row the diff pairs with a Helcim customer (``pairs``: the diff's own
     pairing, PAIR_COLUMNS) takes that customer's address; any other row —
     created, held for a link decision — goes without it, never with the address
-    of a customer who belongs to another row.
+    of a customer who belongs to another row. The cell phone of a row that
+    takes Helcim's billing address is normalised again with that address's
+    country, as Helcim's side of the diff normalises it.
     """
     valid = checked.valid
     if not checked.omitted or pairs.empty or customers.empty:
@@ -99,6 +102,8 @@ def keep_helcim_addresses(
             helcim_values = pc.take(arrow_column(customers[name]), taken)
             values = pc.replace_with_mask(arrow_column(out[name]), mask, helcim_values)
             out[name] = pd.Series(values, index=out.index, dtype="str")
+        if prefix == "billing":  # the cell phone, in the context of the billing country Helcim holds
+            out = cell_phones_in_context(out, rows, checked.exported_cell_phones)
     return out
 
 

@@ -170,6 +170,7 @@ def test_plan_and_run_work_on_each_real_export(tmp_path: Path, sandbox: SandboxP
     code, output = invoke(tmp_path, sandbox, "run", "--crm", export, "--out", str(tmp_path / "night2"))
     second = json.loads((tmp_path / "night2" / "summary.json").read_text())
     assert (second["created"], second["updated"]) == (0, 0), output  # nothing pushed again
+    assert second["exported"] == 0, output  # and nothing Helcim holds differs: no phantom export either
     assert second["unchanged"] == first["created"]
     assert second["rows_with_warnings"] == first["rows_with_warnings"]
 

@@ -16,13 +16,15 @@ from crmsync.crm.export import crm_columns, import_updates, new_customers
 from crmsync.crm.extract import read_crm
 from crmsync.crm.fit import draft_profile, rank_profiles
 from crmsync.crm.keys import email_code
+from crmsync.crm.normalize import normalize_phone
 from crmsync.crm.profiles import available_profiles, load_profile, parse_profile
 from crmsync.crm.validate import check_export
 from crmsync.errors import InputFileError, NoProfileFitsError
+from crmsync.helcim.models import Address, CustomerInput
 from crmsync.schemas.crm import CRM_COLUMNS
 from helcim_sandbox.launcher import SandboxProcess
 from tests.crm.helpers import generic_csv, write
-from tests.jobs.test_plan_cli import add_to_helcim, invoke, plan_of
+from tests.jobs.test_plan_cli import add_to_helcim, helcim, invoke, plan_of, read_csv
 
 SHOPIFY = (
     "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Default Address Company,"
@@ -332,3 +334,38 @@ def test_an_omitted_address_never_clears_helcims_nor_is_pushed_again(
     summary = json.loads((tmp_path / "plan" / "summary.json").read_text())
     assert summary["rows_with_warnings"] == 1
     assert (tmp_path / "plan" / "warnings.csv").read_text().count("CRM-1") >= 3
+
+
+def test_a_cell_phone_is_normalised_with_the_country_helcim_will_hold(tmp_path: Path) -> None:
+    """A Chilean customer with a +1 cell phone: with the whole address sent, the phone keeps its country
+    code in Chile's context; with the address omitted, Helcim holds no country, and the phone is what
+    Helcim's side normalises it to (North America: 10 digits), so the next night sees no difference."""
+    chile = {"billing_country": "CL", "billing_province": "RM", "billing_city": "Santiago",
+             "cell_phone": "+1 305 406 2391", "billing_postal_code": "8320000"}  # fmt: skip
+    export = write(tmp_path, generic_csv(chile, chile | {"billing_postal_code": "", "crm_id": "CRM-2"}))
+    checked = check_export(export, "generic")
+    phones = checked.valid.set_index("crm_id")["cell_phone"].astype(str)
+    assert phones["CRM-1"] == "13054062391"  # sent with its Chilean address
+    assert phones["CRM-2"] == "3054062391"  # its address omitted: no country in Helcim
+    assert phones["CRM-2"] == normalize_phone(pd.Series(["13054062391"]), pd.Series([""])).iloc[0]
+
+
+def test_a_cell_phone_beside_an_omitted_address_compares_in_the_context_helcim_holds(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    """Helcim holds a Chilean address and the +1 cell phone with its country code; the CRM row's own
+    address is omitted (no postal code). The phone is compared in Chile's context, as Helcim's side is:
+    unchanged, not an update or an export every night."""
+    address = Address(name="Ann Lee", street1="Av. Providencia 1208", city="Santiago", province="RM",
+                      country="CHL", postal_code="7500000")  # fmt: skip
+    body = CustomerInput(contact_name="Ann Lee", cell_phone="13054062391", billing=address, code="CRM-1")
+    helcim(sandbox).create_customer(body)
+    chile = {"contact_name": "Ann Lee", "billing_name": "Ann Lee", "billing_street1": "Av. Providencia 1208",
+             "billing_city": "Santiago", "billing_province": "RM", "billing_country": "CL",
+             "billing_postal_code": "", "cell_phone": "+1 305 406 2391"}  # fmt: skip
+    export = write(tmp_path, generic_csv(chile))
+    code, output = invoke(tmp_path, sandbox, "plan", "--crm", str(export), "--out", str(tmp_path / "plan"))
+    assert code == 0, output
+    summary = json.loads((tmp_path / "plan" / "summary.json").read_text())
+    assert (summary["updates"], summary["unchanged"], summary["exports"]) == (0, 1, 0), summary
+    assert not [r for r in read_csv(tmp_path / "plan" / "plan.csv") if r["field"] == "cell_phone"]
