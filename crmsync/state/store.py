@@ -374,10 +374,23 @@ class StateStore:
         )
 
     def link(self, crm_id: str, helcim_id: int, customer_code: str, how: str, *, replaces: str = "") -> None:
-        """Link a CRM record and a Helcim customer; ``replaces``: the crm_id whose link moves to this one."""
+        """Link a CRM record and a Helcim customer; ``replaces``: the crm_id whose link moves to this one.
+
+        A move (a CRM record whose key changed: a new e-mail, where the e-mail is the key) takes the
+        old key's base and deferred writes along, so the next run still knows what both sides last
+        agreed on; call it inside :meth:`transaction`, so the three move together. ``replaces``
+        must still be the Helcim customer's link (else the proposal is out of date and nothing is
+        unlinked); the move done already (this crm_id holds the link) is nothing to do.
+        """
         existing = self.db.execute("SELECT crm_id FROM links WHERE helcim_id = ?", (helcim_id,)).fetchone()
-        if existing is not None and existing[0] != crm_id and replaces and existing[0] == replaces:
-            self.db.execute("DELETE FROM links WHERE crm_id = ?", (replaces,))
+        if replaces and (existing is None or existing[0] not in (replaces, crm_id)):
+            holder = "not linked to crm_id" if existing is None else f"linked to crm_id {existing[0]}, not"
+            raise StateError(
+                f"Helcim customer {helcim_id} is {holder} {replaces}: the link proposal is out of date "
+                "(the links changed since it was written); plan again and decide on the new proposals"
+            )
+        if replaces and existing is not None and existing[0] == replaces and replaces != crm_id:
+            self._move_key(replaces, crm_id)
         elif existing is not None and existing[0] != crm_id:
             raise StateError(f"Helcim customer {helcim_id} is already linked to crm_id {existing[0]}")
         self.db.execute(
@@ -386,6 +399,14 @@ class StateStore:
             " customer_code = excluded.customer_code, how = excluded.how, linked_at = excluded.linked_at",
             (crm_id, helcim_id, customer_code, how, utcnow()),
         )
+
+    def _move_key(self, old: str, new: str) -> None:
+        """A CRM record's link, base and deferred writes move from crm_id ``old`` to ``new``."""
+        self.db.execute("DELETE FROM links WHERE crm_id = ?", (old,))
+        for table in ("base", "deferred"):
+            if self.db.execute(f"SELECT 1 FROM {table} WHERE crm_id = ?", (old,)).fetchone() is not None:
+                self.db.execute(f"DELETE FROM {table} WHERE crm_id = ?", (new,))
+                self.db.execute(f"UPDATE {table} SET crm_id = ? WHERE crm_id = ?", (new, old))
 
     def created_since(self, moment: str) -> set[int]:
         """Helcim ids of the customers crmsync created (linked as ``created``) at or after ``moment``."""

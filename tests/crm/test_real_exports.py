@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from crmsync.cli import cli
 from crmsync.crm.keys import email_code
 from crmsync.crm.validate import check_export
-from crmsync.helcim.models import Customer
+from crmsync.helcim.models import Customer, CustomerInput
+from crmsync.state import open_state
 from helcim_sandbox.launcher import SandboxProcess
 from tests.jobs.test_plan_cli import decide, helcim, invoke
 
@@ -179,12 +180,17 @@ def test_plan_and_run_work_on_each_real_export(tmp_path: Path, sandbox: SandboxP
 def test_a_changed_email_key_is_proposed_as_a_link_never_a_duplicate(
     tmp_path: Path, sandbox: SandboxProcess
 ) -> None:
+    """Homer's e-mail (Wave's key) changes; meanwhile someone renamed him in Helcim. The new key is
+    proposed as his link, the accepted move keeps the base, and the rename is exported to the CRM on
+    the next night, never overwritten with the CRM's old name."""
     source = (REAL / "wave_customers.csv").read_text(encoding="utf-8")
     night1 = tmp_path / "wave.csv"
     night1.write_text(source, encoding="utf-8")
     code, output = invoke(tmp_path, sandbox, "run", "--crm", str(night1), "--out", str(tmp_path / "n1"))
     assert code in (0, 1), output
     created = json.loads((tmp_path / "n1" / "summary.json").read_text())["created"]
+    homer = next(c for c in sandbox_customers(sandbox) if c.contact_name.startswith("Homer"))
+    helcim(sandbox).update_customer(homer.id, CustomerInput(contact_name="Homer J. Connery"))
     night2 = tmp_path / "wave-changed.csv"
     night2.write_text(source.replace("homer@simpsons.com", "homer.j@simpsons.com"), encoding="utf-8")
     code, output = invoke(tmp_path, sandbox, "run", "--crm", str(night2), "--out", str(tmp_path / "n2"))
@@ -201,6 +207,41 @@ def test_a_changed_email_key_is_proposed_as_a_link_never_a_duplicate(
     assert third["created"] == 0
     assert third["link_proposals"] == 0
     assert len(sandbox_customers(sandbox)) == created
+    assert helcim(sandbox).get_customer(homer.id).contact_name == "Homer J. Connery"  # not overwritten
+    exported = rows(tmp_path / "n3" / "crm_import" / "updates.csv")
+    assert ("contact_first_name", "Homer J.") in {(r["field"], r["helcim_value"]) for r in exported}
+
+
+@pytest.mark.slow
+def test_a_stale_link_proposal_unlinks_nothing(tmp_path: Path, sandbox: SandboxProcess) -> None:
+    """A proposals file accepted after the links changed is refused whole, and the links stay as they
+    are: here the same move accepted again (done already: nothing to do), then one edited so that
+    another linked CRM row takes Homer's customer (it would have unlinked that row's own customer)."""
+    source = (REAL / "wave_customers.csv").read_text(encoding="utf-8")
+    night1 = tmp_path / "wave.csv"
+    night1.write_text(source, encoding="utf-8")
+    invoke(tmp_path, sandbox, "run", "--crm", str(night1), "--out", str(tmp_path / "n1"))
+    night1.write_text(source.replace("homer@simpsons.com", "homer.j@simpsons.com"), encoding="utf-8")
+    invoke(tmp_path, sandbox, "plan", "--crm", str(night1), "--out", str(tmp_path / "n2"))
+    proposals = tmp_path / "n2" / "link_proposals.csv"
+    decide(proposals, "yes")
+    assert invoke(tmp_path, sandbox, "link", "--accept", str(proposals))[0] == 0
+    assert invoke(tmp_path, sandbox, "link", "--accept", str(proposals))[0] == 0  # done already: no change
+    with open_state(tmp_path / "state.db") as state:
+        before = state.links().to_dict("records")
+    other = next(r for r in before if r["crm_id"] != email_code("homer.j@simpsons.com"))
+    # edited: another linked row takes Homer's customer, "replacing" Homer's new key
+    edited = [r | {"crm_id": other["crm_id"], "replaces": email_code("homer.j@simpsons.com")}
+              for r in rows(proposals)]  # fmt: skip
+    with proposals.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(edited[0]))
+        writer.writeheader()
+        writer.writerows(edited)
+    code, output = invoke(tmp_path, sandbox, "link", "--accept", str(proposals))
+    assert code == 2, output
+    assert "out of date" in output
+    with open_state(tmp_path / "state.db") as state:
+        assert state.links().to_dict("records") == before
 
 
 def sandbox_customers(sandbox: SandboxProcess) -> list[Customer]:

@@ -202,3 +202,36 @@ def test_the_snapshot_tables_hold_exactly_the_models_columns(tmp_path: Path) -> 
             frame = state.cache.frame(table)
             assert list(frame.columns) == list(schema.columns)
             schema.validate(frame)  # an empty table reads back with the model's dtypes
+
+
+def test_a_moved_link_takes_its_base_and_deferred_writes(tmp_path: Path) -> None:
+    """A link moved to a new key (an accepted proposal with ``replaces``) keeps what both sides agreed
+    on: without it the next run has no base and pushes the CRM's old values over Helcim's changes."""
+    with open_state(tmp_path / "s.db") as state:
+        state.link("em-old", 10, "em-old", "created")
+        state.set_base(
+            pd.DataFrame([{"crm_id": "em-old", "contact_name": "Homer", "billing_email": "h@x.com"}])
+        )
+        state.set_deferred([("em-old", "update", "budget")])
+        with state.transaction():
+            state.link("em-new", 10, "em-old", "approved", replaces="em-old")
+        assert state.links().to_dict("records") == [
+            {"crm_id": "em-new", "helcim_id": 10, "customer_code": "em-old", "how": "approved"}
+        ]
+        (base,) = state.base().to_dict("records")
+        assert (base["crm_id"], base["contact_name"], base["billing_email"]) == ("em-new", "Homer", "h@x.com")
+        assert state.deferred()["crm_id"].tolist() == ["em-new"]
+        state.link("em-new", 10, "em-old", "approved", replaces="em-old")  # the same file again: done already
+        assert state.links()["crm_id"].tolist() == ["em-new"]
+
+
+def test_a_stale_move_is_refused_and_unlinks_nothing(tmp_path: Path) -> None:
+    with open_state(tmp_path / "s.db") as state:
+        state.link("A", 10, "A", "created")
+        state.link("B", 11, "B", "created")
+        before = state.links().to_dict("records")
+        with pytest.raises(StateError, match="Helcim customer 10 is linked to crm_id A, not B"):
+            state.link("N", 10, "A", "approved", replaces="B")
+        with pytest.raises(StateError, match="Helcim customer 12 is not linked to crm_id A"):
+            state.link("N", 12, "X", "approved", replaces="A")
+        assert state.links().to_dict("records") == before
