@@ -298,7 +298,7 @@ class CheckedExport:
     #: The valid rows' cell phones as normalised with the export's own billing country (where the
     #: billing address was omitted, ``valid`` holds them in the context of no country: the one Helcim
     #: holds for a customer it creates without it). Empty when no billing address was omitted.
-    exported_cell_phones: pd.Series = field(default_factory=lambda: _NO_PHONES)
+    exported_cell_phones: pd.Series = field(default_factory=lambda: pd.Series(dtype="str"))
 
     @property
     def rows_read(self) -> int:
@@ -327,7 +327,7 @@ class CheckedExport:
         return dict(zip(self.valid["crm_id"].astype(str), self.valid["source_line"].astype(int), strict=True))
 
 
-_NO_PHONES = pd.Series(dtype="str")
+_NO_PHONES: pd.Series = pd.Series(dtype="str")
 
 
 def _no_warnings() -> pd.DataFrame:
