@@ -370,6 +370,8 @@ class MappedExport:
     carried: tuple[str, ...] = ()
     #: Where the crm_id comes from: "crm_id" (an id column) or "email" (derived from the e-mail).
     key: str = "crm_id"
+    #: The export's header the key is read from ("" when a transform makes it).
+    key_column: str = ""
 
 
 def _nearest(wanted: str, present: list[str]) -> str | None:
@@ -556,11 +558,13 @@ def _mapped(profile: Profile, export: pd.DataFrame, headers: Headers) -> MappedE
     empty = pc.fill_null(pa.nulls(len(export), pa.large_string()), "")
     columns: dict[str, Any] = {}
     used: set[str] = set()
+    read_from: dict[str, str] = {}
     for target, candidates in profile.columns.items():
         header = next((h for h in (headers.find(c) for c in candidates) if h is not None), None)
         if header is not None:
             columns[target] = _text(export[header], profile.missing_values)
             used.add(header)
+            read_from[target] = _spelling(header)
     carried = set(columns)  # generic columns the export really has (mapped, or made from a present header)
 
     def value(name: str) -> Any:
@@ -594,4 +598,5 @@ def _mapped(profile: Profile, export: pd.DataFrame, headers: Headers) -> MappedE
         ignored,
         tuple(c for c in CRM_COLUMNS if c in carried),
         key,
+        read_from.get("crm_id" if key == "crm_id" else "billing_email", ""),
     )

@@ -50,6 +50,7 @@ __all__ = [
     "MorningOutputs",
     "Prepared",
     "action_log",
+    "bind_key",
     "morning_outputs",
     "prepare",
     "pure_diff",
@@ -107,8 +108,23 @@ def keep_helcim_addresses(
     return out
 
 
+def bind_key(session: Session, checked: CheckedExport, *, allow_change: bool, record_change: bool) -> str:
+    """The export's key against the one this state store last synced (the profile, ``crm_id`` or
+    ``email``, the column): recorded the first night; another one is refused, unless allowed (then
+    recorded when ``record_change``: a run, not a plan). Returns what changed, "" when nothing did."""
+    export = checked.export
+    return session.state.bind_crm_key(
+        export.profile, export.key, export.key_column, allow_change=allow_change, record_change=record_change
+    )
+
+
 def pure_diff(
-    checked: CheckedExport, snapshot: Snapshot, session: Session, policy: Policy = "crm-wins"
+    checked: CheckedExport,
+    snapshot: Snapshot,
+    session: Session,
+    policy: Policy = "crm-wins",
+    *,
+    rekeyed: bool = False,
 ) -> DiffResult:
     """The diff of the export against the snapshot and the state store's base and links (records nothing).
 
@@ -129,6 +145,7 @@ def pure_diff(
         known_crm_ids=known,
         rejected_links=state.rejected_links(),
         pairing=pairing,
+        rekeyed=rekeyed,
     )
 
 
@@ -139,8 +156,14 @@ def prepare(
     policy: Policy,
     profile: str,
     progress: Progress | None = None,
+    key_change: str = "",
 ) -> Prepared:
-    """Refresh the snapshot within the budget, diff, record what is already agreed, and plan."""
+    """Refresh the snapshot within the budget, diff, record what is already agreed, and plan.
+
+    ``key_change``: what :func:`bind_key` said changed in the CRM's key (allowed by a person). Until
+    no proposal replaces a linked customer any more, the diff proposes every linked customer whose
+    row left the export on its name alone too (``rekeyed``): they may all be back under new keys.
+    """
     state = session.state
     refresh = refresh_customers(
         session.client,
@@ -149,7 +172,7 @@ def prepare(
         progress=progress,
     )
     snapshot = load_snapshot(state)
-    result = pure_diff(checked, snapshot, session, policy)
+    result = pure_diff(checked, snapshot, session, policy, rekeyed=bool(key_change) or state.rekeyed())
     record_agreed(state, result)
     bank_calls = bank_reads_for(len(snapshot.customers), session.budget)
     plan = build_plan(
@@ -165,6 +188,11 @@ def prepare(
         snapshot={**snapshot.describe(), "pages_read": refresh.pages, "complete": refresh.complete},
     )
     warnings = list(checked.export.warnings)
+    if key_change:
+        warnings.append(
+            f"the CRM's key changed {key_change}, as allowed: customers under a new key are proposed as "
+            "links to the customers they were (link_proposals.csv) and held until a person decides"
+        )
     if not refresh.complete:
         warnings.append(
             f"read {refresh.pages} pages of Helcim customers this run (budget); the rest of the diff uses data "

@@ -405,6 +405,7 @@ def diff(
     known_crm_ids: Collection[str] | None = None,
     rejected_links: pd.DataFrame | None = None,
     pairing: Pairing | None = None,
+    rekeyed: bool = False,
 ) -> DiffResult:
     """Compare normalised CRM rows, Helcim customers and the base; see the module docstring.
 
@@ -414,6 +415,9 @@ def diff(
     so a rejected row's Helcim customer is not mistaken for an orphan.
     ``pairing``: :func:`pair_customers` of these same rows (in this order),
     when the caller needed it first; by default the diff pairs them itself.
+    ``rekeyed``: the CRM's key changed tonight (a person allowed it), so every
+    linked customer may come back under a new key: they are proposed on their
+    names alone too (:func:`crmsync.sync.pairing.propose_links`).
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown conflict policy {policy!r}: use {', '.join(POLICIES)}")
@@ -448,7 +452,7 @@ def diff(
     orphans = helcim[helcim["helcim_id"].isin(set(pairing.orphaned["helcim_id"]))].merge(
         pairing.orphaned[["helcim_id", "crm_id"]].rename(columns={"crm_id": "replaces"}), on="helcim_id"
     )
-    proposals = propose_links(pairing.crm_only, pairing.helcim_only, rejected_links, orphans)
+    proposals = propose_links(pairing.crm_only, pairing.helcim_only, rejected_links, orphans, rekeyed=rekeyed)
     return _result(pairing, buckets, proposals, _changes(differing, status, resolution, known, fields),
                    agreed, targets, policy, fields)  # fmt: skip
 

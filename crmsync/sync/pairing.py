@@ -290,14 +290,18 @@ def _names(frame: pd.DataFrame) -> pd.Series:
     return name.astype("str").str.lower()
 
 
-def _by_name_alone(crm_only: pd.DataFrame, orphans: pd.DataFrame | None, hits: pd.DataFrame) -> pd.DataFrame:
+def _by_name_alone(
+    crm_only: pd.DataFrame, orphans: pd.DataFrame | None, hits: pd.DataFrame, *, rekeyed: bool = False
+) -> pd.DataFrame:
     """(crm_id, helcim_id, kind "name") of unpaired rows and orphans sharing only the contact's name,
     where an e-mail key is involved (the row's or the orphan's old one).
 
     A customer keyed by the e-mail whose e-mail changed comes back as a new row; when Helcim holds
     neither the e-mail nor a phone or postal code for them (their address was omitted), the name is
     all that is left to tell it is them. Such a proposal is always ambiguous: only a person decides.
-    Rows keyed by a CRM id are not matched so (a new customer may share a name with one who left).
+    Rows keyed by a CRM id are not matched so (a new customer may share a name with one who left),
+    except on the night the key itself changed (``rekeyed``: allowed by a person), when every
+    customer comes back under a new key.
     """
     none = pd.DataFrame({"crm_id": pd.Series(dtype="str"), "helcim_id": pd.Series(dtype="int64"), "kind": []})
     if orphans is None or orphans.empty or crm_only.empty:
@@ -315,6 +319,7 @@ def _by_name_alone(crm_only: pd.DataFrame, orphans: pd.DataFrame | None, hits: p
     keyed = found["crm_id"].str.startswith(EMAIL_CODE_PREFIX) | found["replaces"].str.startswith(
         EMAIL_CODE_PREFIX
     )
+    keyed |= rekeyed
     found = found[keyed].loc[:, ["crm_id", "helcim_id"]]
     if found.empty:
         return none
@@ -328,6 +333,8 @@ def propose_links(
     helcim_only: pd.DataFrame,
     rejected: pd.DataFrame | None = None,
     orphans: pd.DataFrame | None = None,
+    *,
+    rekeyed: bool = False,
 ) -> pd.DataFrame:
     """Candidate matches between unpaired CRM rows and Helcim-only customers.
 
@@ -353,7 +360,7 @@ def propose_links(
     left = _match_keys(crm_only, "crm_id").rename(columns={"id": "crm_id"})
     right = _match_keys(helcim_only, "helcim_id").rename(columns={"id": "helcim_id"})
     hits = left.merge(right, on=["kind", "key"])
-    hits = pd.concat([hits, _by_name_alone(crm_only, orphans, hits)], ignore_index=True)
+    hits = pd.concat([hits, _by_name_alone(crm_only, orphans, hits, rekeyed=rekeyed)], ignore_index=True)
     if rejected is not None and not rejected.empty:
         marked = hits.merge(
             rejected[["crm_id", "helcim_id"]].assign(_no=True), on=["crm_id", "helcim_id"], how="left"

@@ -246,3 +246,39 @@ def test_a_stale_link_proposal_unlinks_nothing(tmp_path: Path, sandbox: SandboxP
 
 def sandbox_customers(sandbox: SandboxProcess) -> list[Customer]:
     return [c for _, page in helcim(sandbox).iter_customers(include_cards=False) for c in page]
+
+
+@pytest.mark.slow
+def test_an_export_that_lost_its_id_column_is_refused_not_rekeyed(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    """Night 1: the real Shopify export, keyed by Customer ID. Night 2: the same customers without that
+    column, so the profile keys them by the e-mail: refused (exit 2), nothing written. Allowed, every
+    customer is proposed as a link to its new key and held: none is created a second time."""
+    source = REAL / "shopify_customers_2024.csv"
+    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(source), "--out", str(tmp_path / "n1"))
+    assert code in (0, 1), output
+    created = json.loads((tmp_path / "n1" / "summary.json").read_text())["created"]
+    with source.open(newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    at = table[0].index("Customer ID")
+    without = tmp_path / "no-ids.csv"
+    with without.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([[v for i, v in enumerate(r) if i != at] for r in table])
+    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(without), "--out", str(tmp_path / "n2"))
+    assert code == 2, output
+    assert 'keyed by its id column "Customer ID"' in output
+    assert "--allow-key-change" in output
+    refused = json.loads((tmp_path / "n2" / "summary.json").read_text())
+    assert (refused["status"], refused["created"]) == ("failed", 0)
+    assert len(sandbox_customers(sandbox)) == created
+    code, output = invoke(
+        tmp_path, sandbox, "run", "--crm", str(without), "--out", str(tmp_path / "n3"), "--allow-key-change"
+    )
+    assert code in (0, 1), output
+    allowed = json.loads((tmp_path / "n3" / "summary.json").read_text())
+    assert allowed["created"] == 0, output
+    assert allowed["key"] == "email"
+    assert allowed["link_proposals"] >= allowed["rows_read"] - allowed["rejected"]
+    assert any("the CRM's key changed" in w for w in allowed["warnings"])
+    assert len(sandbox_customers(sandbox)) == created

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from crmsync.errors import AccountMismatchError, StateError, StateLockedError
+from crmsync.errors import AccountMismatchError, KeyChangeError, StateError, StateLockedError
 from crmsync.schemas.helcim import SYNCED_FIELDS
 from crmsync.state import open_state, state_lock
 from crmsync.state.store import SCHEMA_VERSION
@@ -235,3 +235,35 @@ def test_a_stale_move_is_refused_and_unlinks_nothing(tmp_path: Path) -> None:
         with pytest.raises(StateError, match="Helcim customer 12 is not linked to crm_id A"):
             state.link("N", 12, "X", "approved", replaces="A")
         assert state.links().to_dict("records") == before
+
+
+def test_bound_to_one_crm_key(tmp_path: Path) -> None:
+    """The CRM's key (profile, id column or e-mail, the column) is recorded the first night; another is
+    refused, unless allowed: a run records it, a plan does not."""
+    with open_state(tmp_path / "s.db") as state:
+        assert state.bind_crm_key("shopify", "crm_id", "Customer ID") == ""
+        assert state.bind_crm_key("shopify", "crm_id", "customer id") == ""  # the same column, any case
+        with pytest.raises(KeyChangeError, match=r'keyed by the e-mail \("Email"\).*keyed by its id column'):
+            state.bind_crm_key("shopify", "email", "Email")
+        with pytest.raises(KeyChangeError, match="hubspot profile"):
+            state.bind_crm_key("hubspot", "crm_id", "Record ID")
+        changed = state.bind_crm_key("shopify", "email", "Email", allow_change=True, record_change=False)
+        assert changed.startswith('from the shopify profile, keyed by its id column "Customer ID"')
+        assert state.crm_key() == ("shopify", "crm_id", "Customer ID")  # a plan: not recorded
+        assert not state.rekeyed()
+        state.bind_crm_key("shopify", "email", "Email", allow_change=True)
+        assert state.crm_key() == ("shopify", "email", "Email")
+        assert state.rekeyed()  # until no customer is left to move
+        state.rekeyed_done()
+        assert not state.rekeyed()
+        assert state.bind_crm_key("shopify", "email", "Email") == ""
+
+
+def test_a_store_without_a_recorded_key_goes_by_its_links(tmp_path: Path) -> None:
+    """A state store from before the key was recorded: its links say whether the e-mail was the key."""
+    with open_state(tmp_path / "s.db") as state:
+        state.link("em-" + "a" * 24, 10, "em-" + "a" * 24, "created")
+        with pytest.raises(KeyChangeError, match="rows keyed by the e-mail"):
+            state.bind_crm_key("shopify", "crm_id", "Customer ID")
+        assert state.bind_crm_key("wave", "email", "email") == ""
+        assert state.crm_key() == ("wave", "email", "email")
