@@ -323,6 +323,7 @@ class _Night:
                 today=self.today,
             )
             result.outputs |= morning.files
+            result.warnings += morning.warnings
             result.reconciliation = morning.report.summary
         except OutputError as error:  # what was written is in the journal; the summary says the rest
             result.error = str(error)

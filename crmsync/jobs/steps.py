@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmsync.console import Progress
-from crmsync.crm.export import write_crm_import
+from crmsync.crm.export import CrmRows, write_crm_import
 from crmsync.crm.normalize import cell_phones_in_context
 from crmsync.crm.validate import REJECT_COLUMNS, CheckedExport
 from crmsync.jobs.session import Session
@@ -225,6 +225,7 @@ class MorningOutputs:
     reconciliation: Reconciliation
     report: ReportFiles
     files: dict[str, str]  # every file of reconciliation/ and crm_import/
+    warnings: list[str] = field(default_factory=list)  # what a person must know about crm_import/
 
 
 def morning_outputs(
@@ -275,15 +276,26 @@ def morning_outputs(
     changes = result.changes if result is not None else pd.DataFrame()
     files = dict(report.outputs)
     mapping = checked.export.mapping if checked is not None else None
-    files |= write_crm_import(
+    written = write_crm_import(
         out_dir,
         profile=mapping or ("generic" if profile == "auto" else profile),
         new=new,
         changes=changes,
         customers=snapshot.customers,
         methods=payment_methods(rec.cards, rec.banks),
+        crm=None if checked is None else crm_rows(checked),
     )
-    return MorningOutputs(rec, report, files)
+    return MorningOutputs(rec, report, files | written.files, written.warnings)
+
+
+def crm_rows(checked: CheckedExport) -> CrmRows:
+    """What the export holds for its valid rows, by crm_id, for crm_import/ (how the CRM names a record,
+    and its own values of the system's import columns)."""
+    valid, export = checked.valid, checked.export
+    ids = pd.Index(valid["crm_id"].astype("str"))
+    own = None if export.own is None else export.own.loc[valid.index].set_axis(ids)
+    keys = pd.Series(valid["billing_email"].astype("str").to_numpy(), index=ids)
+    return CrmRows(export.key, export.key_column, keys if export.key == "email" else keys.iloc[:0], own)
 
 
 def action_log(entries: Sequence[ActionEntry]) -> pd.DataFrame:

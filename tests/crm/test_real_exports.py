@@ -282,3 +282,27 @@ def test_an_export_that_lost_its_id_column_is_refused_not_rekeyed(
     assert allowed["link_proposals"] >= allowed["rows_read"] - allowed["rejected"]
     assert any("the CRM's key changed" in w for w in allowed["warnings"])
     assert len(sandbox_customers(sandbox)) == created
+
+
+@pytest.mark.slow
+def test_shopify_import_updates_match_on_the_crms_own_email_and_carry_only_the_change(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    """A customer whose address was omitted (Helcim holds no e-mail for them) is renamed in Helcim. The
+    Shopify import file matches them on the Email their export row holds, and carries only what changed:
+    importing it with "overwrite existing customers" clears nothing."""
+    export = REAL / "shopify_customers_2024.csv"
+    invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "n1"))
+    warned = {r["crm_id"] for r in rows(tmp_path / "n1" / "warnings.csv")}
+    target = next(
+        c
+        for c in sandbox_customers(sandbox)
+        if c.code in warned and c.billing is None and " " in c.contact_name
+    )
+    helcim(sandbox).update_customer(target.id, CustomerInput(contact_name=target.contact_name + "x"))
+    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "n2"))
+    assert code in (0, 1), output
+    assert json.loads((tmp_path / "n2" / "summary.json").read_text())["exported"] == 1
+    (shaped,) = rows(tmp_path / "n2" / "crm_import" / "import_updates.csv")
+    (own,) = [r for r in rows(export) if r["Customer ID"].lstrip("'") == target.code]
+    assert shaped == {"Email": own["Email"], "Last Name": own["Last Name"] + "x"}

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from crmsync.cli import cli
 from crmsync.crm.addresses import parse_street_tail
-from crmsync.crm.export import crm_columns, import_updates, new_customers
+from crmsync.crm.export import CrmRows, crm_columns, import_updates, new_customers, updates
 from crmsync.crm.extract import read_crm
 from crmsync.crm.fit import draft_profile, rank_profiles
 from crmsync.crm.keys import email_code
@@ -300,22 +300,52 @@ def test_crm_import_files_take_the_shape_the_system_imports() -> None:
         "Lee",
         "CA",
     ]
+
+
+def test_import_updates_write_back_the_crms_own_values_and_only_what_changed() -> None:
+    """Helcim renamed Ann, whose address was omitted (Helcim holds no e-mail for her). The import file
+    matches her on the e-mail her CRM row holds, and carries only the column that changed: nothing a
+    Shopify import with "overwrite existing customers" could clear (Tags, Note, marketing consent)."""
+    shopify, salesforce = load_profile("shopify"), load_profile("salesforce")
+    customers = pd.DataFrame(
+        {"helcim_id": [11], "customer_code": ["5897"], **{c: [""] for c in CRM_COLUMNS if c != "crm_id"}}
+    ).assign(contact_name="Ann Lee-Smith")
     changes = pd.DataFrame(
         {
             "crm_id": ["5897"],
             "helcim_id": [11],
-            "field": ["billing_email"],
-            "crm": ["ann@example.com"],
-            "helcim": ["ann.lee@example.com"],
+            "field": ["contact_name"],
+            "crm": ["Ann Lee"],
+            "helcim": ["Ann Lee-Smith"],
             "resolution": ["export"],
         }
     )
-    shaped = import_updates(changes, customers.assign(billing_email="ann.lee@example.com"), shopify)
-    assert shaped.iloc[0]["Email"] == "ann@example.com"  # the key Shopify matches on, as Shopify has it
-    salesforce = import_updates(
-        changes, customers.assign(billing_email="ann.lee@example.com"), load_profile("salesforce")
+    own = pd.DataFrame(
+        {"Email": ["ann@example.com"], "First Name": ["Ann"], "Last Name": ["Lee"], "Tags": ["vip"],
+         "Note": ["call first"], "Accepts Email Marketing": ["yes"]},
+        index=["5897"],
+    )  # fmt: skip
+    shaped, unmatched = import_updates(changes, customers, shopify, CrmRows(own=own))
+    assert unmatched == 0
+    assert shaped.to_dict("records") == [{"Email": "ann@example.com", "Last Name": "Lee-Smith"}]
+    sf_id = "0035g00000AbCdEAAV"
+    own_sf = pd.DataFrame(
+        {"Id": [sf_id], "FirstName": ["Ann"], "LastName": ["Lee"], "Email": ["ann@example.com"]},
+        index=[sf_id],
     )
-    assert salesforce.iloc[0][["Id", "Email"]].tolist() == ["5897", "ann.lee@example.com"]
+    shaped, _ = import_updates(changes.assign(crm_id=sf_id), customers, salesforce, CrmRows(own=own_sf))
+    assert shaped.to_dict("records") == [{"Id": sf_id, "LastName": "Lee-Smith"}]
+    # a Salesforce report keyed by the e-mail has no Id: nothing to match on, so the record is left out
+    # (counted: the run says so), never written with the e-mail's code as its Id
+    keyed = CrmRows(
+        "email", "Email", pd.Series({"em-1": "ann@example.com"}), own_sf.drop(columns="Id").set_axis(["em-1"])
+    )
+    shaped, unmatched = import_updates(changes.assign(crm_id="em-1"), customers, salesforce, keyed)
+    assert (len(shaped), unmatched) == (0, 1)
+    named = updates(changes.assign(crm_id="em-1"), customers, salesforce, keyed)
+    assert named[["Email", "field", "helcim_value"]].values.tolist() == [
+        ["ann@example.com", "LastName", "Lee-Smith"]
+    ]
 
 
 def test_an_omitted_address_never_clears_helcims_nor_is_pushed_again(
