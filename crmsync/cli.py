@@ -67,7 +67,7 @@ _HINTS: tuple[tuple[type[CrmsyncError], str], ...] = (
     ),
     (MassChangeError, " (--allow-mass-change)"),
     (AccountMismatchError, " (--state FILE, or CRMSYNC_STATE_DB)"),
-    (KeyChangeError, " (--allow-key-change, when the new key is right)"),
+    (KeyChangeError, " (--allow-key-change)"),
     (StateError, " (--state FILE, or CRMSYNC_STATE_DB)"),
 )
 
