@@ -25,6 +25,7 @@ from crmsync.errors import (
     EXIT_SIGINT,
     AccountMismatchError,
     CrmsyncError,
+    KeyChangeError,
     MassChangeError,
     NoProfileFitsError,
     StateError,
@@ -66,6 +67,7 @@ _HINTS: tuple[tuple[type[CrmsyncError], str], ...] = (
     ),
     (MassChangeError, " (--allow-mass-change)"),
     (AccountMismatchError, " (--state FILE, or CRMSYNC_STATE_DB)"),
+    (KeyChangeError, " (--allow-key-change)"),
     (StateError, " (--state FILE, or CRMSYNC_STATE_DB)"),
 )
 
@@ -190,10 +192,22 @@ def budget_options(func: F) -> F:
     return func
 
 
+def key_change_option(func: F) -> F:
+    """--allow-key-change."""
+    return click.option(
+        "--allow-key-change",
+        is_flag=True,
+        help="Sync an export keyed otherwise than the state store last synced (another profile, id column, "
+        "or the e-mail instead of the id): customers are proposed as links to their new keys and held. "
+        "Without it such an export is refused (exit 2).",
+    )(func)
+
+
 @cli.command()
 @crm_options
 @out_option
 @budget_options
+@key_change_option
 @state_option
 @settings_options
 @reports_errors
@@ -204,6 +218,7 @@ def plan(
     out_dir: Path,
     max_calls: int | None,
     policy: str,
+    allow_key_change: bool,
     state_path: Path | None,
     config_file: Path | None,
     rate_limits: str | None,
@@ -225,6 +240,7 @@ def plan(
         result = plan_sync(
             settings, crm_path, profile, out_dir, policy=policy,  # type: ignore[arg-type]
             max_calls=max_calls, stop=stop, incomplete_address=incomplete_address,
+            allow_key_change=allow_key_change,
         )  # fmt: skip
     plan, estimate = result.plan, result.plan.estimate
     creates = sum(op.kind == "create" for op in plan.operations)
@@ -309,6 +325,7 @@ def _print_run(result: RunResult, out_dir: Path) -> None:
     "--dry-run", is_flag=True, help="Read and plan, write nothing to Helcim (writes count as deferred)."
 )
 @mass_change_option
+@key_change_option
 @log_format_option
 @state_option
 @settings_options
@@ -322,6 +339,7 @@ def run(
     policy: str,
     dry_run: bool,
     allow_mass_change: bool,
+    allow_key_change: bool,
     log_format: str,
     state_path: Path | None,
     config_file: Path | None,
@@ -342,6 +360,7 @@ def run(
     Exit codes: 0 done (deferred rows are not a failure)
                 1 some rows were rejected or failed
                 2 bad usage, bad input file, state store busy or of another account,
+                  an export keyed otherwise than the state store last synced,
                   output folder not writable, or the mass-change guard refused the plan
                 3 could not reach or authenticate to the API
                 130/143 stopped by SIGINT/SIGTERM (summary.json says what was done)
@@ -360,6 +379,7 @@ def run(
             settings, crm_path, profile, out_dir, policy=policy,  # type: ignore[arg-type]
             max_calls=max_calls, dry_run=dry_run, allow_mass_change=allow_mass_change,
             progress=progress, stop=stop, incomplete_address=incomplete_address,
+            allow_key_change=allow_key_change,
         )  # fmt: skip
     _print_run(result, out_dir)
     raise click.exceptions.Exit(result.exit_code)

@@ -11,7 +11,8 @@
     │       └── NoProfileFitsError    2  no built-in profile fits the export (names the closest ones)
     ├── StateError                    2  the state store cannot be used
     │   ├── StateLockedError          2  another run holds the lock
-    │   └── AccountMismatchError      2  the state belongs to another merchant account (or a wiped sandbox)
+    │   ├── AccountMismatchError      2  the state belongs to another merchant account (or a wiped sandbox)
+    │   └── KeyChangeError            2  the export's key (profile, id column or e-mail) is not the one synced
     └── HelcimError                   1  anything the Helcim API answered or failed to answer
         ├── HelcimUnavailable         3  could not reach the API (connection, timeouts, 5xx) after retries
         │   └── ProtocolError         3  an answer that is not Helcim's documented shape (HTML, cut-off
@@ -85,6 +86,10 @@ class StateLockedError(StateError):
 
 class AccountMismatchError(StateError):
     """The state store was built against a different Helcim account."""
+
+
+class KeyChangeError(StateError):
+    """The export's customers are keyed otherwise than when this state store last synced them."""
 
 
 class HelcimError(CrmsyncError):

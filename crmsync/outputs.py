@@ -42,6 +42,17 @@ def neutralise_formulas(values: pd.Series[Any]) -> pd.Series[Any]:
     A carriage return inside a cell becomes a line feed: the csv writer would not
     quote it, and crmsync reads every CR as a line end anyway.
     """
+    if isinstance(values.dtype, pd.CategoricalDtype):  # each distinct value once (warnings.csv's reasons)
+        categories = pd.Series(values.cat.categories)
+        if not (pd.api.types.is_string_dtype(categories.dtype) or categories.dtype == object):
+            return values
+        safe = neutralise_formulas(categories)
+        if safe.is_unique:
+            return pd.Series(
+                pd.Categorical.from_codes(values.cat.codes, categories=safe.tolist()),  # type: ignore[call-overload]
+                index=values.index,
+            )
+        values = values.astype(object)  # "=x" and "'=x" both there: neutralised, they would be one
     if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object):
         return values
     text = values.astype("str")

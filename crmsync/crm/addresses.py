@@ -41,21 +41,23 @@ import pyarrow.compute as pc
 
 from crmsync.schemas.address import ADDRESS_FIELDS
 from crmsync.schemas.crm import ADDRESS_PREFIXES
-from crmsync.text import arrow_strings, as_series, layout, lengths, matches, province_codes
+from crmsync.text import arrow_strings, as_series, layout, matches, province_codes
 
 __all__ = [
     "INCOMPLETE_ADDRESS_MODES",
     "WARNING_COLUMNS",
+    "WARNING_SCHEMA",
     "Omitted",
     "drop_phone_extensions",
+    "no_warnings",
     "omit_incomplete_addresses",
+    "omitted_reason",
     "split_street_addresses",
 ]
 
 INCOMPLETE_ADDRESS_MODES = ("omit", "reject")
 #: warnings.csv: the columns of rejects.csv.
 WARNING_COLUMNS = ("source_line", "crm_id", "column", "value", "reason")
-_SHOWN = 80
 
 _POSTAL = r"(?P<postal>[0-9]{5}(?:-[0-9]{4})?|[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z][0-9])"
 _TAIL = re.compile(
@@ -188,25 +190,47 @@ class Omitted:
     """What :func:`omit_incomplete_addresses` dropped."""
 
     frame: pd.DataFrame  # the normalised frame, incomplete addresses emptied
-    warnings: pd.DataFrame  # WARNING_COLUMNS + rule, one row per value not stored (in no particular order)
+    warnings: pa.Table  # WARNING_COLUMNS + rule, one row per value not stored (in no particular order)
     rows: dict[str, np.ndarray[Any, Any]]  # prefix → row mask of omitted addresses
 
 
-def _missing_words(street: np.ndarray[Any, Any], postal: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    return np.select(
-        [street & postal, street], ["no street1 and no postal code", "no street1"], default="no postal code"
+#: What an omitted address lacks, as the reasons say it (indexed by :func:`_lacking_codes`).
+_LACKING = ("no street1 and no postal code", "no street1", "no postal code")
+#: The columns an omitted address can leave unstored (its name is the customer's own: Helcim keeps it).
+_UNSTORED = tuple(f"{p}_{f}" for p in ADDRESS_PREFIXES for f in ADDRESS_FIELDS if f != "name")
+_TEXT = pa.large_string()
+_CODES = pa.dictionary(pa.int32(), _TEXT)
+#: warnings.csv's columns as Arrow types: the column, the reason and the rule are dictionary-encoded
+#: (a few dozen distinct values over millions of rows: a real Shopify export warns on most rows).
+WARNING_SCHEMA = pa.schema(
+    [
+        ("source_line", pa.int64()),
+        ("crm_id", _TEXT),
+        ("column", _CODES),
+        ("value", _TEXT),
+        ("reason", _CODES),
+        ("rule", _CODES),
+    ]
+)
+
+
+def no_warnings() -> pa.Table:
+    return WARNING_SCHEMA.empty_table()
+
+
+def omitted_reason(column: str, lacking: str) -> str:
+    prefix = column.split("_", 1)[0]
+    return (
+        f"{column} was not stored: Helcim keeps it only in a {prefix} address with a street and a postal "
+        f"code, and this one has {lacking}"
     )
 
 
-def _shown(values: pd.Series[Any]) -> pd.Series[Any]:
-    """Values as a reason quotes them: long ones cut, invisible characters escaped (rare: per value)."""
-    text = values.astype("str")
-    odd = matches(text, r"[^\x{20}-\x{7e}\x{a0}-\x{ffff}]") | (lengths(text) > _SHOWN)
-    if odd.any():
-        from crmsync.crm.validate import shown
+_REASONS = pa.array([omitted_reason(c, lacking) for c in _UNSTORED for lacking in _LACKING], _TEXT)
 
-        text = text.where(~odd, text[odd].map(shown))
-    return text
+
+def _lacking_codes(street: np.ndarray[Any, Any], postal: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return np.select([street & postal, street], [0, 1], default=2).astype(np.int32)
 
 
 def _filled(values: pd.Series[Any]) -> np.ndarray[Any, Any]:
@@ -215,30 +239,43 @@ def _filled(values: pd.Series[Any]) -> np.ndarray[Any, Any]:
     return np.asarray(offsets[1:] > offsets[:-1])
 
 
-def _not_stored(
-    raw: pd.DataFrame, column: str, at: np.ndarray[Any, Any], ident: tuple[Any, Any], lacking: Any
-) -> pd.DataFrame:
-    """The warnings of one column of the omitted addresses: ``at`` are the rows where it holds a value,
-    ``ident`` their (source_line, crm_id), ``lacking`` what their address lacks."""
-    prefix = column.split("_", 1)[0]
-    values = raw[column].iloc[at].astype("str")
-    reason = (
-        column
-        + ' "'
-        + _shown(values).to_numpy(dtype=object)
-        + f'" was not stored: Helcim keeps it only in a {prefix} address with a street and a postal code, '
-        "and this one has " + lacking
-    )
-    return pd.DataFrame(
-        {
-            "source_line": ident[0],
-            "crm_id": ident[1],
-            "column": column,
-            "value": values.to_numpy(),
-            "reason": reason,
-            "rule": "address_omitted",
-        }
-    )
+@dataclass
+class _Unstored:
+    """The warnings of omitted addresses, gathered column by column as arrays."""
+
+    lines: list[np.ndarray[Any, Any]]
+    ids: list[Any]
+    values: list[Any]
+    columns: list[np.ndarray[Any, Any]]
+    reasons: list[np.ndarray[Any, Any]]
+
+    def add(
+        self, raw: pd.DataFrame, column: str, at: np.ndarray[Any, Any], ident: tuple[Any, Any], lacking: Any
+    ) -> None:
+        """One column of the omitted addresses: ``at`` are the rows where it holds a value, ``ident``
+        their (source_line, crm_id), ``lacking`` the codes of what their address lacks."""
+        code = _UNSTORED.index(column)
+        self.lines.append(ident[0])
+        self.ids.append(ident[1])
+        self.values.append(pc.take(pc.fill_null(arrow_strings(raw[column]), ""), pa.array(at)))
+        self.columns.append(np.full(len(at), code, dtype=np.int32))
+        self.reasons.append(code * len(_LACKING) + lacking)
+
+    def table(self) -> pa.Table:
+        if not self.lines:
+            return no_warnings()
+        n = sum(len(x) for x in self.lines)
+        return pa.table(
+            [
+                pa.array(np.concatenate(self.lines), pa.int64()),
+                pa.concat_arrays(self.ids),
+                pa.DictionaryArray.from_arrays(np.concatenate(self.columns), pa.array(_UNSTORED, _TEXT)),
+                pa.concat_arrays(self.values),
+                pa.DictionaryArray.from_arrays(np.concatenate(self.reasons), _REASONS),
+                pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), pa.array(["address_omitted"], _TEXT)),
+            ],
+            schema=WARNING_SCHEMA,
+        )
 
 
 def omit_incomplete_addresses(frame: pd.DataFrame, raw: pd.DataFrame) -> Omitted:
@@ -246,11 +283,15 @@ def omit_incomplete_addresses(frame: pd.DataFrame, raw: pd.DataFrame) -> Omitted
 
     ``frame`` is normalised, ``raw`` the same rows as the export holds them
     (the warnings' ``value``). The name of an omitted address is not listed: it
-    is the customer's own name, which Helcim keeps anyway.
+    is the customer's own name, which Helcim keeps anyway. Every step is an
+    Arrow or numpy kernel over whole columns: three Shopify customers in four
+    have such an address, so this runs for most rows of a real export.
     """
-    pieces = []
+    unstored = _Unstored([], [], [], [], [])
     rows: dict[str, np.ndarray[Any, Any]] = {}
     emptied: dict[str, Any] = {}
+    lines = frame["source_line"].to_numpy(dtype="int64")
+    ids = pc.fill_null(arrow_strings(frame["crm_id"]), "")
     for prefix in ADDRESS_PREFIXES:
         filled = {f: _filled(frame[f"{prefix}_{f}"]) for f in ADDRESS_FIELDS}
         given = np.logical_or.reduce([filled[f] for f in ADDRESS_FIELDS if f != "name"])
@@ -259,28 +300,17 @@ def omit_incomplete_addresses(frame: pd.DataFrame, raw: pd.DataFrame) -> Omitted
         if not incomplete.any():
             continue
         where = np.flatnonzero(incomplete)
-        lacking = _missing_words(~filled["street1"][where], ~filled["postal_code"][where])
-        lines = frame["source_line"].to_numpy(dtype="int64")[where]
-        ids = np.asarray(frame["crm_id"].iloc[where].astype("str").to_numpy(), dtype=object)
+        lacking = _lacking_codes(~filled["street1"][where], ~filled["postal_code"][where])
         for field in ADDRESS_FIELDS:
             hit = filled[field][where]
             if field != "name" and hit.any():
-                ident = (lines[hit], ids[hit])
-                pieces.append(_not_stored(raw, f"{prefix}_{field}", where[hit], ident, lacking[hit]))
+                at = where[hit]
+                unstored.add(
+                    raw, f"{prefix}_{field}", at, (lines[at], pc.take(ids, pa.array(at))), lacking[hit]
+                )
         mask = pa.array(incomplete)
         for field in ADDRESS_FIELDS:
             column = f"{prefix}_{field}"
             values = pc.fill_null(arrow_strings(frame[column]), "")
-            emptied[column] = as_series(
-                pc.if_else(mask, pa.scalar("", pa.large_string()), values), frame.index
-            )
-    if not pieces:
-        empty = {
-            c: pd.Series(dtype="int64" if c == "source_line" else "str") for c in (*WARNING_COLUMNS, "rule")
-        }
-        return Omitted(frame.assign(**emptied) if emptied else frame, pd.DataFrame(empty), rows)
-    warnings = pd.concat(pieces, ignore_index=True)
-    order = np.lexsort(
-        (warnings["column"].to_numpy(dtype=object).astype(str), warnings["source_line"].to_numpy())
-    )
-    return Omitted(frame.assign(**emptied), warnings.take(order).reset_index(drop=True), rows)
+            emptied[column] = as_series(pc.if_else(mask, pa.scalar("", _TEXT), values), frame.index)
+    return Omitted(frame.assign(**emptied) if emptied else frame, unstored.table(), rows)

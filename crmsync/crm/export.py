@@ -13,18 +13,23 @@
     ``helcim_id``, ``helcim_customer_code``, then the CRM's other columns.
 ``updates.csv``
     fields changed in Helcim that the CRM should take: ``<id column>, helcim_id,
-    field, crm_value, helcim_value`` with ``field`` a CRM header.
+    field, crm_value, helcim_value`` with ``field`` a CRM header (where the
+    e-mail is the key, the first column is the export's e-mail column: the
+    crm_id is then a code the CRM never saw).
 ``payment_methods.csv``
     one row per card and bank account: ``<id column>, helcim_id,
     customer_code, method, method_id, default, card_brand, card_last4,
     card_expiry, bank_last4, bank_verified, bank_ready, pad_status``.
 ``import_updates.csv`` (profiles with ``[crm_import]``)
     the same changes as updates.csv, as the system's import file: one row per
-    customer, the column the import matches on (``[crm_import] match``: the
-    record Id for Salesforce's Data Loader update, Record ID for HubSpot, Email
-    for Shopify) as the CRM holds it now, every other column as it should
-    become. Countries are written as the import wants them (``country``:
-    Shopify and WooCommerce take alpha-2 codes).
+    customer, only the column the import matches on (``[crm_import] match``:
+    the record Id for Salesforce's Data Loader update, Record ID for HubSpot,
+    Email for Shopify) and the columns Helcim changed. Every cell is the
+    record's own value as the CRM export holds it (:class:`CrmRows`), except
+    the changed cells: importing it writes nothing but the changes. A record
+    whose export row has no match value is left out, and counted (the run warns).
+    Countries are written as the import wants them (``country``: Shopify and
+    WooCommerce take alpha-2 codes).
 
 The reverse mapping: a generic column the profile reads from a header goes
 back to that header (the first one listed). A ``join`` of headers (HubSpot's
@@ -37,7 +42,7 @@ not written. Every cell goes through the formula-neutralising CSV writer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +56,7 @@ from crmsync.schemas.crm import CRM_COLUMNS
 __all__ = [
     "PAYMENT_METHOD_COLUMNS",
     "CrmColumn",
+    "CrmRows",
     "crm_columns",
     "import_updates",
     "new_customers",
@@ -86,6 +92,19 @@ class CrmColumn:
     part: int = 0
     parts: int = 1
     separator: str = " "
+
+
+@dataclass(frozen=True)
+class CrmRows:
+    """What the CRM export itself holds for its rows (the valid ones, by crm_id): crm_import/ names a
+    record as the CRM knows it and writes back the CRM's own values for what did not change."""
+
+    key: str = "crm_id"  # where the crm_id comes from: "crm_id" (an id column) or "email"
+    key_header: str = ""  # the export's header of the key
+    #: crm_id → what the CRM holds as the record's key: its id, or (e-mail keys) its e-mail.
+    keys: pd.Series = field(default_factory=lambda: pd.Series(dtype="str"))
+    #: The export's own values of the system's import columns, by crm_id (profiles with [crm_import]).
+    own: pd.DataFrame | None = None
 
 
 def _read_columns(profile: Profile) -> list[CrmColumn]:
@@ -192,6 +211,21 @@ def to_crm(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     )
 
 
+def _key_header(profile: Profile, crm: CrmRows | None) -> str:
+    """The header naming a record in updates.csv and payment_methods.csv: the export's e-mail column
+    where the e-mail is the key (the crm_id is then a code the CRM never saw), else the id's."""
+    if crm is not None and crm.key == "email":
+        return crm.key_header or "email"
+    return _id_header(profile)
+
+
+def _record_keys(crm_ids: pd.Series, crm: CrmRows | None) -> pd.Series:
+    """Each crm_id as the CRM knows the record: itself, or (e-mail keys) the row's e-mail."""
+    if crm is None or crm.key != "email":
+        return crm_ids.astype("str")
+    return crm_ids.astype("str").map(crm.keys).fillna("").astype("str")
+
+
 def _id_header(profile: Profile) -> str:
     """The header of the CRM's record id: the one its import matches on when it is an id, else the first."""
     ids = profile.columns.get("crm_id", ())
@@ -222,14 +256,18 @@ def new_customers(customers: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     return out.reindex(columns=ordered).sort_values("helcim_id", kind="stable")
 
 
-def updates(changes: pd.DataFrame, customers: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+def updates(
+    changes: pd.DataFrame, customers: pd.DataFrame, profile: Profile, crm: CrmRows | None = None
+) -> pd.DataFrame:
     """One row per CRM column whose value the CRM should take from Helcim.
 
     ``changes`` are the diff's differing cells (crm_id, helcim_id, field, crm,
     helcim, resolution): those resolved ``export`` go to the CRM. ``customers``
     are the Helcim customers (generic columns and helcim_id) they belong to.
+    The first column names the record as the CRM knows it (``crm``: its e-mail
+    where the e-mail is the key).
     """
-    id_header = _id_header(profile)
+    id_header = _key_header(profile, crm)
     columns = [id_header, "helcim_id", "field", "crm_value", "helcim_value"]
     exported = changes[changes["resolution"] == "export"] if not changes.empty else changes
     if exported.empty:
@@ -247,6 +285,7 @@ def updates(changes: pd.DataFrame, customers: pd.DataFrame, profile: Profile) ->
             if old != new:
                 rows.append((crm_ids[int(helcim_id)], int(helcim_id), column.header, old, new))
     table = pd.DataFrame(rows, columns=columns)
+    table[id_header] = _record_keys(table[id_header], crm).to_numpy()
     return table.sort_values([id_header, "field"], kind="stable").reset_index(drop=True)
 
 
@@ -274,20 +313,70 @@ def _before_after(
     return to_crm(crm_side, profile), to_crm(helcim_side, profile), fields_of, crm_ids
 
 
-def import_updates(changes: pd.DataFrame, customers: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    """The fields changed in Helcim as the system's own import file (``[crm_import]``): one row per
-    customer, the column it matches on as the CRM holds it now, every other column as it should become."""
+def _changed_cells(
+    before: pd.DataFrame, after: pd.DataFrame, fields_of: pd.Series, profile: Profile
+) -> pd.DataFrame:
+    """(customer, import column) → whether Helcim changed it: a column made from an exported field
+    whose value differs from what the CRM holds."""
+    changed = pd.DataFrame(False, index=before.index, columns=list(before.columns))
+    for column in crm_columns(profile):
+        if column.kind == "empty" or column.fields == ("crm_id",):
+            continue
+        touched = np.array([bool(set(column.fields) & fields_of[h]) for h in before.index], dtype=bool)
+        differs = (
+            before[column.header].astype("str").to_numpy() != after[column.header].astype("str").to_numpy()
+        )
+        changed[column.header] = touched & differs
+    return changed
+
+
+def import_updates(
+    changes: pd.DataFrame, customers: pd.DataFrame, profile: Profile, crm: CrmRows | None = None
+) -> tuple[pd.DataFrame, int]:
+    """The fields changed in Helcim as the system's own import file (``[crm_import]``), and how many
+    changed records it leaves out.
+
+    One row per customer with a change, and only what the import needs: the
+    column it matches on, then the columns Helcim changed for any customer, in
+    the import's order. Every cell is the CRM's own value as its export holds it
+    (``crm.own``), except a cell Helcim changed, which holds Helcim's: importing
+    the file (even with "overwrite") writes nothing the CRM does not hold
+    already but the changes. A record whose own row has no value to match on
+    (Shopify's ``Email``, Salesforce's ``Id`` in a report without it) cannot be
+    matched: it is left out, and counted, so that the caller says so.
+    """
     assert profile.crm_import is not None
     columns = [c.header for c in crm_columns(profile)]
+    match = next((c for c in columns if header_key(c) == header_key(profile.crm_import.match)), None)
+    match = match or profile.crm_import.match
     exported = changes[changes["resolution"] == "export"] if not changes.empty else changes
     if exported.empty:
-        return pd.DataFrame(columns=columns)
-    before, after, _, _ = _before_after(changes, exported, customers, profile)
-    out = after.copy()
-    match = next((c for c in columns if header_key(c) == header_key(profile.crm_import.match)), None)
-    if match is not None:
-        out[match] = before[match]
-    return out.reset_index(drop=True).reindex(columns=columns)
+        return pd.DataFrame(columns=[match]), 0
+    before, after, fields_of, crm_ids = _before_after(changes, exported, customers, profile)
+    changed = _changed_cells(before, after, fields_of, profile)
+    ids = [crm_ids[int(h)] for h in before.index]
+    own = (
+        crm.own if crm is not None and crm.own is not None else pd.DataFrame(index=pd.Index([], dtype="str"))
+    )
+    theirs = own.reindex(ids).set_axis(before.index)
+    out = pd.DataFrame(index=before.index)
+    out[match] = theirs[match].fillna("").astype("str") if match in theirs.columns else ""
+    for column in (c for c in columns if c != match and changed[c].any()):
+        mine = theirs[column] if column in theirs.columns else before[column]  # as the diff read it, else
+        mine = mine.fillna(before[column]).fillna("").astype("str")
+        out[column] = after[column].astype("str").where(changed[column], mine)
+    with_changes = changed.drop(columns=[match], errors="ignore").any(axis=1)
+    matched = out[match].str.strip() != ""
+    kept = out[with_changes & matched].reset_index(drop=True)
+    return kept, int((with_changes & ~matched).sum())
+
+
+@dataclass(frozen=True)
+class CrmImport:
+    """What :func:`write_crm_import` wrote, and what a person must know about it."""
+
+    files: dict[str, str]
+    warnings: list[str]
 
 
 def write_crm_import(
@@ -298,26 +387,37 @@ def write_crm_import(
     changes: pd.DataFrame,
     customers: pd.DataFrame,
     methods: pd.DataFrame,
-) -> dict[str, str]:
-    """Write ``out_dir/crm_import/`` (see the module docstring); returns {name: path}.
+    crm: CrmRows | None = None,
+) -> CrmImport:
+    """Write ``out_dir/crm_import/`` (see the module docstring).
 
     ``new``: the Helcim customers to import as new records; ``changes`` and
     ``customers``: see :func:`updates` (both empty without a CRM export: then
     new_customers.csv and updates.csv hold their header only); ``methods``: the
-    reconciliation's payment-method table (``crm_id`` and PAYMENT_METHOD_COLUMNS).
+    reconciliation's payment-method table (``crm_id`` and PAYMENT_METHOD_COLUMNS);
+    ``crm``: what the CRM export holds (how it names its records, its own values).
     """
     mapping = profile if isinstance(profile, Profile) else load_profile(profile)
-    id_header = _id_header(mapping)
+    key_header = _key_header(mapping, crm)
     folder = out_dir / "crm_import"
-    renamed = methods.rename(columns={"crm_id": id_header})
+    renamed = methods.assign(crm_id=_record_keys(methods["crm_id"], crm)).rename(
+        columns={"crm_id": key_header}
+    )
     files = {
         "new_customers": str(write_csv(new_customers(new, mapping), folder / "new_customers.csv")),
-        "updates": str(write_csv(updates(changes, customers, mapping), folder / "updates.csv")),
+        "updates": str(write_csv(updates(changes, customers, mapping, crm), folder / "updates.csv")),
         "payment_methods": str(
-            write_csv(renamed, folder / "payment_methods.csv", [id_header, *PAYMENT_METHOD_COLUMNS])
+            write_csv(renamed, folder / "payment_methods.csv", [key_header, *PAYMENT_METHOD_COLUMNS])
         ),
     }
+    warnings: list[str] = []
     if mapping.crm_import is not None:
-        shaped = import_updates(changes, customers, mapping)
+        shaped, unmatched = import_updates(changes, customers, mapping, crm)
         files["import_updates"] = str(write_csv(shaped, folder / "import_updates.csv"))
-    return files
+        if unmatched:
+            warnings.append(
+                f"crm_import/import_updates.csv leaves out {unmatched} changed record(s) whose row in the "
+                f"export has no {mapping.crm_import.match} (the column {mapping.system}'s import matches "
+                "on): update them by hand from crm_import/updates.csv"
+            )
+    return CrmImport(files, warnings)

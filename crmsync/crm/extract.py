@@ -134,6 +134,11 @@ class CrmExport:
     profile_fit: ProfileFit | None = None
     #: Where crm_id comes from: "crm_id" (the export's id column) or "email" (derived from the e-mail).
     key: str = "crm_id"
+    #: The header the key is read from (the id column, or the e-mail's), as the export spells it.
+    key_column: str = ""
+    #: The export's own values of its system's import columns (profiles with ``[crm_import]``), by
+    #: those names, index as ``frame``'s: what import_updates.csv writes back for what did not change.
+    own: pd.DataFrame | None = None
 
 
 # -- bytes → text ------------------------------------------------------------------
@@ -653,4 +658,6 @@ def read_crm(path: Path, profile: Profile | None) -> CrmExport:
         mapping=profile,
         profile_fit=fit,
         key=mapped.key,
+        key_column=mapped.key_column,
+        own=mapped.own,
     )

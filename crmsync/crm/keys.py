@@ -16,9 +16,11 @@ says nothing about the address: it is not personal data in Helcim's list.
 
 A changed e-mail is a new key: the customer no longer pairs with the one
 Helcim holds. The diff then proposes the Helcim customer as a link
-(``link_proposals.csv``, matched on the phone, or the name and postal code) and
-holds the row until a person decides; it never creates a second customer
-silently.
+(``link_proposals.csv``, matched on the phone, or the name and postal code, or
+— where Helcim holds neither, as when the address was omitted — on the name
+alone, marked ambiguous) and holds the row until a person decides. Only a
+customer whose name changed the same night, with no phone or postal code in
+Helcim, is created again (:func:`crmsync.sync.pairing.propose_links`).
 """
 
 from __future__ import annotations

@@ -56,6 +56,7 @@ from crmsync.text import (
 )
 
 __all__ = [
+    "cell_phones_in_context",
     "normalize_country",
     "normalize_crm",
     "normalize_email",
@@ -460,3 +461,33 @@ def normalize_crm(frame: pd.DataFrame, *, workers: int = 2) -> pd.DataFrame:
         for column, future in futures.items():
             out[column] = future.result()
     return out
+
+
+def cell_phones_in_context(
+    frame: pd.DataFrame, rows: np.ndarray[Any, Any], phones: pd.Series[Any] | None = None
+) -> pd.DataFrame:
+    """``frame`` with the cell phones of ``rows`` (a mask) normalised again with the billing country
+    those rows hold now; ``phones`` (aligned with ``frame``, default its own cell phones) are the
+    values to start from: the cell phones as normalised in the export's own context.
+
+    The cell phone belongs to no address, so its region is the billing country's;
+    but Helcim reads it back with the billing country *it* holds. Where the
+    export's billing address is left out (incomplete) that is another one — none
+    for a customer created without it, Helcim's own for one it already has —
+    and a ``+1`` phone of a Chilean row (``13054062391``) would read back as
+    ``3054062391``: a difference every night. Normalising the normalised value
+    again in the new context gives what Helcim's side will give (normalising is
+    idempotent in one context).
+    """
+    if not rows.any():
+        return frame
+    mask = pa.array(rows)
+    source = pc.fill_null(arrow_strings(frame["cell_phone"] if phones is None else phones), "")
+    countries = pc.fill_null(arrow_strings(frame["billing_country"]), "")
+    picked = pd.RangeIndex(int(rows.sum()))
+    again = normalize_phone(
+        as_series(pc.filter(source, mask), picked), as_series(pc.filter(countries, mask), picked)
+    )
+    current = pc.fill_null(arrow_strings(frame["cell_phone"]), "")
+    out = pc.replace_with_mask(current, mask, arrow_strings(again))
+    return frame.assign(cell_phone=as_series(out, frame.index))

@@ -370,6 +370,11 @@ class MappedExport:
     carried: tuple[str, ...] = ()
     #: Where the crm_id comes from: "crm_id" (an id column) or "email" (derived from the e-mail).
     key: str = "crm_id"
+    #: The export's header the key is read from ("" when a transform makes it).
+    key_column: str = ""
+    #: The export's own values of its system's import columns (``[crm_import] columns``, by those
+    #: names), as it holds them: what crm_import/import_updates.csv writes back for what did not change.
+    own: pd.DataFrame | None = None
 
 
 def _nearest(wanted: str, present: list[str]) -> str | None:
@@ -556,11 +561,20 @@ def _mapped(profile: Profile, export: pd.DataFrame, headers: Headers) -> MappedE
     empty = pc.fill_null(pa.nulls(len(export), pa.large_string()), "")
     columns: dict[str, Any] = {}
     used: set[str] = set()
+    read_from: dict[str, str] = {}
+    texts: dict[str, Any] = {}
+
+    def text(header: str) -> Any:  # each column cleaned once, shared by every reader of it
+        if header not in texts:
+            texts[header] = _text(export[header], profile.missing_values)
+        return texts[header]
+
     for target, candidates in profile.columns.items():
         header = next((h for h in (headers.find(c) for c in candidates) if h is not None), None)
         if header is not None:
-            columns[target] = _text(export[header], profile.missing_values)
+            columns[target] = text(header)
             used.add(header)
+            read_from[target] = _spelling(header)
     carried = set(columns)  # generic columns the export really has (mapped, or made from a present header)
 
     def value(name: str) -> Any:
@@ -570,7 +584,7 @@ def _mapped(profile: Profile, export: pd.DataFrame, headers: Headers) -> MappedE
         if header is None:
             return empty
         used.add(header)
-        return _text(export[header], profile.missing_values)
+        return text(header)
 
     for transform in profile.transforms:
         if any(name in carried if name in CRM_COLUMNS else headers.has(name) for name in transform.sources):
@@ -594,4 +608,35 @@ def _mapped(profile: Profile, export: pd.DataFrame, headers: Headers) -> MappedE
         ignored,
         tuple(c for c in CRM_COLUMNS if c in carried),
         key,
+        read_from.get("crm_id" if key == "crm_id" else "billing_email", ""),
+        _own_columns(profile, export, headers, read_from, text),
     )
+
+
+def _own_columns(
+    profile: Profile,
+    export: pd.DataFrame,
+    headers: Headers,
+    read_from: dict[str, str],
+    text: Callable[[str], Any],
+) -> pd.DataFrame | None:
+    """The import columns the export carries, as it holds them (the text marker and the profile's
+    null words removed): under the import's own name, else the header the profile read for the same
+    generic column (Shopify's older layout has ``Address1`` for the import's ``Default Address Address1``)."""
+    if profile.crm_import is None:
+        return None
+    labels = {_spelling(label): label for label in export.columns}
+    own: dict[str, Any] = {}
+    for name in dict.fromkeys((profile.crm_import.match, *profile.crm_import.columns)):
+        try:
+            header = headers.find(name)
+        except InputFileError:  # two columns share the name: neither is this record's for sure
+            continue
+        if header is None:
+            target = next(
+                (t for t, c in profile.columns.items() if header_key(name) in map(header_key, c)), ""
+            )
+            header = labels.get(read_from.get(target, ""))
+        if header is not None:
+            own[name] = text(header)
+    return pd.DataFrame({name: pd.Series(v, dtype="str", index=export.index) for name, v in own.items()})

@@ -26,16 +26,19 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
+import pyarrow.compute as pc
 
 from crmsync.crm.addresses import (
     INCOMPLETE_ADDRESS_MODES,
+    WARNING_SCHEMA,
     drop_phone_extensions,
+    no_warnings,
     omit_incomplete_addresses,
     split_street_addresses,
 )
 from crmsync.crm.extract import CrmExport, read_crm
 from crmsync.crm.keys import email_codes
-from crmsync.crm.normalize import normalize_crm
+from crmsync.crm.normalize import cell_phones_in_context, normalize_crm
 from crmsync.crm.profiles import Profile, load_profile
 from crmsync.errors import UsageError
 from crmsync.schemas.address import (
@@ -288,9 +291,14 @@ class CheckedExport:
     rejects: pd.DataFrame
     #: What valid rows could not store (warnings.csv: the columns of rejects.csv, plus ``rule``).
     warnings: pd.DataFrame = field(default_factory=lambda: _no_warnings())
-    #: crm_id → the address prefixes omitted on that valid row (incomplete addresses under ``omit``).
-    omitted: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: prefix → a mask over ``valid``: the rows whose address of that prefix was omitted (incomplete,
+    #: under ``omit``); a prefix no valid row omitted is absent.
+    omitted: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
     incomplete_address: str = "omit"
+    #: The valid rows' cell phones as normalised with the export's own billing country (where the
+    #: billing address was omitted, ``valid`` holds them in the context of no country: the one Helcim
+    #: holds for a customer it creates without it). Empty when no billing address was omitted.
+    exported_cell_phones: pd.Series = field(default_factory=lambda: pd.Series(dtype="str"))
 
     @property
     def rows_read(self) -> int:
@@ -319,27 +327,72 @@ class CheckedExport:
         return dict(zip(self.valid["crm_id"].astype(str), self.valid["source_line"].astype(int), strict=True))
 
 
+_NO_PHONES: pd.Series = pd.Series(dtype="str")
+
+
 def _no_warnings() -> pd.DataFrame:
-    return pd.DataFrame(
-        {c: pd.Series(dtype="int64" if c == "source_line" else "str") for c in (*REJECT_COLUMNS, "rule")}
+    return _warnings_frame(no_warnings())
+
+
+def _warnings_frame(table: pa_arrow.Table) -> pd.DataFrame:
+    """warnings.csv's rows as a frame: Arrow-backed text, the column, reason and rule as categories
+    (a million rows of a real Shopify export warn four million times: they must stay compact)."""
+    out = table.to_pandas(
+        types_mapper={pa_arrow.large_string(): pd.StringDtype("pyarrow", na_value=np.nan)}.get
     )
+    return cast(pd.DataFrame, out)
 
 
-def _notes_frame(frame: pd.DataFrame, notes: list[tuple[int, str, str, str, str]]) -> pd.DataFrame:
+def _notes_table(frame: pd.DataFrame, notes: list[tuple[int, str, str, str, str]]) -> pa_arrow.Table:
     """Warnings from (row position, column, value, reason, rule) notes, on the rows' final crm_ids."""
     if not notes:
-        return _no_warnings()
+        return no_warnings()
     positions = [n[0] for n in notes]
-    return pd.DataFrame(
-        {
-            "source_line": frame["source_line"].iloc[positions].to_numpy(dtype="int64"),
-            "crm_id": frame["crm_id"].iloc[positions].astype("str").to_numpy(),
-            "column": [n[1] for n in notes],
-            "value": [n[2] for n in notes],
-            "reason": [n[3] for n in notes],
-            "rule": [n[4] for n in notes],
-        }
+
+    def text(at: int) -> pa_arrow.Array:
+        return pa_arrow.array([n[at] for n in notes], pa_arrow.large_string())
+
+    return pa_arrow.table(
+        [
+            pa_arrow.array(frame["source_line"].iloc[positions].to_numpy(dtype="int64")),
+            pa_arrow.array(frame["crm_id"].iloc[positions].astype("str").tolist(), pa_arrow.large_string()),
+            text(1).dictionary_encode(),
+            text(2),
+            text(3).dictionary_encode(),
+            text(4).dictionary_encode(),
+        ],
+        schema=WARNING_SCHEMA,
     )
+
+
+def _valid_warnings(tables: list[pa_arrow.Table], valid: pd.DataFrame) -> pd.DataFrame:
+    """The warnings of valid rows only, by line then column: the order from numpy's sort of the codes,
+    then one Arrow take per column, each original column freed once taken (``tables`` is emptied:
+    four million warnings are never held twice over)."""
+    kept = [t for t in tables if t.num_rows]
+    tables.clear()
+    if not kept:
+        return _no_warnings()
+    table = pa_arrow.concat_tables(kept).unify_dictionaries() if len(kept) > 1 else kept[0]
+    del kept
+    wanted = pa_arrow.array(valid["source_line"].to_numpy(dtype="int64"))
+    rows = np.flatnonzero(np.asarray(pc.is_in(table["source_line"], value_set=wanted), dtype=bool))
+    codes = np.empty(table.num_rows, dtype=np.int32)
+    start = 0
+    for chunk in table["column"].chunks:  # each chunk's codes, as ranks of the column names in sorted order
+        names = np.asarray(chunk.dictionary.to_pylist(), dtype=object)
+        rank = np.empty(len(names), dtype=np.int32)
+        rank[np.argsort(names, kind="stable")] = np.arange(len(names), dtype=np.int32)
+        codes[start : start + len(chunk)] = rank[chunk.indices.to_numpy(zero_copy_only=False)]
+        start += len(chunk)
+    lines = table["source_line"].to_numpy()[rows]
+    order = pa_arrow.array(rows[np.lexsort((codes[rows], lines))])
+    del rows, codes, lines
+    names, columns = table.column_names, []
+    while table.num_columns:
+        columns.append(table.column(0).take(order))
+        table = table.remove_column(0)
+    return _warnings_frame(pa_arrow.table(columns, names=names))
 
 
 def _prepare(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[int, str, str, str, str]]]:
@@ -381,31 +434,30 @@ def check_export(path: Path, profile: str | Profile, incomplete_address: str = "
     if export.key == "email":
         normalised["crm_id"] = email_codes(normalised["billing_email"])
         export.frame["crm_id"] = normalised["crm_id"]
-    warnings = [_notes_frame(normalised, notes)]
-    omitted_rows: dict[str, Any] = {}
+    warnings = [_notes_table(normalised, notes)]
+    omitted_rows: dict[str, np.ndarray[Any, Any]] = {}
+    exported_phones = _NO_PHONES
     if incomplete_address == "omit":
         omitted = omit_incomplete_addresses(normalised, frame)
         normalised, omitted_rows = omitted.frame, omitted.rows
+        exported_phones = normalised["cell_phone"]
+        normalised = cell_phones_in_context(normalised, omitted_rows.get("billing", np.zeros(0, dtype=bool)))
         warnings.append(omitted.warnings)
+        del omitted
     valid, rejects = validate_frame(normalised, frame)
     if export.key == "email":
         rejects = _email_key_reasons(rejects)
-    kept = pd.concat([w for w in warnings if len(w)] or [_no_warnings()], ignore_index=True)
-    lines = kept["source_line"].to_numpy(dtype="int64")
-    keep = np.flatnonzero(np.isin(lines, valid["source_line"].to_numpy(dtype="int64")))
-    order = keep[np.lexsort((kept["column"].to_numpy(dtype=object)[keep].astype(str), lines[keep]))]
-    kept = kept.take(order).reset_index(drop=True)
+    omitted_valid = _omitted_of_valid(normalised, valid, omitted_rows)
+    phones = exported_phones.reindex(valid.index) if "billing" in omitted_valid else _NO_PHONES
+    del normalised, frame  # the valid rows are a copy: free the rest before the warnings are sorted
     return CheckedExport(
-        export, valid, rejects, kept, _omitted_by_id(normalised, valid, omitted_rows), incomplete_address
+        export, valid, rejects, _valid_warnings(warnings, valid), omitted_valid, incomplete_address, phones
     )
 
 
-def _omitted_by_id(
-    frame: pd.DataFrame, valid: pd.DataFrame, rows: dict[str, Any]
-) -> dict[str, tuple[str, ...]]:
-    valid_rows = frame.index.isin(valid.index)
-    by_id: dict[str, list[str]] = {}
-    for prefix, mask in rows.items():
-        for crm_id in frame.loc[mask & valid_rows, "crm_id"].astype("str"):
-            by_id.setdefault(crm_id, []).append(prefix)
-    return {k: tuple(v) for k, v in by_id.items()}
+def _omitted_of_valid(
+    frame: pd.DataFrame, valid: pd.DataFrame, rows: dict[str, np.ndarray[Any, Any]]
+) -> dict[str, np.ndarray[Any, Any]]:
+    """prefix → a mask over the valid rows: where that address was omitted (from the masks over ``frame``)."""
+    at = frame.index.get_indexer(valid.index)
+    return {prefix: np.asarray(mask[at], dtype=bool) for prefix, mask in rows.items() if mask[at].any()}

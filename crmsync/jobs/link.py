@@ -31,7 +31,10 @@ def accept_links(settings: Settings, proposals_file: Path) -> LinkResult:
     rows with ``accept`` = yes are linked, no are remembered as rejected (the
     CRM row is then created on the next run unless another candidate remains),
     blank stay undecided. A proposal with ``replaces`` (a linked customer whose
-    CRM record left the export, as when the e-mail key changed) moves that link.
+    CRM record left the export, as when the e-mail key changed) moves that link,
+    with its base and deferred writes. A proposal that no longer holds (the CRM
+    row or the Helcim customer linked otherwise since it was written) is refused,
+    and nothing in the file is recorded.
     Without an ``accept`` column, every row is accepted.
     A CRM row accepted for two Helcim customers, or a Helcim customer for two
     CRM rows, is refused.
@@ -72,11 +75,7 @@ def accept_links(settings: Settings, proposals_file: Path) -> LinkResult:
                 else [""] * len(yes)
             )
             for (crm_id, helcim_id, code), replaces in zip(_pairs(yes, codes), moves, strict=True):
-                clash = links[(links["helcim_id"] == helcim_id) & (links["crm_id"] != crm_id)]
-                if not clash.empty and clash["crm_id"].iloc[0] != replaces.strip():
-                    raise StateError(
-                        f"Helcim customer {helcim_id} is already linked to crm_id {clash['crm_id'].iloc[0]}"
-                    )
+                _refuse_stale(links, crm_id, helcim_id, replaces.strip())
                 state.link(crm_id, helcim_id, code, "approved", replaces=replaces.strip())
             for crm_id, helcim_id, _ in _pairs(no):
                 state.reject_link(crm_id, helcim_id)
@@ -85,6 +84,20 @@ def accept_links(settings: Settings, proposals_file: Path) -> LinkResult:
         rejected=[(c, h) for c, h, _ in _pairs(no)],
         undecided=int((decision == "").sum()),
     )
+
+
+def _refuse_stale(links: pd.DataFrame, crm_id: str, helcim_id: int, replaces: str) -> None:
+    """A proposal that no longer holds unlinks nothing: the CRM row linked to another customer since,
+    or the Helcim customer to another row (other than the one it ``replaces``)."""
+    mine = links.loc[(links["crm_id"] == crm_id) & (links["helcim_id"] != helcim_id), "helcim_id"]
+    if not mine.empty:
+        raise StateError(
+            f"crm_id {crm_id} is already linked to Helcim customer {int(mine.iloc[0])}: the link proposal is "
+            "out of date (the links changed since it was written); plan again and decide on the new proposals"
+        )
+    clash = links.loc[(links["helcim_id"] == helcim_id) & (links["crm_id"] != crm_id), "crm_id"]
+    if not clash.empty and not replaces:
+        raise StateError(f"Helcim customer {helcim_id} is already linked to crm_id {clash.iloc[0]}")
 
 
 def _pairs(table: pd.DataFrame, codes: list[Any] | None = None) -> list[tuple[str, int, str]]:

@@ -11,7 +11,7 @@ from crmsync.console import Progress
 from crmsync.crm.validate import check_export
 from crmsync.errors import EXIT_OK, EXIT_PARTIAL, CrmsyncError
 from crmsync.jobs.session import CallStats, Session
-from crmsync.jobs.steps import prepare, write_plan_outputs
+from crmsync.jobs.steps import bind_key, prepare, write_plan_outputs
 from crmsync.outputs import prepare_out_dir, try_write_json, write_json
 from crmsync.stopping import StopSignal
 from crmsync.sync.diff import Policy
@@ -36,6 +36,7 @@ class PlanResult:
     profile: str = "generic"
     profile_fit: dict[str, Any] = field(default_factory=dict)
     rows_with_warnings: int = 0
+    key: str = "crm_id"  # where the customerCode comes from: the export's id column, or the e-mail
     command: str = field(default="plan", init=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -43,6 +44,7 @@ class PlanResult:
             "command": self.command,
             "profile": self.profile,
             "profile_fit": self.profile_fit,
+            "key": self.key,
             "rows_read": self.rows_read,
             "valid": self.valid,
             "rejected": self.rejected,
@@ -69,9 +71,12 @@ def plan_sync(
     progress: Progress | None = None,
     stop: StopSignal | None = None,
     incomplete_address: str = "omit",
+    allow_key_change: bool = False,
 ) -> PlanResult:
     """Read Helcim within the budget, diff against the export and the state store, write the plan files.
 
+    An export keyed otherwise than the state store last synced is refused (KeyChangeError) unless
+    ``allow_key_change``; a plan never records the new key (the run that writes does).
     A failure leaves ``summary.json`` with the error, as far as the disk allows.
     """
     session = Session(settings, "plan", max_calls=max_calls, stop=stop)
@@ -80,7 +85,10 @@ def plan_sync(
         checked = check_export(crm_path, profile, incomplete_address)
         chosen = checked.export.profile
         with session.open() as open_session:
-            prepared = prepare(open_session, checked, policy=policy, profile=chosen, progress=progress)
+            changed = bind_key(open_session, checked, allow_change=allow_key_change, record_change=False)
+            prepared = prepare(
+                open_session, checked, policy=policy, profile=chosen, progress=progress, key_change=changed
+            )
             outputs = write_plan_outputs(out_dir, prepared)
             result = PlanResult(
                 plan=prepared.plan,
@@ -95,6 +103,7 @@ def plan_sync(
                 profile=chosen,
                 profile_fit=checked.export.profile_fit.to_dict() if checked.export.profile_fit else {},
                 rows_with_warnings=checked.rows_with_warnings,
+                key=checked.export.key,
             )
             open_session.finish("ok", result.exit_code, result.to_dict())
     except CrmsyncError as error:

@@ -44,7 +44,7 @@ from crmsync.errors import (
 )
 from crmsync.jobs.accounting import RowCounts, account, results_frame
 from crmsync.jobs.session import CallStats, Session
-from crmsync.jobs.steps import Prepared, morning_outputs, prepare, write_plan_outputs
+from crmsync.jobs.steps import Prepared, bind_key, morning_outputs, prepare, write_plan_outputs
 from crmsync.outputs import prepare_out_dir, try_write_json, write_csv, write_json
 from crmsync.state import utcnow
 from crmsync.stopping import StopSignal
@@ -100,6 +100,7 @@ class RunResult:
             "duration_seconds": self.duration_seconds,
             "profile": export.profile,
             "profile_fit": export.profile_fit.to_dict() if export.profile_fit else {},
+            "key": export.key,
             **self.counts.to_dict(),
             "rows_with_warnings": self.prepared.checked.rows_with_warnings,
             "exported": int((result.exports["crm_id"] != "").sum()),
@@ -156,11 +157,15 @@ def run_nightly(
     stop: StopSignal | None = None,
     incomplete_address: str = "omit",
     today: date | None = None,
+    allow_key_change: bool = False,
 ) -> RunResult:
     """``crmsync run``: see the module docstring. Settings come in as arguments: nothing is read from the environment.
 
     ``today`` is the date the reconciliation is made as of (default: the machine's local date); an
     orchestrator running accounts in several time zones gives each account's own.
+    An export keyed otherwise than the state store last synced (another profile, id column, or the
+    e-mail instead of the id) is refused with KeyChangeError unless ``allow_key_change``, which then
+    records the new key.
     """
     started = time.monotonic()
     session = Session(settings, "run", max_calls=max_calls, stop=stop)
@@ -174,8 +179,13 @@ def run_nightly(
             checked.rows_read, crm_path, len(checked.valid), checked.rejected,
         )  # fmt: skip
         with session.open({"out_dir": str(out_dir)}) as open_session:
+            changed = bind_key(
+                open_session, checked, allow_change=allow_key_change, record_change=not dry_run
+            )
             night = _Night(open_session, checked, out_dir, profile, progress, today)
-            result = night.run(policy=policy, dry_run=dry_run, allow_mass_change=allow_mass_change)
+            result = night.run(
+                policy=policy, dry_run=dry_run, allow_mass_change=allow_mass_change, key_change=changed
+            )
             result.duration_seconds = round(time.monotonic() - started, 2)
             _write_summary(result, out_dir)
             open_session.finish(result.status, result.exit_code, result.record())
@@ -220,14 +230,20 @@ class _Night:
         self.session, self.checked, self.out_dir = session, checked, out_dir
         self.profile, self.progress, self.today = profile, progress, today
 
-    def run(self, *, policy: Policy, dry_run: bool, allow_mass_change: bool) -> RunResult:
+    def run(
+        self, *, policy: Policy, dry_run: bool, allow_mass_change: bool, key_change: str = ""
+    ) -> RunResult:
         self.started_at = utcnow()
         self.bank: BankRefresh | None = None
         pending = [] if dry_run else self._settle()
         prepared = prepare(
-            self.session, self.checked, policy=policy, profile=self.profile, progress=self.progress
-        )
+            self.session, self.checked, policy=policy, profile=self.profile, progress=self.progress,
+            key_change=key_change,
+        )  # fmt: skip
         plan = prepared.plan
+        moving = (prepared.result.link_proposals["replaces"].astype(str) != "").any()
+        if not dry_run and not moving and self.session.state.rekeyed():
+            self.session.state.rekeyed_done()  # every customer is under its new key, or decided
         log.info(
             "plan: %d creates, %d updates, %d deferred, %d held",
             sum(op.kind == "create" for op in plan.operations),
@@ -309,6 +325,7 @@ class _Night:
                 today=self.today,
             )
             result.outputs |= morning.files
+            result.warnings += morning.warnings
             result.reconciliation = morning.report.summary
         except OutputError as error:  # what was written is in the journal; the summary says the rest
             result.error = str(error)

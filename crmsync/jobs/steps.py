@@ -19,9 +19,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from crmsync.console import Progress
-from crmsync.crm.export import write_crm_import
+from crmsync.crm.export import CrmRows, write_crm_import
+from crmsync.crm.normalize import cell_phones_in_context
 from crmsync.crm.validate import REJECT_COLUMNS, CheckedExport
 from crmsync.jobs.session import Session
 from crmsync.outputs import write_csv, write_text
@@ -31,7 +34,7 @@ from crmsync.reconcile.tables import payment_methods
 from crmsync.state import ActionEntry
 from crmsync.sync.diff import DiffResult, Policy, diff
 from crmsync.sync.load import record_agreed
-from crmsync.sync.pairing import PROPOSAL_COLUMNS, importable, with_links
+from crmsync.sync.pairing import PROPOSAL_COLUMNS, arrow_column, importable, pair_customers, with_links
 from crmsync.sync.plan import CONFLICT_CSV_COLUMNS, PLAN_CSV_COLUMNS, Plan, build_plan, conflict_rows
 from crmsync.sync.snapshot import (
     CustomerRefresh,
@@ -47,6 +50,7 @@ __all__ = [
     "MorningOutputs",
     "Prepared",
     "action_log",
+    "bind_key",
     "morning_outputs",
     "prepare",
     "pure_diff",
@@ -70,66 +74,78 @@ class Prepared:
 
 
 def keep_helcim_addresses(
-    checked: CheckedExport, customers: pd.DataFrame, links: pd.DataFrame
+    checked: CheckedExport, customers: pd.DataFrame, pairs: pd.DataFrame
 ) -> pd.DataFrame:
     """The valid rows, with each omitted (incomplete) address replaced by the one Helcim holds.
 
     An address the export gives incompletely is never sent (Helcim cannot hold
     it), so it must neither clear the address Helcim has nor be pushed again
     every night: the diff sees Helcim's own address there, which is "unchanged".
-    A customer Helcim does not have yet is created without that address.
+    Only a row the diff pairs with a Helcim customer (``pairs``: the diff's own
+    pairing, PAIR_COLUMNS) takes that customer's address; any other row —
+    created, held for a link decision — goes without it, never with the address
+    of a customer who belongs to another row. The cell phone of a row that
+    takes Helcim's billing address is normalised again with that address's
+    country, as Helcim's side of the diff normalises it.
     """
     valid = checked.valid
-    if not checked.omitted:
+    if not checked.omitted or pairs.empty or customers.empty:
         return valid
-    ids = valid["crm_id"].astype("str")
+    helcim_at = np.full(len(valid), -1, dtype=np.int64)
+    helcim_at[pairs["crm_pos"].to_numpy(dtype=np.int64)] = pairs["helcim_pos"].to_numpy(dtype=np.int64)
     out = valid.copy()
-    for prefix in ("billing", "shipping"):
-        rows = np.flatnonzero(ids.isin({k for k, v in checked.omitted.items() if prefix in v}).to_numpy())
-        if not len(rows):
+    for prefix, omitted in checked.omitted.items():
+        rows = omitted & (helcim_at >= 0)
+        if not rows.any():
             continue
-        at = _helcim_positions(ids.iloc[rows], customers, links)
-        found = at >= 0
+        mask, taken = pa.array(rows), pa.array(helcim_at[rows])
         for name in (c for c in valid.columns if c.startswith(f"{prefix}_")):
-            values = out[name].to_numpy(dtype=object)
-            values[rows[found]] = customers[name].to_numpy(dtype=object)[at[found]]
+            helcim_values = pc.take(arrow_column(customers[name]), taken)
+            values = pc.replace_with_mask(arrow_column(out[name]), mask, helcim_values)
             out[name] = pd.Series(values, index=out.index, dtype="str")
+        if prefix == "billing":  # the cell phone, in the context of the billing country Helcim holds
+            out = cell_phones_in_context(out, rows, checked.exported_cell_phones)
     return out
 
 
-def _helcim_positions(crm_ids: pd.Series, customers: pd.DataFrame, links: pd.DataFrame) -> np.ndarray:
-    """Each CRM row's Helcim customer (its position in ``customers``, -1 for none), as the diff pairs them:
-    the state store's link, else the oldest customer holding the crm_id as its code."""
-    at = np.full(len(crm_ids), -1, dtype=np.int64)
-    if customers.empty:
-        return at
-    helcim_ids = pd.Index(customers["helcim_id"].astype("int64"))
-    linked = pd.Index(links["crm_id"].astype("str")).get_indexer(pd.Index(crm_ids))
-    has_link = linked >= 0
-    linked_ids = links["helcim_id"].astype("int64").to_numpy()[linked[has_link]]
-    at[has_link] = helcim_ids.get_indexer(pd.Index(linked_ids))
-    oldest = np.argsort(customers["helcim_id"].astype("int64").to_numpy(), kind="stable")
-    codes = customers["customer_code"].astype("str").to_numpy(dtype=object)[oldest]
-    first = ~pd.Series(codes).duplicated().to_numpy()
-    by_code = pd.Index(codes[first]).get_indexer(pd.Index(crm_ids[~has_link]))
-    at[~has_link] = np.where(by_code >= 0, oldest[first][np.maximum(by_code, 0)], -1)
-    return at
+def bind_key(session: Session, checked: CheckedExport, *, allow_change: bool, record_change: bool) -> str:
+    """The export's key against the one this state store last synced (the profile, ``crm_id`` or
+    ``email``, the column): recorded the first night; another one is refused, unless allowed (then
+    recorded when ``record_change``: a run, not a plan). Returns what changed, "" when nothing did."""
+    export = checked.export
+    return session.state.bind_crm_key(
+        export.profile, export.key, export.key_column, allow_change=allow_change, record_change=record_change
+    )
 
 
 def pure_diff(
-    checked: CheckedExport, snapshot: Snapshot, session: Session, policy: Policy = "crm-wins"
+    checked: CheckedExport,
+    snapshot: Snapshot,
+    session: Session,
+    policy: Policy = "crm-wins",
+    *,
+    rekeyed: bool = False,
 ) -> DiffResult:
-    """The diff of the export against the snapshot and the state store's base and links (records nothing)."""
+    """The diff of the export against the snapshot and the state store's base and links (records nothing).
+
+    Who is whom is computed once (:func:`crmsync.sync.pairing.pair_customers`): the omitted addresses
+    are filled in from it, and the diff uses the same answer.
+    """
     state = session.state
+    links = state.links()
+    known = set(checked.crm_ids)
+    pairing = pair_customers(checked.valid, snapshot.customers, links, known)
     return diff(
-        keep_helcim_addresses(checked, snapshot.customers, state.links()),
+        keep_helcim_addresses(checked, snapshot.customers, pairing.pairs),
         snapshot.customers,
         state.base(),
-        state.links(),
+        links,
         policy=policy,
         fields=checked.fields,
-        known_crm_ids=set(checked.crm_ids),
+        known_crm_ids=known,
         rejected_links=state.rejected_links(),
+        pairing=pairing,
+        rekeyed=rekeyed,
     )
 
 
@@ -140,8 +156,14 @@ def prepare(
     policy: Policy,
     profile: str,
     progress: Progress | None = None,
+    key_change: str = "",
 ) -> Prepared:
-    """Refresh the snapshot within the budget, diff, record what is already agreed, and plan."""
+    """Refresh the snapshot within the budget, diff, record what is already agreed, and plan.
+
+    ``key_change``: what :func:`bind_key` said changed in the CRM's key (allowed by a person). Until
+    no proposal replaces a linked customer any more, the diff proposes every linked customer whose
+    row left the export on its name alone too (``rekeyed``): they may all be back under new keys.
+    """
     state = session.state
     refresh = refresh_customers(
         session.client,
@@ -150,7 +172,7 @@ def prepare(
         progress=progress,
     )
     snapshot = load_snapshot(state)
-    result = pure_diff(checked, snapshot, session, policy)
+    result = pure_diff(checked, snapshot, session, policy, rekeyed=bool(key_change) or state.rekeyed())
     record_agreed(state, result)
     bank_calls = bank_reads_for(len(snapshot.customers), session.budget)
     plan = build_plan(
@@ -166,6 +188,11 @@ def prepare(
         snapshot={**snapshot.describe(), "pages_read": refresh.pages, "complete": refresh.complete},
     )
     warnings = list(checked.export.warnings)
+    if key_change:
+        warnings.append(
+            f"the CRM's key changed {key_change}, as allowed: customers under a new key are proposed as "
+            "links to the customers they were (link_proposals.csv) and held until a person decides"
+        )
     if not refresh.complete:
         warnings.append(
             f"read {refresh.pages} pages of Helcim customers this run (budget); the rest of the diff uses data "
@@ -198,6 +225,7 @@ class MorningOutputs:
     reconciliation: Reconciliation
     report: ReportFiles
     files: dict[str, str]  # every file of reconciliation/ and crm_import/
+    warnings: list[str] = field(default_factory=list)  # what a person must know about crm_import/
 
 
 def morning_outputs(
@@ -250,15 +278,26 @@ def morning_outputs(
     changes = result.changes if result is not None else pd.DataFrame()
     files = dict(report.outputs)
     mapping = checked.export.mapping if checked is not None else None
-    files |= write_crm_import(
+    written = write_crm_import(
         out_dir,
         profile=mapping or ("generic" if profile == "auto" else profile),
         new=new,
         changes=changes,
         customers=snapshot.customers,
         methods=payment_methods(rec.cards, rec.banks),
+        crm=None if checked is None else crm_rows(checked),
     )
-    return MorningOutputs(rec, report, files)
+    return MorningOutputs(rec, report, files | written.files, written.warnings)
+
+
+def crm_rows(checked: CheckedExport) -> CrmRows:
+    """What the export holds for its valid rows, by crm_id, for crm_import/ (how the CRM names a record,
+    and its own values of the system's import columns)."""
+    valid, export = checked.valid, checked.export
+    ids = pd.Index(valid["crm_id"].astype("str"))
+    own = None if export.own is None else export.own.loc[valid.index].set_axis(ids)
+    keys = pd.Series(valid["billing_email"].astype("str").to_numpy(), index=ids)
+    return CrmRows(export.key, export.key_column, keys if export.key == "email" else keys.iloc[:0], own)
 
 
 def action_log(entries: Sequence[ActionEntry]) -> pd.DataFrame:

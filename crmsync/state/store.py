@@ -43,6 +43,9 @@ Tables:
 
 A state file belongs to one Helcim account: the API URL is recorded on first
 use and another URL is refused (:class:`~crmsync.errors.AccountMismatchError`).
+Likewise the CRM's key (the profile, ``crm_id`` or ``email``, the column): a
+night whose export is keyed otherwise is refused unless the change is allowed
+(:class:`~crmsync.errors.KeyChangeError`, :meth:`StateStore.bind_crm_key`).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ from crmsync.errors import (
     AccountMismatchError,
     CrmsyncError,
     Interrupted,
+    KeyChangeError,
     StateError,
 )
 from crmsync.schemas.helcim import SYNCED_FIELDS
@@ -377,6 +381,61 @@ class StateStore:
                 "use another state store for another account"
             )
 
+    # -- the CRM's key -------------------------------------------------------------
+
+    def crm_key(self) -> tuple[str, str, str] | None:
+        """(profile, key kind, key column) this state store last synced the CRM's rows with, if recorded."""
+        profile, key = self.meta("crm_profile"), self.meta("crm_key")
+        if profile is None or key is None:
+            return None
+        return profile, key, self.meta("crm_key_column") or ""
+
+    def bind_crm_key(
+        self, profile: str, key: str, column: str, *, allow_change: bool = False, record_change: bool = True
+    ) -> str:
+        """Record how the CRM's rows are keyed — the profile, ``crm_id`` or ``email``, the column —
+        or refuse another key (:class:`~crmsync.errors.KeyChangeError`): every customer would get a new
+        customerCode, and every one the diff cannot match otherwise would be created a second time.
+
+        With ``allow_change`` a change is let through (and, with ``record_change``, becomes the
+        binding); the return value then says what changed ("" when nothing did). A store that recorded no key
+        yet (first night, or written before this binding existed) takes this one, unless its links
+        say otherwise: every linked crm_id an e-mail key (``em-…``) or none.
+        """
+        known = self.crm_key() or self._key_of_links(key)
+        now = (profile, key, column)
+        changed = known is not None and _key_differs(known, now)
+        if changed and not allow_change:
+            assert known is not None
+            raise KeyChangeError(
+                f"this export is read with {_describe_key(*now)}, but the state store {self.path} last "
+                f"synced the CRM with {_describe_key(*known)}: every customer would get a new key (their "
+                "customerCode), and each one Helcim cannot match otherwise would be created a second time. "
+                "Export the file as before; if the new key is right, allow the change once: that night "
+                "each customer is proposed as a link to its new key (link_proposals.csv) and held"
+            )
+        if (self.crm_key() is None and not changed) or (changed and record_change):
+            for name, value in zip(("crm_profile", "crm_key", "crm_key_column"), now, strict=True):
+                self.set_meta(name, value)
+            if changed:
+                self.set_meta("crm_key_changed_at", utcnow())
+        return f"from {_describe_key(*known)} to {_describe_key(*now)}" if changed and known else ""
+
+    def rekeyed(self) -> bool:
+        """Whether a recorded change of the CRM's key still has customers to move to their new keys."""
+        return bool(self.meta("crm_key_changed_at"))
+
+    def rekeyed_done(self) -> None:
+        """No customer is left to move to a new key (no proposal replaces a linked one any more)."""
+        self.set_meta("crm_key_changed_at", "")
+
+    def _key_of_links(self, key: str) -> tuple[str, str, str] | None:
+        """The key kind the links imply when none was recorded: a store synced before the binding existed."""
+        row = self.db.execute("SELECT COUNT(*), COALESCE(SUM(crm_id LIKE 'em-%'), 0) FROM links").fetchone()
+        total, emails = int(row[0]), int(row[1])
+        implied = "email" if total and emails == total else "crm_id" if total and emails == 0 else None
+        return None if implied is None or implied == key else ("", implied, "")
+
     # -- links ----------------------------------------------------------------------
 
     def links(self) -> pd.DataFrame:
@@ -388,10 +447,23 @@ class StateStore:
         )
 
     def link(self, crm_id: str, helcim_id: int, customer_code: str, how: str, *, replaces: str = "") -> None:
-        """Link a CRM record and a Helcim customer; ``replaces``: the crm_id whose link moves to this one."""
+        """Link a CRM record and a Helcim customer; ``replaces``: the crm_id whose link moves to this one.
+
+        A move (a CRM record whose key changed: a new e-mail, where the e-mail is the key) takes the
+        old key's base and deferred writes along, so the next run still knows what both sides last
+        agreed on; call it inside :meth:`transaction`, so the three move together. ``replaces``
+        must still be the Helcim customer's link (else the proposal is out of date and nothing is
+        unlinked); the move done already (this crm_id holds the link) is nothing to do.
+        """
         existing = self.db.execute("SELECT crm_id FROM links WHERE helcim_id = ?", (helcim_id,)).fetchone()
-        if existing is not None and existing[0] != crm_id and replaces and existing[0] == replaces:
-            self.db.execute("DELETE FROM links WHERE crm_id = ?", (replaces,))
+        if replaces and (existing is None or existing[0] not in (replaces, crm_id)):
+            holder = "not linked to crm_id" if existing is None else f"linked to crm_id {existing[0]}, not"
+            raise StateError(
+                f"Helcim customer {helcim_id} is {holder} {replaces}: the link proposal is out of date "
+                "(the links changed since it was written); plan again and decide on the new proposals"
+            )
+        if replaces and existing is not None and existing[0] == replaces and replaces != crm_id:
+            self._move_key(replaces, crm_id)
         elif existing is not None and existing[0] != crm_id:
             raise StateError(f"Helcim customer {helcim_id} is already linked to crm_id {existing[0]}")
         self.db.execute(
@@ -400,6 +472,14 @@ class StateStore:
             " customer_code = excluded.customer_code, how = excluded.how, linked_at = excluded.linked_at",
             (crm_id, helcim_id, customer_code, how, utcnow()),
         )
+
+    def _move_key(self, old: str, new: str) -> None:
+        """A CRM record's link, base and deferred writes move from crm_id ``old`` to ``new``."""
+        self.db.execute("DELETE FROM links WHERE crm_id = ?", (old,))
+        for table in ("base", "deferred"):
+            if self.db.execute(f"SELECT 1 FROM {table} WHERE crm_id = ?", (old,)).fetchone() is not None:
+                self.db.execute(f"DELETE FROM {table} WHERE crm_id = ?", (new,))
+                self.db.execute(f"UPDATE {table} SET crm_id = ? WHERE crm_id = ?", (new, old))
 
     def created_since(self, moment: str) -> set[int]:
         """Helcim ids of the customers crmsync created (linked as ``created``) at or after ``moment``."""
@@ -612,6 +692,27 @@ class StateStore:
                 "INSERT INTO deferred (crm_id, kind, reason, since) VALUES (?, ?, ?, ?)",
                 ((crm_id, kind, reason, old.get(crm_id, now)) for crm_id, kind, reason in rows),
             )
+
+
+def _key_differs(known: tuple[str, str, str], now: tuple[str, str, str]) -> bool:
+    """Another profile (when one was recorded), key kind or key column (spelled in any case)."""
+    profile, key, column = known
+    if key != now[1] or (profile and profile != now[0]):
+        return True
+    return bool(column) and column.strip().casefold() != now[2].strip().casefold()
+
+
+def _describe_key(profile: str, key: str, column: str) -> str:
+    how = (
+        f'its id column "{column}"'
+        if key == "crm_id"
+        else f'the e-mail ("{column}")'
+        if column
+        else "the e-mail"
+    )
+    if key == "crm_id" and not column:
+        how = "its id column"
+    return f"the {profile} profile, keyed by {how}" if profile else f"rows keyed by {how}"
 
 
 def real_state_path(path: Path) -> Path:

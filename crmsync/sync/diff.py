@@ -404,6 +404,8 @@ def diff(
     fields: tuple[str, ...] = SYNCED_FIELDS,
     known_crm_ids: Collection[str] | None = None,
     rejected_links: pd.DataFrame | None = None,
+    pairing: Pairing | None = None,
+    rekeyed: bool = False,
 ) -> DiffResult:
     """Compare normalised CRM rows, Helcim customers and the base; see the module docstring.
 
@@ -411,12 +413,18 @@ def diff(
     export does not have is never compared, so it is never cleared in Helcim).
     ``known_crm_ids`` are every crm_id of the export, rejected rows included,
     so a rejected row's Helcim customer is not mistaken for an orphan.
+    ``pairing``: :func:`pair_customers` of these same rows (in this order),
+    when the caller needed it first; by default the diff pairs them itself.
+    ``rekeyed``: the CRM's key changed tonight (a person allowed it), so every
+    linked customer may come back under a new key: they are proposed on their
+    names alone too (:func:`crmsync.sync.pairing.propose_links`).
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown conflict policy {policy!r}: use {', '.join(POLICIES)}")
     with ThreadPoolExecutor(max_workers=1) as side:  # where each CRM row's base is, meanwhile
         base_of_crm = side.submit(positions, base["crm_id"], crm["crm_id"])
-        pairing = pair_customers(crm, helcim, links, known_crm_ids)
+        if pairing is None:
+            pairing = pair_customers(crm, helcim, links, known_crm_ids)
         base_by_crm = base_of_crm.result()
     pairs = pairing.pairs
     crm_pos = pairs["crm_pos"].to_numpy(dtype=np.int64)
@@ -444,7 +452,7 @@ def diff(
     orphans = helcim[helcim["helcim_id"].isin(set(pairing.orphaned["helcim_id"]))].merge(
         pairing.orphaned[["helcim_id", "crm_id"]].rename(columns={"crm_id": "replaces"}), on="helcim_id"
     )
-    proposals = propose_links(pairing.crm_only, pairing.helcim_only, rejected_links, orphans)
+    proposals = propose_links(pairing.crm_only, pairing.helcim_only, rejected_links, orphans, rekeyed=rekeyed)
     return _result(pairing, buckets, proposals, _changes(differing, status, resolution, known, fields),
                    agreed, targets, policy, fields)  # fmt: skip
 

@@ -193,8 +193,28 @@ class Loader:
         finally:
             if self.progress:
                 self.progress("writes", 1)
+        taken = self._taken(op, customer) if outcome == "recovered" else ""
+        if taken:  # the code is another row's customer: a failed row, never a link that steals it
+            with self._lock:
+                self.state.journal_outcome(op.op_id, "failed", "failed", error=taken)
+            log.warning("create %s failed: %s", op.crm_id, taken)
+            return OpResult(op.crm_id, op.customer_code, op.kind, "failed", None, taken)
         self._record_success(op, customer, outcome)
         return OpResult(op.crm_id, op.customer_code, op.kind, outcome, customer.id)
+
+    def _taken(self, op: Operation, customer: Customer) -> str:
+        """Why a create found by its code (its answer lost, or refused as existing) is not this row's:
+        the customer holding the code is linked to another CRM record (""  when it is free or this row's)."""
+        with self._lock:
+            links = self.state.links()
+        other = links.loc[links["helcim_id"] == customer.id, "crm_id"]
+        if other.empty or str(other.iloc[0]) == op.crm_id:
+            return ""
+        return (
+            f"Helcim already has a customer with the code {customer.code} (id {customer.id}), linked to CRM "
+            f"record {other.iloc[0]}: Helcim keeps one customer per code, so this record cannot be created "
+            "under it; give one of the two another code"
+        )
 
 
 def record_agreed(state: StateStore, result: DiffResult) -> int:

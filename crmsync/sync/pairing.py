@@ -5,7 +5,9 @@ links, else when the Helcim ``customerCode`` equals the ``crm_id`` (the oldest
 customer holding a code wins it; a later one sharing it stays Helcim-only, and
 the morning report names them all as ``duplicate_customer``). Unpaired CRM rows
 that look like a Helcim-only customer (same e-mail, phone, or name and postal
-code) get a link *proposal* for a person to decide.
+code), or like a linked customer whose CRM row left the export (the same, or,
+where an e-mail key changed, the name alone), get a link *proposal* for a
+person to decide.
 
 The pairing is computed once, by :func:`pair_customers`, and carried in the
 diff's result: the plan, the CRM import files and the reconciliation all use
@@ -21,6 +23,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from crmsync.crm.keys import EMAIL_CODE_PREFIX
 
 __all__ = [
     "PAIR_COLUMNS",
@@ -277,17 +281,68 @@ def _match_keys(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True).drop_duplicates()
 
 
+#: At most this many linked customers are proposed for one CRM row on its name alone (the oldest first).
+NAME_CANDIDATES = 5
+
+
+def _names(frame: pd.DataFrame) -> pd.Series:
+    name = frame["contact_name"].where(frame["contact_name"] != "", frame["business_name"])
+    return name.astype("str").str.lower()
+
+
+def _by_name_alone(
+    crm_only: pd.DataFrame, orphans: pd.DataFrame | None, hits: pd.DataFrame, *, rekeyed: bool = False
+) -> pd.DataFrame:
+    """(crm_id, helcim_id, kind "name") of unpaired rows and orphans sharing only the contact's name,
+    where an e-mail key is involved (the row's or the orphan's old one).
+
+    A customer keyed by the e-mail whose e-mail changed comes back as a new row; when Helcim holds
+    neither the e-mail nor a phone or postal code for them (their address was omitted), the name is
+    all that is left to tell it is them. Such a proposal is always ambiguous: only a person decides.
+    Rows keyed by a CRM id are not matched so (a new customer may share a name with one who left),
+    except on the night the key itself changed (``rekeyed``: allowed by a person), when every
+    customer comes back under a new key.
+    """
+    none = pd.DataFrame({"crm_id": pd.Series(dtype="str"), "helcim_id": pd.Series(dtype="int64"), "kind": []})
+    if orphans is None or orphans.empty or crm_only.empty:
+        return none
+    left = pd.DataFrame({"crm_id": crm_only["crm_id"].astype("str"), "key": _names(crm_only)})
+    right = pd.DataFrame(
+        {
+            "helcim_id": orphans["helcim_id"],
+            "replaces": orphans["replaces"].astype("str"),
+            "key": _names(orphans),
+        }
+    ).sort_values("helcim_id", kind="stable")
+    right = right[(right["key"] != "") & (right.groupby("key").cumcount() < NAME_CANDIDATES)]
+    found = left[left["key"] != ""].merge(right, on="key")
+    keyed = found["crm_id"].str.startswith(EMAIL_CODE_PREFIX) | found["replaces"].str.startswith(
+        EMAIL_CODE_PREFIX
+    )
+    keyed |= rekeyed
+    found = found[keyed].loc[:, ["crm_id", "helcim_id"]]
+    if found.empty:
+        return none
+    seen = hits.loc[:, ["crm_id", "helcim_id"]].drop_duplicates().assign(_seen=True)
+    found = found.merge(seen, on=["crm_id", "helcim_id"], how="left")
+    return found[found["_seen"].isna()].drop(columns="_seen").assign(kind="name")
+
+
 def propose_links(
     crm_only: pd.DataFrame,
     helcim_only: pd.DataFrame,
     rejected: pd.DataFrame | None = None,
     orphans: pd.DataFrame | None = None,
+    *,
+    rekeyed: bool = False,
 ) -> pd.DataFrame:
     """Candidate matches between unpaired CRM rows and Helcim-only customers.
 
     A pair is proposed when they share an e-mail, a phone, or a name with a
-    postal code. It is ``ambiguous`` when either side has more than one
-    candidate; ambiguous pairs are listed too, but only a person can choose.
+    postal code — or, for an orphan where an e-mail key is involved, the name
+    alone (:func:`_by_name_alone`). It is ``ambiguous`` when either side has
+    more than one candidate, or only the name matched; ambiguous pairs are
+    listed too, but only a person can choose.
     Pairs a person rejected (``rejected``: crm_id, helcim_id) are left out.
 
     ``orphans`` are linked Helcim customers whose CRM record left the export
@@ -305,6 +360,7 @@ def propose_links(
     left = _match_keys(crm_only, "crm_id").rename(columns={"id": "crm_id"})
     right = _match_keys(helcim_only, "helcim_id").rename(columns={"id": "helcim_id"})
     hits = left.merge(right, on=["kind", "key"])
+    hits = pd.concat([hits, _by_name_alone(crm_only, orphans, hits, rekeyed=rekeyed)], ignore_index=True)
     if rejected is not None and not rejected.empty:
         marked = hits.merge(
             rejected[["crm_id", "helcim_id"]].assign(_no=True), on=["crm_id", "helcim_id"], how="left"
@@ -316,7 +372,7 @@ def propose_links(
     pairs = grouped.rename("matched_on").reset_index()
     per_crm = pairs.groupby("crm_id")["helcim_id"].transform("size")
     per_helcim = pairs.groupby("helcim_id")["crm_id"].transform("size")
-    pairs["ambiguous"] = (per_crm > 1) | (per_helcim > 1)
+    pairs["ambiguous"] = (per_crm > 1) | (per_helcim > 1) | (pairs["matched_on"] == "name")
 
     def name(frame: pd.DataFrame) -> pd.Series:
         return frame["contact_name"].where(frame["contact_name"] != "", frame["business_name"])

@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from crmsync.cli import cli
 from crmsync.crm.keys import email_code
 from crmsync.crm.validate import check_export
-from crmsync.helcim.models import Customer
+from crmsync.helcim.models import Customer, CustomerInput
+from crmsync.state import open_state
 from helcim_sandbox.launcher import SandboxProcess
 from tests.jobs.test_plan_cli import decide, helcim, invoke
 
@@ -170,6 +171,7 @@ def test_plan_and_run_work_on_each_real_export(tmp_path: Path, sandbox: SandboxP
     code, output = invoke(tmp_path, sandbox, "run", "--crm", export, "--out", str(tmp_path / "night2"))
     second = json.loads((tmp_path / "night2" / "summary.json").read_text())
     assert (second["created"], second["updated"]) == (0, 0), output  # nothing pushed again
+    assert second["exported"] == 0, output  # and nothing Helcim holds differs: no phantom export either
     assert second["unchanged"] == first["created"]
     assert second["rows_with_warnings"] == first["rows_with_warnings"]
 
@@ -178,12 +180,17 @@ def test_plan_and_run_work_on_each_real_export(tmp_path: Path, sandbox: SandboxP
 def test_a_changed_email_key_is_proposed_as_a_link_never_a_duplicate(
     tmp_path: Path, sandbox: SandboxProcess
 ) -> None:
+    """Homer's e-mail (Wave's key) changes; meanwhile someone renamed him in Helcim. The new key is
+    proposed as his link, the accepted move keeps the base, and the rename is exported to the CRM on
+    the next night, never overwritten with the CRM's old name."""
     source = (REAL / "wave_customers.csv").read_text(encoding="utf-8")
     night1 = tmp_path / "wave.csv"
     night1.write_text(source, encoding="utf-8")
     code, output = invoke(tmp_path, sandbox, "run", "--crm", str(night1), "--out", str(tmp_path / "n1"))
     assert code in (0, 1), output
     created = json.loads((tmp_path / "n1" / "summary.json").read_text())["created"]
+    homer = next(c for c in sandbox_customers(sandbox) if c.contact_name.startswith("Homer"))
+    helcim(sandbox).update_customer(homer.id, CustomerInput(contact_name="Homer J. Connery"))
     night2 = tmp_path / "wave-changed.csv"
     night2.write_text(source.replace("homer@simpsons.com", "homer.j@simpsons.com"), encoding="utf-8")
     code, output = invoke(tmp_path, sandbox, "run", "--crm", str(night2), "--out", str(tmp_path / "n2"))
@@ -200,7 +207,102 @@ def test_a_changed_email_key_is_proposed_as_a_link_never_a_duplicate(
     assert third["created"] == 0
     assert third["link_proposals"] == 0
     assert len(sandbox_customers(sandbox)) == created
+    assert helcim(sandbox).get_customer(homer.id).contact_name == "Homer J. Connery"  # not overwritten
+    exported = rows(tmp_path / "n3" / "crm_import" / "updates.csv")
+    assert ("contact_first_name", "Homer J.") in {(r["field"], r["helcim_value"]) for r in exported}
+
+
+@pytest.mark.slow
+def test_a_stale_link_proposal_unlinks_nothing(tmp_path: Path, sandbox: SandboxProcess) -> None:
+    """A proposals file accepted after the links changed is refused whole, and the links stay as they
+    are: here the same move accepted again (done already: nothing to do), then one edited so that
+    another linked CRM row takes Homer's customer (it would have unlinked that row's own customer)."""
+    source = (REAL / "wave_customers.csv").read_text(encoding="utf-8")
+    night1 = tmp_path / "wave.csv"
+    night1.write_text(source, encoding="utf-8")
+    invoke(tmp_path, sandbox, "run", "--crm", str(night1), "--out", str(tmp_path / "n1"))
+    night1.write_text(source.replace("homer@simpsons.com", "homer.j@simpsons.com"), encoding="utf-8")
+    invoke(tmp_path, sandbox, "plan", "--crm", str(night1), "--out", str(tmp_path / "n2"))
+    proposals = tmp_path / "n2" / "link_proposals.csv"
+    decide(proposals, "yes")
+    assert invoke(tmp_path, sandbox, "link", "--accept", str(proposals))[0] == 0
+    assert invoke(tmp_path, sandbox, "link", "--accept", str(proposals))[0] == 0  # done already: no change
+    with open_state(tmp_path / "state.db") as state:
+        before = state.links().to_dict("records")
+    other = next(r for r in before if r["crm_id"] != email_code("homer.j@simpsons.com"))
+    # edited: another linked row takes Homer's customer, "replacing" Homer's new key
+    edited = [r | {"crm_id": other["crm_id"], "replaces": email_code("homer.j@simpsons.com")}
+              for r in rows(proposals)]  # fmt: skip
+    with proposals.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(edited[0]))
+        writer.writeheader()
+        writer.writerows(edited)
+    code, output = invoke(tmp_path, sandbox, "link", "--accept", str(proposals))
+    assert code == 2, output
+    assert "out of date" in output
+    with open_state(tmp_path / "state.db") as state:
+        assert state.links().to_dict("records") == before
 
 
 def sandbox_customers(sandbox: SandboxProcess) -> list[Customer]:
     return [c for _, page in helcim(sandbox).iter_customers(include_cards=False) for c in page]
+
+
+@pytest.mark.slow
+def test_an_export_that_lost_its_id_column_is_refused_not_rekeyed(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    """Night 1: the real Shopify export, keyed by Customer ID. Night 2: the same customers without that
+    column, so the profile keys them by the e-mail: refused (exit 2), nothing written. Allowed, every
+    customer is proposed as a link to its new key and held: none is created a second time."""
+    source = REAL / "shopify_customers_2024.csv"
+    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(source), "--out", str(tmp_path / "n1"))
+    assert code in (0, 1), output
+    created = json.loads((tmp_path / "n1" / "summary.json").read_text())["created"]
+    with source.open(newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    at = table[0].index("Customer ID")
+    without = tmp_path / "no-ids.csv"
+    with without.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([[v for i, v in enumerate(r) if i != at] for r in table])
+    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(without), "--out", str(tmp_path / "n2"))
+    assert code == 2, output
+    assert 'keyed by its id column "Customer ID"' in output
+    assert "--allow-key-change" in output
+    refused = json.loads((tmp_path / "n2" / "summary.json").read_text())
+    assert (refused["status"], refused["created"]) == ("failed", 0)
+    assert len(sandbox_customers(sandbox)) == created
+    code, output = invoke(
+        tmp_path, sandbox, "run", "--crm", str(without), "--out", str(tmp_path / "n3"), "--allow-key-change"
+    )
+    assert code in (0, 1), output
+    allowed = json.loads((tmp_path / "n3" / "summary.json").read_text())
+    assert allowed["created"] == 0, output
+    assert allowed["key"] == "email"
+    assert allowed["link_proposals"] >= allowed["rows_read"] - allowed["rejected"]
+    assert any("the CRM's key changed" in w for w in allowed["warnings"])
+    assert len(sandbox_customers(sandbox)) == created
+
+
+@pytest.mark.slow
+def test_shopify_import_updates_match_on_the_crms_own_email_and_carry_only_the_change(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    """A customer whose address was omitted (Helcim holds no e-mail for them) is renamed in Helcim. The
+    Shopify import file matches them on the Email their export row holds, and carries only what changed:
+    importing it with "overwrite existing customers" clears nothing."""
+    export = REAL / "shopify_customers_2024.csv"
+    invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "n1"))
+    warned = {r["crm_id"] for r in rows(tmp_path / "n1" / "warnings.csv")}
+    target = next(
+        c
+        for c in sandbox_customers(sandbox)
+        if c.code in warned and c.billing is None and " " in c.contact_name
+    )
+    helcim(sandbox).update_customer(target.id, CustomerInput(contact_name=target.contact_name + "x"))
+    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "n2"))
+    assert code in (0, 1), output
+    assert json.loads((tmp_path / "n2" / "summary.json").read_text())["exported"] == 1
+    (shaped,) = rows(tmp_path / "n2" / "crm_import" / "import_updates.csv")
+    (own,) = [r for r in rows(export) if r["Customer ID"].lstrip("'") == target.code]
+    assert shaped == {"Email": own["Email"], "Last Name": own["Last Name"] + "x"}

@@ -12,17 +12,19 @@ from click.testing import CliRunner
 
 from crmsync.cli import cli
 from crmsync.crm.addresses import parse_street_tail
-from crmsync.crm.export import crm_columns, import_updates, new_customers
+from crmsync.crm.export import CrmRows, crm_columns, import_updates, new_customers, updates
 from crmsync.crm.extract import read_crm
 from crmsync.crm.fit import draft_profile, rank_profiles
 from crmsync.crm.keys import email_code
+from crmsync.crm.normalize import normalize_phone
 from crmsync.crm.profiles import available_profiles, load_profile, parse_profile
 from crmsync.crm.validate import check_export
 from crmsync.errors import InputFileError, NoProfileFitsError
+from crmsync.helcim.models import Address, CustomerInput
 from crmsync.schemas.crm import CRM_COLUMNS
 from helcim_sandbox.launcher import SandboxProcess
 from tests.crm.helpers import generic_csv, write
-from tests.jobs.test_plan_cli import add_to_helcim, invoke, plan_of
+from tests.jobs.test_plan_cli import add_to_helcim, helcim, invoke, plan_of, read_csv
 
 SHOPIFY = (
     "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Default Address Company,"
@@ -272,7 +274,9 @@ def test_incomplete_addresses_are_omitted_with_warnings_or_rejected(tmp_path: Pa
     assert list(warned.columns[:5]) == ["source_line", "crm_id", "column", "value", "reason"]
     assert set(warned["column"]) >= {"billing_city", "billing_email", "billing_phone", "billing_postal_code"}
     assert "this one has no street1" in warned["reason"].iloc[0]
-    assert omitted.omitted == {"CRM-1": ("billing",)}
+    # the omitted addresses, as masks over the valid rows: billing on CRM-1's row only
+    assert set(omitted.omitted) == {"billing"}
+    assert omitted.valid["crm_id"][omitted.omitted["billing"]].tolist() == ["CRM-1"]
     rejected = check_export(export, "generic", "reject")
     assert rejected.rejected == 1
     assert "required_with_address" in set(rejected.rejects["rule"])
@@ -296,22 +300,52 @@ def test_crm_import_files_take_the_shape_the_system_imports() -> None:
         "Lee",
         "CA",
     ]
+
+
+def test_import_updates_write_back_the_crms_own_values_and_only_what_changed() -> None:
+    """Helcim renamed Ann, whose address was omitted (Helcim holds no e-mail for her). The import file
+    matches her on the e-mail her CRM row holds, and carries only the column that changed: nothing a
+    Shopify import with "overwrite existing customers" could clear (Tags, Note, marketing consent)."""
+    shopify, salesforce = load_profile("shopify"), load_profile("salesforce")
+    customers = pd.DataFrame(
+        {"helcim_id": [11], "customer_code": ["5897"], **{c: [""] for c in CRM_COLUMNS if c != "crm_id"}}
+    ).assign(contact_name="Ann Lee-Smith")
     changes = pd.DataFrame(
         {
             "crm_id": ["5897"],
             "helcim_id": [11],
-            "field": ["billing_email"],
-            "crm": ["ann@example.com"],
-            "helcim": ["ann.lee@example.com"],
+            "field": ["contact_name"],
+            "crm": ["Ann Lee"],
+            "helcim": ["Ann Lee-Smith"],
             "resolution": ["export"],
         }
     )
-    shaped = import_updates(changes, customers.assign(billing_email="ann.lee@example.com"), shopify)
-    assert shaped.iloc[0]["Email"] == "ann@example.com"  # the key Shopify matches on, as Shopify has it
-    salesforce = import_updates(
-        changes, customers.assign(billing_email="ann.lee@example.com"), load_profile("salesforce")
+    own = pd.DataFrame(
+        {"Email": ["ann@example.com"], "First Name": ["Ann"], "Last Name": ["Lee"], "Tags": ["vip"],
+         "Note": ["call first"], "Accepts Email Marketing": ["yes"]},
+        index=["5897"],
+    )  # fmt: skip
+    shaped, unmatched = import_updates(changes, customers, shopify, CrmRows(own=own))
+    assert unmatched == 0
+    assert shaped.to_dict("records") == [{"Email": "ann@example.com", "Last Name": "Lee-Smith"}]
+    sf_id = "0035g00000AbCdEAAV"
+    own_sf = pd.DataFrame(
+        {"Id": [sf_id], "FirstName": ["Ann"], "LastName": ["Lee"], "Email": ["ann@example.com"]},
+        index=[sf_id],
     )
-    assert salesforce.iloc[0][["Id", "Email"]].tolist() == ["5897", "ann.lee@example.com"]
+    shaped, _ = import_updates(changes.assign(crm_id=sf_id), customers, salesforce, CrmRows(own=own_sf))
+    assert shaped.to_dict("records") == [{"Id": sf_id, "LastName": "Lee-Smith"}]
+    # a Salesforce report keyed by the e-mail has no Id: nothing to match on, so the record is left out
+    # (counted: the run says so), never written with the e-mail's code as its Id
+    keyed = CrmRows(
+        "email", "Email", pd.Series({"em-1": "ann@example.com"}), own_sf.drop(columns="Id").set_axis(["em-1"])
+    )
+    shaped, unmatched = import_updates(changes.assign(crm_id="em-1"), customers, salesforce, keyed)
+    assert (len(shaped), unmatched) == (0, 1)
+    named = updates(changes.assign(crm_id="em-1"), customers, salesforce, keyed)
+    assert named[["Email", "field", "helcim_value"]].values.tolist() == [
+        ["ann@example.com", "LastName", "Lee-Smith"]
+    ]
 
 
 def test_an_omitted_address_never_clears_helcims_nor_is_pushed_again(
@@ -330,3 +364,38 @@ def test_an_omitted_address_never_clears_helcims_nor_is_pushed_again(
     summary = json.loads((tmp_path / "plan" / "summary.json").read_text())
     assert summary["rows_with_warnings"] == 1
     assert (tmp_path / "plan" / "warnings.csv").read_text().count("CRM-1") >= 3
+
+
+def test_a_cell_phone_is_normalised_with_the_country_helcim_will_hold(tmp_path: Path) -> None:
+    """A Chilean customer with a +1 cell phone: with the whole address sent, the phone keeps its country
+    code in Chile's context; with the address omitted, Helcim holds no country, and the phone is what
+    Helcim's side normalises it to (North America: 10 digits), so the next night sees no difference."""
+    chile = {"billing_country": "CL", "billing_province": "RM", "billing_city": "Santiago",
+             "cell_phone": "+1 305 406 2391", "billing_postal_code": "8320000"}  # fmt: skip
+    export = write(tmp_path, generic_csv(chile, chile | {"billing_postal_code": "", "crm_id": "CRM-2"}))
+    checked = check_export(export, "generic")
+    phones = checked.valid.set_index("crm_id")["cell_phone"].astype(str)
+    assert phones["CRM-1"] == "13054062391"  # sent with its Chilean address
+    assert phones["CRM-2"] == "3054062391"  # its address omitted: no country in Helcim
+    assert phones["CRM-2"] == normalize_phone(pd.Series(["13054062391"]), pd.Series([""])).iloc[0]
+
+
+def test_a_cell_phone_beside_an_omitted_address_compares_in_the_context_helcim_holds(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    """Helcim holds a Chilean address and the +1 cell phone with its country code; the CRM row's own
+    address is omitted (no postal code). The phone is compared in Chile's context, as Helcim's side is:
+    unchanged, not an update or an export every night."""
+    address = Address(name="Ann Lee", street1="Av. Providencia 1208", city="Santiago", province="RM",
+                      country="CHL", postal_code="7500000")  # fmt: skip
+    body = CustomerInput(contact_name="Ann Lee", cell_phone="13054062391", billing=address, code="CRM-1")
+    helcim(sandbox).create_customer(body)
+    chile = {"contact_name": "Ann Lee", "billing_name": "Ann Lee", "billing_street1": "Av. Providencia 1208",
+             "billing_city": "Santiago", "billing_province": "RM", "billing_country": "CL",
+             "billing_postal_code": "", "cell_phone": "+1 305 406 2391"}  # fmt: skip
+    export = write(tmp_path, generic_csv(chile))
+    code, output = invoke(tmp_path, sandbox, "plan", "--crm", str(export), "--out", str(tmp_path / "plan"))
+    assert code == 0, output
+    summary = json.loads((tmp_path / "plan" / "summary.json").read_text())
+    assert (summary["updates"], summary["unchanged"], summary["exports"]) == (0, 1, 0), summary
+    assert not [r for r in read_csv(tmp_path / "plan" / "plan.csv") if r["field"] == "cell_phone"]

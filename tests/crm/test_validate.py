@@ -323,6 +323,17 @@ def test_the_csv_writer_neutralises_formulas(tmp_path: Path) -> None:
     assert cells == ["'=SUM(A1)", "'+1", "'-2", "'@x", "'\tx", "'\nx", "plain", "a=b"]
 
 
+def test_the_csv_writer_neutralises_categories_too(tmp_path: Path) -> None:
+    """warnings.csv's column, reason and rule are categories (millions of rows, a few dozen values)."""
+    values = ["=SUM(A1)", "plain", "=SUM(A1)", "'=SUM(A1)", None]
+    frame = pd.DataFrame({"a": pd.Categorical(values), "b": pd.Categorical(values[:2] * 2 + ["-1"])})
+    path = write_csv(frame, tmp_path / "x.csv")
+    with path.open(encoding="utf-8", newline="") as handle:
+        cells = [(row["a"], row["b"]) for row in csv.DictReader(handle)]
+    assert [a for a, _ in cells] == ["'=SUM(A1)", "plain", "'=SUM(A1)", "'=SUM(A1)", ""]
+    assert [b for _, b in cells] == ["'=SUM(A1)", "plain", "'=SUM(A1)", "plain", "'-1"]
+
+
 _CELLS = st.text(alphabet=st.sampled_from(list('aZ9 ,;|\t"\n\r@=+-.é\u00a0')), max_size=8)
 
 

@@ -292,3 +292,40 @@ def test_plan_against_another_account_is_refused(tmp_path: Path, sandbox: Sandbo
     )
     assert result.exit_code == 2
     assert "belongs to" in result.output
+
+
+MAILCHIMP = ["Email Address", "First Name", "Last Name", "Phone Number", "Company", "MEMBER_RATING"]
+
+
+def test_a_changed_email_key_without_phone_or_address_waits_for_a_person(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    """Mailchimp keys by the e-mail; Ann has no phone and no address, so Helcim holds only her name.
+    Her new e-mail is proposed as her customer on the name alone (ambiguous: a person decides), and
+    held: never a second Ann Lee."""
+
+    def night(name: str, email: str) -> dict[str, object]:
+        export = tmp_path / f"{name}.csv"
+        write_export(
+            export, [dict(zip(MAILCHIMP, [email, "Ann", "Lee", "", "", "2"], strict=True))], MAILCHIMP
+        )
+        code, output = invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / name))
+        assert code == 0, output
+        summary: dict[str, object] = json.loads((tmp_path / name / "summary.json").read_text())
+        return summary
+
+    assert night("n1", "ann@example.com")["created"] == 1
+    second = night("n2", "ann.lee@example.com")
+    assert (second["profile"], second["created"], second["link_proposals"], second["deferred"]) == (
+        "mailchimp", 0, 1, 1,
+    )  # fmt: skip
+    (proposal,) = read_csv(tmp_path / "n2" / "link_proposals.csv")
+    assert (proposal["matched_on"], proposal["ambiguous"]) == ("name", "yes")
+    decide(tmp_path / "n2" / "link_proposals.csv", "yes")
+    code, output = invoke(tmp_path, sandbox, "link", "--accept", str(tmp_path / "n2" / "link_proposals.csv"))
+    assert code == 0, output
+    third = night("n3", "ann.lee@example.com")
+    assert (third["created"], third["link_proposals"], third["unchanged"]) == (0, 0, 1)
+    assert [
+        c.contact_name for _, page in helcim(sandbox).iter_customers(include_cards=False) for c in page
+    ] == ["Ann Lee"]

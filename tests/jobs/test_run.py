@@ -24,7 +24,7 @@ from crmsync.sync.load import apply_plan
 from crmsync.sync.plan import Plan
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN
-from tests.jobs.test_plan_cli import add_to_helcim, helcim, invoke, read_csv, row, write_export
+from tests.jobs.test_plan_cli import add_to_helcim, decide, helcim, invoke, read_csv, row, write_export
 
 COUNTED = ("created", "updated", "unchanged", "rejected", "deferred", "failed", "conflicts")
 
@@ -471,3 +471,52 @@ def test_the_first_night_on_a_seeded_account_reads_every_customers_bank_accounts
     # the floor was kept from the writes, and the rest of the budget (less the reserve) was there to spend
     assert summary["bank_refresh"]["customers_read"] == 65
     assert summary["bank_refresh"]["reserve_calls"] == 150
+
+
+@pytest.mark.parametrize("duplicate_codes", ["allow", "refuse"])
+def test_an_omitted_address_never_takes_the_address_of_a_customer_linked_to_another_row(
+    tmp_path: Path, sandbox: SandboxProcess, duplicate_codes: str
+) -> None:
+    """Helcim customer "C-1" (Ada) is linked to CRM row C-9 by an accepted proposal; a new CRM row C-1
+    (Bob, only a city and an e-mail: his address is omitted) is no match for her: he is created
+    without an address, never with Ada's street, phone and e-mail. Where Helcim refuses a second
+    customer with one code, his row fails with the reason, and the rest of the run goes on."""
+    sandbox.configure(duplicate_codes=duplicate_codes)
+    ada = add_to_helcim(sandbox, "C-1", "Ada King", email="ada.private@example.com", phone="4035550111")
+    export = write_export(
+        tmp_path / "crm.csv", [row("C-9", "Ada King", billing_email="ada.private@example.com")]
+    )
+    invoke(tmp_path, sandbox, "plan", "--crm", str(export), "--out", str(tmp_path / "p0"))
+    proposals = read_csv(tmp_path / "p0" / "link_proposals.csv")
+    assert [(p["crm_id"], p["helcim_id"]) for p in proposals] == [("C-9", str(ada))]
+    decide(tmp_path / "p0" / "link_proposals.csv", "yes")
+    code, output = invoke(tmp_path, sandbox, "link", "--accept", str(tmp_path / "p0" / "link_proposals.csv"))
+    assert code == 0, output
+    bob = row("C-1", "Bob Other", billing_street1="", billing_postal_code="", billing_city="Banff",
+              billing_email="bob@example.com")  # fmt: skip
+    others = [row(f"N-{n}", f"New Person {n}") for n in range(3)]
+    write_export(export, [row("C-9", "Ada King", billing_email="ada.private@example.com"), bob, *others])
+    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "n1"))
+    summary = summary_of(tmp_path / "n1")
+    assert_adds_up(summary)
+    created = next(op for op in Plan.load(tmp_path / "n1" / "plan.json").operations if op.crm_id == "C-1")
+    assert created.kind == "create"
+    assert "billing" not in created.addresses, created
+    assert not any(name.startswith("billing_") and value for name, value in created.values.items()), created
+    customers = {c.id: c for _, page in helcim(sandbox).iter_customers(include_cards=False) for c in page}
+    ada_billing = customers[ada].billing
+    assert ada_billing is not None
+    assert ada_billing.email == "ada.private@example.com"
+    assert customers[ada].contact_name == "Ada King"
+    assert {f"New Person {n}" for n in range(3)} <= {c.contact_name for c in customers.values()}
+    if duplicate_codes == "allow":
+        assert code == 0, output
+        new = next(c for c in customers.values() if c.contact_name == "Bob Other")
+        assert new.billing is None  # not Ada's address, phone and e-mail
+    else:
+        assert code == 1, output
+        assert (summary["failed"], summary["created"]) == (1, 3)
+        failed = next(r for r in read_csv(tmp_path / "n1" / "results.csv") if r["crm_id"] == "C-1")
+        assert failed["outcome"] == "failed"
+        assert "linked to CRM record C-9" in failed["error"]
+        assert "Bob Other" not in {c.contact_name for c in customers.values()}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from crmsync.errors import AccountMismatchError, StateError, StateLockedError
+from crmsync.errors import AccountMismatchError, KeyChangeError, StateError, StateLockedError
 from crmsync.schemas.helcim import SYNCED_FIELDS
 from crmsync.state import open_state, state_lock
 from crmsync.state.store import SCHEMA_VERSION
@@ -246,3 +246,68 @@ def test_proposals_are_the_latest_reports_only(tmp_path: Path) -> None:
         assert later.empty
         assert again is not None
         assert again >= at
+
+
+def test_a_moved_link_takes_its_base_and_deferred_writes(tmp_path: Path) -> None:
+    """A link moved to a new key (an accepted proposal with ``replaces``) keeps what both sides agreed
+    on: without it the next run has no base and pushes the CRM's old values over Helcim's changes."""
+    with open_state(tmp_path / "s.db") as state:
+        state.link("em-old", 10, "em-old", "created")
+        state.set_base(
+            pd.DataFrame([{"crm_id": "em-old", "contact_name": "Homer", "billing_email": "h@x.com"}])
+        )
+        state.set_deferred([("em-old", "update", "budget")])
+        with state.transaction():
+            state.link("em-new", 10, "em-old", "approved", replaces="em-old")
+        assert state.links().to_dict("records") == [
+            {"crm_id": "em-new", "helcim_id": 10, "customer_code": "em-old", "how": "approved"}
+        ]
+        (base,) = state.base().to_dict("records")
+        assert (base["crm_id"], base["contact_name"], base["billing_email"]) == ("em-new", "Homer", "h@x.com")
+        assert state.deferred()["crm_id"].tolist() == ["em-new"]
+        state.link("em-new", 10, "em-old", "approved", replaces="em-old")  # the same file again: done already
+        assert state.links()["crm_id"].tolist() == ["em-new"]
+
+
+def test_a_stale_move_is_refused_and_unlinks_nothing(tmp_path: Path) -> None:
+    with open_state(tmp_path / "s.db") as state:
+        state.link("A", 10, "A", "created")
+        state.link("B", 11, "B", "created")
+        before = state.links().to_dict("records")
+        with pytest.raises(StateError, match="Helcim customer 10 is linked to crm_id A, not B"):
+            state.link("N", 10, "A", "approved", replaces="B")
+        with pytest.raises(StateError, match="Helcim customer 12 is not linked to crm_id A"):
+            state.link("N", 12, "X", "approved", replaces="A")
+        assert state.links().to_dict("records") == before
+
+
+def test_bound_to_one_crm_key(tmp_path: Path) -> None:
+    """The CRM's key (profile, id column or e-mail, the column) is recorded the first night; another is
+    refused, unless allowed: a run records it, a plan does not."""
+    with open_state(tmp_path / "s.db") as state:
+        assert state.bind_crm_key("shopify", "crm_id", "Customer ID") == ""
+        assert state.bind_crm_key("shopify", "crm_id", "customer id") == ""  # the same column, any case
+        with pytest.raises(KeyChangeError, match=r'keyed by the e-mail \("Email"\).*keyed by its id column'):
+            state.bind_crm_key("shopify", "email", "Email")
+        with pytest.raises(KeyChangeError, match="hubspot profile"):
+            state.bind_crm_key("hubspot", "crm_id", "Record ID")
+        changed = state.bind_crm_key("shopify", "email", "Email", allow_change=True, record_change=False)
+        assert changed.startswith('from the shopify profile, keyed by its id column "Customer ID"')
+        assert state.crm_key() == ("shopify", "crm_id", "Customer ID")  # a plan: not recorded
+        assert not state.rekeyed()
+        state.bind_crm_key("shopify", "email", "Email", allow_change=True)
+        assert state.crm_key() == ("shopify", "email", "Email")
+        assert state.rekeyed()  # until no customer is left to move
+        state.rekeyed_done()
+        assert not state.rekeyed()
+        assert state.bind_crm_key("shopify", "email", "Email") == ""
+
+
+def test_a_store_without_a_recorded_key_goes_by_its_links(tmp_path: Path) -> None:
+    """A state store from before the key was recorded: its links say whether the e-mail was the key."""
+    with open_state(tmp_path / "s.db") as state:
+        state.link("em-" + "a" * 24, 10, "em-" + "a" * 24, "created")
+        with pytest.raises(KeyChangeError, match="rows keyed by the e-mail"):
+            state.bind_crm_key("shopify", "crm_id", "Customer ID")
+        assert state.bind_crm_key("wave", "email", "email") == ""
+        assert state.crm_key() == ("wave", "email", "email")

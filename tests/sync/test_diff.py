@@ -342,6 +342,35 @@ def test_look_alikes_under_other_codes_are_proposed_not_created() -> None:
     assert "C1" in set(again.creates["crm_id"])  # a rejected proposal lets the row be created
 
 
+def test_a_changed_email_key_without_phone_or_postal_is_proposed_by_name() -> None:
+    """Ann's e-mail is her key; it changed, and Helcim holds neither her e-mail nor a postal code (her
+    address was omitted). Her new row is proposed, on the name alone and marked ambiguous, as the
+    linked customer whose row left the export: held, never created a second time. A row keyed by a
+    CRM id is not proposed on a name alone (another customer may well share it)."""
+    old, new = "em-" + "a" * 24, "em-" + "b" * 24
+    crm = crm_frame(
+        [
+            {"crm_id": new, "contact_name": "Ann Lee", "billing_email": "ann.lee@example.com"},
+            {"crm_id": "C-7", "contact_name": "Bo Lund"},
+        ]
+    )
+    helcim = helcim_frame(
+        [
+            {"helcim_id": 1, "customer_code": old, "contact_name": "ann lee"},
+            {"helcim_id": 2, "customer_code": "C-6", "contact_name": "Bo Lund"},
+        ]
+    )
+    links = pd.DataFrame({"crm_id": [old, "C-6"], "helcim_id": [1, 2]})
+    result = run(crm, helcim, links=links, known_crm_ids=[new, "C-7"])
+    proposals = result.link_proposals.set_index(["crm_id", "helcim_id"])
+    assert list(proposals.index) == [(new, 1)]
+    assert proposals.loc[(new, 1), "matched_on"] == "name"
+    assert proposals.loc[(new, 1), "ambiguous"]
+    assert proposals.loc[(new, 1), "replaces"] == old
+    assert list(result.awaiting_link["crm_id"]) == [new]
+    assert list(result.creates["crm_id"]) == ["C-7"]
+
+
 def test_unknown_policy_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown conflict policy"):
         run(crm_frame([]), helcim_frame([]), policy="whatever")
