@@ -52,9 +52,9 @@ import pycountry
 from crmsync.crm.profiles import Profile, header_key, load_profile
 from crmsync.outputs import write_csv
 from crmsync.schemas.crm import CRM_COLUMNS
+from crmsync.schemas.reconciliation import PAYMENT_METHOD_COLUMNS
 
 __all__ = [
-    "PAYMENT_METHOD_COLUMNS",
     "CrmColumn",
     "CrmRows",
     "crm_columns",
@@ -64,22 +64,6 @@ __all__ = [
     "updates",
     "write_crm_import",
 ]
-
-#: payment_methods.csv after the CRM's id column (the reconciliation's payment-method table).
-PAYMENT_METHOD_COLUMNS = (
-    "helcim_id",
-    "customer_code",
-    "method",
-    "method_id",
-    "default",
-    "card_brand",
-    "card_last4",
-    "card_expiry",
-    "bank_last4",
-    "bank_verified",
-    "bank_ready",
-    "pad_status",
-)
 
 
 @dataclass(frozen=True)

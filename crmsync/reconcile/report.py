@@ -261,7 +261,7 @@ def write_reconciliation(
 
     ``previous`` is the summary.json (as a dict) of the previous reconciliation,
     for the "change since the previous run" figures; ``previous_findings`` its
-    findings (the state store's, :data:`crmsync.reconcile.triage.SEEN_COLUMNS`),
+    findings (the state store's, :data:`crmsync.schemas.reconciliation.SEEN_COLUMNS`),
     for what is new and resolved; ``action_log`` (:data:`ACTION_LOG_COLUMNS`) the
     actions journaled since. None on the first run. Every value written is masked.
     """

@@ -21,13 +21,14 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from crmsync.schemas.reconciliation import PAYMENT_METHOD_COLUMNS
+
 __all__ = [
     "BANK_REPORT_COLUMNS",
     "CARD_REPORT_COLUMNS",
     "FINDING_COLUMNS",
     "IDENTITY_COLUMNS",
     "PAD_REPORT_COLUMNS",
-    "PAYMENT_METHOD_COLUMNS",
     "age_days",
     "attach",
     "bank_table",
@@ -99,23 +100,6 @@ PAD_REPORT_COLUMNS: tuple[str, ...] = (
     "date_accepted",
     "date_revoked",
     "age_days",
-)
-
-
-PAYMENT_METHOD_COLUMNS: tuple[str, ...] = (
-    "crm_id",
-    "helcim_id",
-    "customer_code",
-    "method",
-    "method_id",
-    "default",
-    "card_brand",
-    "card_last4",
-    "card_expiry",
-    "bank_last4",
-    "bank_verified",
-    "bank_ready",
-    "pad_status",
 )
 
 
@@ -299,7 +283,8 @@ def pad_table(pads: pd.DataFrame, banks: pd.DataFrame, ident: pd.DataFrame, toda
 
 
 def payment_methods(cards: pd.DataFrame, banks: pd.DataFrame) -> pd.DataFrame:
-    """PAYMENT_METHOD_COLUMNS from the card and bank tables: one row per card and bank account.
+    """``crm_id`` and PAYMENT_METHOD_COLUMNS (:mod:`crmsync.schemas.reconciliation`) from the card and
+    bank tables: one row per card and bank account.
 
     ``crm_id`` is the customer's CRM record (its link or pairing), else its
     customerCode; ``default`` is blank for bank accounts (Helcim's bank list
@@ -341,7 +326,7 @@ def payment_methods(cards: pd.DataFrame, banks: pd.DataFrame) -> pd.DataFrame:
     )
     table = pd.concat([card_rows, bank_rows], ignore_index=True).astype(
         {"crm_id": "str", "customer_code": "str"}
-    )
+    )[["crm_id", *PAYMENT_METHOD_COLUMNS]]
     return table.sort_values(["crm_id", "helcim_id", "method", "method_id"], kind="stable").reset_index(
         drop=True
     )

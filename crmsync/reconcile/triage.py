@@ -24,22 +24,10 @@ import pandas as pd
 
 from crmsync.reconcile.findings import TAGS
 from crmsync.reconcile.rules import FINDINGS, SEVERITIES
+from crmsync.schemas.reconciliation import SEEN_COLUMNS
 
-__all__ = ["SEEN_COLUMNS", "Triage", "finding_keys", "triage"]
+__all__ = ["Triage", "finding_keys", "triage"]
 
-#: What the state store keeps of each finding for the next report (masked values only).
-SEEN_COLUMNS: tuple[str, ...] = (
-    "key",
-    "code",
-    "severity",
-    "customer_code",
-    "helcim_id",
-    "crm_id",
-    "customer",
-    "method",
-    "detail",
-    "first_seen",
-)
 _SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 _CODE_RANK = {name: rank for rank, name in enumerate(FINDINGS)}
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from crmsync.errors import UsageError
+from crmsync.schemas.reconciliation import SEEN_COLUMNS
 from crmsync.state.clock import utcnow
 
 __all__ = [
@@ -35,26 +36,12 @@ __all__ = [
     "EMAIL_ACTIONS",
     "EMAIL_VERDICTS",
     "PROPOSAL_COLUMNS",
-    "SEEN_COLUMNS",
     "ActionEntry",
     "ReviewLog",
 ]
 
 Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
 
-#: What ``findings_seen`` keeps of each finding (masked values only, as in findings.csv).
-SEEN_COLUMNS: tuple[str, ...] = (
-    "key",
-    "code",
-    "severity",
-    "customer_code",
-    "helcim_id",
-    "crm_id",
-    "customer",
-    "method",
-    "detail",
-    "first_seen",
-)
 ACTION_STATES = ("pending", "done", "failed", "skipped", "uncertain")
 #: What the state store keeps of each action the latest report proposed: what ``crmsync act`` checks a row against.
 PROPOSAL_COLUMNS = ("action_id", "action", "code", "helcim_id", "customer_code", "method_id")

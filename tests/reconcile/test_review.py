@@ -10,8 +10,7 @@ import pytest
 from crmsync.errors import UsageError
 from crmsync.reconcile.actions import ACTION_COLUMNS, parse_actions, propose, still_needed
 from crmsync.reconcile.findings import Reconciliation
-from crmsync.reconcile.triage import SEEN_COLUMNS, finding_keys, triage
-from crmsync.state.review import SEEN_COLUMNS as STORED_COLUMNS
+from crmsync.reconcile.triage import finding_keys, triage
 from crmsync.sync.act import Action, Fresh
 from tests.reconcile import frames as f
 from tests.reconcile.test_reconcile import TODAY, run
@@ -376,7 +375,3 @@ def test_a_code_one_report_did_not_check_is_neither_new_nor_resolved() -> None:
     review = triage(without.findings, previous, TODAY, skipped_now=without.skipped_codes)
     assert review.resolved.empty
     assert finding_keys(with_crm.findings).tolist() == ["no_payment_method:1:"]
-
-
-def test_the_store_keeps_exactly_the_columns_triage_hands_it() -> None:
-    assert SEEN_COLUMNS == STORED_COLUMNS
