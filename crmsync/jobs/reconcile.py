@@ -3,8 +3,8 @@
 Customer pages are read as ``crmsync plan`` reads them; what is left of the
 budget, less a reserve, goes to bank accounts and PADs (never read first, then
 those whose cards changed, then the oldest read), but not to customers whose
-bank data was read in the last :data:`~crmsync.sync.snapshot.RECONCILE_REREAD_HOURS`
-hours (the night's run read them): a report in business hours leaves the
+bank data was read in the last :data:`~crmsync.sync.snapshot.REREAD_HOURS`
+hours (the night's run read them) and whose cards did not change since: a report in business hours leaves the
 hour's limit to the merchant's other integrations. Nothing is written to Helcim. The run is recorded in the state store
 so the next report shows the change since this one. Stopped by a signal, it
 reports on what it had read (status ``interrupted``).
@@ -27,7 +27,7 @@ from crmsync.outputs import prepare_out_dir
 from crmsync.reconcile.findings import Reconciliation
 from crmsync.stopping import StopSignal
 from crmsync.sync.snapshot import (
-    RECONCILE_REREAD_HOURS,
+    REREAD_HOURS,
     BankRefresh,
     CustomerRefresh,
     bank_calls_after_writes,
@@ -95,8 +95,8 @@ def _refresh(
     """Customer pages, then bank accounts and PADs with what is left; a signal ends it early, not in error."""
     pages, banks = CustomerRefresh(), BankRefresh()
     state = session.state
-    # not the customers read in the last RECONCILE_REREAD_HOURS (the night's run, an earlier report, this one)
-    recent = not_read_since(RECONCILE_REREAD_HOURS)
+    # not the customers read in the last REREAD_HOURS (the night's run, an earlier report, this one)
+    recent = not_read_since(REREAD_HOURS)
     try:
         pages = refresh_customers(
             session.client, state, max_pages=pages_to_read(state.cache.customer_count(), session.budget),

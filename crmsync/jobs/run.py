@@ -46,11 +46,17 @@ from crmsync.jobs.accounting import RowCounts, account, results_frame
 from crmsync.jobs.session import CallStats, Session
 from crmsync.jobs.steps import Prepared, bind_key, morning_outputs, prepare, write_plan_outputs
 from crmsync.outputs import prepare_out_dir, try_write_json, write_csv, write_json
-from crmsync.state import utcnow
 from crmsync.stopping import StopSignal
 from crmsync.sync.diff import Policy
 from crmsync.sync.load import RESULT_COLUMNS, ApplyOutcome, OpResult, apply_plan, resolve_pending
-from crmsync.sync.snapshot import BankRefresh, bank_calls_after_writes, bank_reserve, refresh_payment_methods
+from crmsync.sync.snapshot import (
+    REREAD_HOURS,
+    BankRefresh,
+    bank_calls_after_writes,
+    bank_reserve,
+    not_read_since,
+    refresh_payment_methods,
+)
 
 __all__ = ["RunResult", "run_nightly"]
 
@@ -233,7 +239,6 @@ class _Night:
     def run(
         self, *, policy: Policy, dry_run: bool, allow_mass_change: bool, key_change: str = ""
     ) -> RunResult:
-        self.started_at = utcnow()
         self.bank: BankRefresh | None = None
         pending = [] if dry_run else self._settle()
         prepared = prepare(
@@ -293,9 +298,9 @@ class _Night:
         )
         calls = bank_calls_after_writes(session.calls_left(), prepared.bank_calls, session.budget)
         if applied.fatal is None and calls > 0:
-            try:  # customers read in this run (created by it: no bank account yet) are not read again
+            try:  # nor those read in the last REREAD_HOURS: this run, an earlier one tonight, crmsync's creates
                 self.bank = refresh_payment_methods(
-                    session.client, session.state, max_calls=calls, read_before=self.started_at,
+                    session.client, session.state, max_calls=calls, read_before=not_read_since(REREAD_HOURS),
                     progress=self.progress,
                 )  # fmt: skip
             except Interrupted:

@@ -218,7 +218,7 @@ class SnapshotCache:
         Never read first, then those whose cards changed since their last read
         (a new, removed or replaced card, a default moved, an expiry changed),
         then the oldest read. With ``read_before`` (a stored moment), customers
-        read at or after it are not read again.
+        read at or after it are not read again, unless their cards changed since.
         """
         sql = (
             "SELECT c.helcim_id, COALESCE(s.signature, '') FROM helcim_customers c"
@@ -226,7 +226,7 @@ class SnapshotCache:
         )
         params: list[object] = []
         if read_before is not None:
-            sql += " WHERE r.helcim_id IS NULL OR r.refreshed_at < ?"
+            sql += " WHERE r.helcim_id IS NULL OR r.refreshed_at < ? OR r.cards_seen != COALESCE(s.signature, '')"
             params.append(read_before)
         sql += (
             " ORDER BY r.helcim_id IS NOT NULL, r.cards_seen = COALESCE(s.signature, ''), r.refreshed_at,"

@@ -78,10 +78,12 @@ CALLS_PER_CUSTOMER = 1.2
 #: per account, so other integrations, payment pages and a person's ``crmsync act`` keep room in the hour
 #: after the nightly run.
 BANK_RESERVE_SHARE = 0.05
-#: ``crmsync reconcile`` does not read again the bank accounts and PADs of a customer read within this many hours
-#: (by the night's run, or an earlier report): a 9 a.m. report re-reading the 2 a.m. run's customers would spend
-#: most of the hour's limit, which the merchant's payment pages and other integrations need during the day.
-RECONCILE_REREAD_HOURS = 20
+#: Neither ``crmsync run`` nor ``crmsync reconcile`` reads again the bank accounts and PADs of a customer read
+#: within this many hours (by this run, the night's, an earlier report, or created since by crmsync itself),
+#: unless its cards changed since: a 9 a.m. report re-reading the 2 a.m. run's customers would spend most of
+#: the hour's limit the merchant's payment pages and other integrations need during the day, and a run again
+#: the same night (after a failed or stopped one) would read again what the first read minutes before.
+REREAD_HOURS = 20
 
 
 def pages_to_read(cached_customers: int, budget: int) -> int | None:

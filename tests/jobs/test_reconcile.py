@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from crmsync.state import utcnow
-from crmsync.sync.snapshot import RECONCILE_REREAD_HOURS, not_read_since
+from crmsync.sync.snapshot import REREAD_HOURS, not_read_since
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import Api
 from tests.jobs.test_plan_cli import invoke
@@ -26,7 +26,7 @@ def _bank_reads(tmp_path: Path, sandbox: SandboxProcess, out: str) -> int:
     return sum(calls.values())
 
 
-@pytest.mark.parametrize(("hours_ago", "read_again"), [(2, 0), (RECONCILE_REREAD_HOURS + 1, 12)])
+@pytest.mark.parametrize(("hours_ago", "read_again"), [(2, 0), (REREAD_HOURS + 1, 12)])
 def test_a_morning_reconcile_leaves_the_bank_data_the_night_read_alone(
     tmp_path: Path, sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch, hours_ago: int, read_again: int
 ) -> None:
@@ -45,7 +45,7 @@ def test_a_morning_reconcile_leaves_the_bank_data_the_night_read_alone(
 
 def test_the_re_read_age_is_a_moment_the_state_store_compares_with() -> None:
     now = utcnow()
-    moment = not_read_since(RECONCILE_REREAD_HOURS)
+    moment = not_read_since(REREAD_HOURS)
     assert len(moment) == len(now)
     assert moment < now
     assert not_read_since(0) >= now

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from crmsync.helcim.models import CustomerInput
 from crmsync.state import open_state, state_lock
 from crmsync.sync.load import apply_plan
 from crmsync.sync.plan import Plan
+from crmsync.sync.snapshot import REREAD_HOURS
 from helcim_sandbox.launcher import SandboxProcess
 from tests.conftest import TOKEN
 from tests.jobs.test_plan_cli import add_to_helcim, decide, helcim, invoke, read_csv, row, write_export
@@ -471,6 +473,32 @@ def test_the_first_night_on_a_seeded_account_reads_every_customers_bank_accounts
     # the floor was kept from the writes, and the rest of the budget (less the reserve) was there to spend
     assert summary["bank_refresh"]["customers_read"] == 65
     assert summary["bank_refresh"]["reserve_calls"] == 150
+
+
+@pytest.mark.parametrize(("hours_ago", "read_again"), [(0, 0), (REREAD_HOURS + 1, 25)])
+def test_a_second_run_the_same_night_reads_no_bank_data_the_first_read(
+    tmp_path: Path, sandbox: SandboxProcess, hours_ago: int, read_again: int
+) -> None:
+    """A run again after a failed or stopped one (or the bench's killed runs) spends its spare budget on what it
+    has not read lately, never again on what the first run read minutes before or created itself (no bank
+    account yet); a night later (more than REREAD_HOURS) every customer is due again."""
+    sandbox.seed(20, seed=3)
+    export = write_export(tmp_path / "crm.csv", [row(f"N-{n}", f"New {n}") for n in range(5)])
+    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "n1"))
+    assert code == 0, output
+    first = summary_of(tmp_path / "n1")
+    assert first["created"] == 5
+    assert first["calls_by_operation"]["get-customer-bank-accounts"] == 20  # the 5 it created: known empty
+    then = (datetime.now(UTC) - timedelta(hours=hours_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    with open_state(tmp_path / "state.db") as state:  # the first run's reads, as long ago as the case says
+        state.db.execute("UPDATE bank_refresh SET refreshed_at = ?", (then,))
+    code, output = invoke(tmp_path, sandbox, "run", "--crm", str(export), "--out", str(tmp_path / "n2"))
+    assert code == 0, output
+    second = summary_of(tmp_path / "n2")
+    assert second["unchanged"] == 5
+    assert second["calls_by_operation"].get("get-customer-bank-accounts", 0) == read_again
+    report = summary_of(tmp_path / "n2" / "reconciliation")
+    assert (report["payment_data"]["never_read"], report["payment_data"]["stale"]) == (0, 0)
 
 
 @pytest.mark.parametrize("duplicate_codes", ["allow", "refuse"])

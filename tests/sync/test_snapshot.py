@@ -146,6 +146,27 @@ def test_customers_read_in_this_run_are_not_read_again(sandbox: SandboxProcess, 
     assert refresh_payment_methods(client, state, max_calls=1000, read_before=utcnow()).customers == 30
 
 
+def test_a_customer_read_recently_is_read_again_when_its_cards_changed(
+    sandbox: SandboxProcess, state: StateStore
+) -> None:
+    """A recent read spares a customer a second one (the run's, a morning report's), but not after its cards
+    changed: a new default, an added or removed card is what the next report must see."""
+    sandbox.seed(30, seed=5)
+    client = client_for(sandbox)
+    refresh_customers(client, state)
+    started = utcnow()
+    assert refresh_payment_methods(client, state, max_calls=1000, read_before=started).customers == 30
+    customers = client.list_customers(limit=100, include_cards=True)
+    changed = next(c for c in customers if len(c.cards) >= 2)
+    client.set_default_card(changed.id, next(card for card in changed.cards if not card.is_default).id)
+    refresh_customers(client, state)  # the page shows the moved default: the cards' signature changed
+    before = refreshed(state)
+    again = refresh_payment_methods(client, state, max_calls=1000, read_before=started)
+    assert again.customers == 1
+    assert [h for h, at in refreshed(state).items() if at != before[h]] == [changed.id]
+    assert refresh_payment_methods(client, state, max_calls=1000, read_before=started).customers == 0
+
+
 def test_the_budget_after_the_writes_keeps_a_reserve_and_the_floor() -> None:
     assert bank_reserve(3000) == 150
     assert bank_calls_after_writes(2790, floor=45, budget=3000) == 2640  # all but the reserve
