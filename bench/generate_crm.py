@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from crmsync.schemas.address import ADDRESS_FIELDS
 from crmsync.schemas.crm import CRM_COLUMNS
 
 DATA = Path(__file__).parent / "data"
@@ -197,17 +198,7 @@ def generate_frame(n: int, seed: int = 7, *, invalid_share: float = INVALID_SHAR
     email = _join(local, _text(rng.integers(1, 999, n)), "@", _pick(rng, DOMAIN, n))
     name = pc.if_else(pc.equal(contact, ""), company, contact)
     columns["cell_phone"] = pc.if_else(pa.array(rng.random(n) < 0.5), billing["phone"], empty)
-    for field in (
-        "name",
-        "street1",
-        "street2",
-        "city",
-        "province",
-        "country",
-        "postal_code",
-        "phone",
-        "email",
-    ):
+    for field in ADDRESS_FIELDS:
         columns[f"billing_{field}"] = {"name": name, "email": email, "street2": empty}.get(
             field, billing.get(field)
         )

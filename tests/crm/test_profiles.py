@@ -10,6 +10,7 @@ import pytest
 from crmsync.crm.extract import read_crm
 from crmsync.crm.profiles import apply_profile, available_profiles, load_profile, parse_profile
 from crmsync.errors import MissingColumnsError, UsageError
+from crmsync.schemas.address import ADDRESS_FIELDS
 from crmsync.schemas.crm import CRM_COLUMNS
 from tests.crm.helpers import write
 
@@ -132,20 +133,7 @@ def test_mapped_columns_name_what_the_export_really_carries(tmp_path: Path) -> N
         "crm_id",
         "contact_name",
         "business_name",
-        *(
-            f"billing_{f}"
-            for f in (
-                "name",
-                "street1",
-                "street2",
-                "city",
-                "province",
-                "country",
-                "postal_code",
-                "phone",
-                "email",
-            )
-        ),
+        *(f"billing_{f}" for f in ADDRESS_FIELDS),
     ]
     generic.write_text(
         ",".join([*required, "shipping_city"]) + "\n" + ",".join(["x"] * (len(required) + 1)) + "\n"
