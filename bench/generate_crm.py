@@ -204,17 +204,7 @@ def generate_frame(n: int, seed: int = 7, *, invalid_share: float = INVALID_SHAR
         )
     has_shipping = pa.array(rng.random(n) < 0.4)
     shipping = _address(rng, n, rng.integers(0, len(CITIES), n))
-    for field in (
-        "name",
-        "street1",
-        "street2",
-        "city",
-        "province",
-        "country",
-        "postal_code",
-        "phone",
-        "email",
-    ):
+    for field in ADDRESS_FIELDS:
         value = {"name": name, "email": empty, "street2": empty}.get(field, shipping.get(field))
         columns[f"shipping_{field}"] = pc.if_else(has_shipping, value, empty)
     # a few international phones (slow path of normalisation, still valid)
