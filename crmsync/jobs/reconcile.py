@@ -143,6 +143,7 @@ def reconcile_account(
             profile=profile,
             today=today,
             thresholds=thresholds,
+            snapshot=snapshot,  # pure_diff records nothing: the cache is as loaded
         )
         outcome = ReconcileResult(
             reconciliation=morning.reconciliation,

@@ -238,6 +238,7 @@ def morning_outputs(
     today: date | None = None,
     thresholds: dict[str, int] | None = None,
     created: Set[int] = frozenset(),
+    snapshot: Snapshot | None = None,
 ) -> MorningOutputs:
     """reconciliation/ and crm_import/ from the snapshot as it stands (no calls).
 
@@ -246,9 +247,12 @@ def morning_outputs(
     tagged). What is new and resolved is measured against the previous report's
     findings, which this report's then replace in the state store; the actions
     journaled since the previous report are listed with their outcome.
+
+    ``snapshot``: the cache as the caller just loaded it, when nothing wrote to it since (else it is
+    loaded here).
     """
     state = session.state
-    snapshot = load_snapshot(state)
+    snapshot = snapshot if snapshot is not None else load_snapshot(state)
     links = state.links()
     pairs = None
     if checked is not None and result is not None:
