@@ -300,8 +300,11 @@ def _print_run(result: RunResult, out_dir: Path) -> None:
 
     counts = result.counts
     if result.prepared is not None:
-        summary = result.to_dict()
-        click.echo(_profile_line(summary["profile"], summary["profile_fit"], summary["rows_with_warnings"]))
+        checked = result.prepared.checked
+        fit = checked.export.profile_fit
+        click.echo(
+            _profile_line(checked.export.profile, fit.to_dict() if fit else {}, checked.rows_with_warnings)
+        )
     buckets = ", ".join(f"{getattr(counts, k)} {k}" for k in OUTCOMES)
     click.echo(f"{counts.rows_read} rows read: {buckets}.")
     calls = result.calls

@@ -163,8 +163,9 @@ def act_on_file(
         frame = outcome.frame()
         result.outputs["results"] = str(write_csv(frame, out_dir / "results.csv", RESULT_COLUMNS))
         result.outputs["summary"] = str(out_dir / "summary.json")
-        write_json(result.to_dict(), out_dir / "summary.json")
-        open_session.finish(result.status, result.exit_code, result.to_dict())
+        summary = result.to_dict()
+        write_json(summary, out_dir / "summary.json")
+        open_session.finish(result.status, result.exit_code, summary)
     return result
 
 

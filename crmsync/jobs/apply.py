@@ -122,6 +122,7 @@ def apply_plan_file(
             plan_path, plan, applied, open_session.calls, status, exit_code,
             round(time.monotonic() - started, 2), {"results": str(results)},
         )  # fmt: skip
-        write_json(result.to_dict(), out_dir / "summary.json")
-        open_session.finish(status, exit_code, result.to_dict())
+        summary = result.to_dict()
+        write_json(summary, out_dir / "summary.json")
+        open_session.finish(status, exit_code, summary)
     return result

@@ -105,10 +105,11 @@ def plan_sync(
                 rows_with_warnings=checked.rows_with_warnings,
                 key=checked.export.key,
             )
-            open_session.finish("ok", result.exit_code, result.to_dict())
+            summary = result.to_dict()
+            open_session.finish("ok", result.exit_code, summary)
     except CrmsyncError as error:
         failed = {"command": "plan", "status": "failed", "exit_code": error.exit_code, "error": str(error)}
         try_write_json(failed | {"api_calls": session.calls.calls}, out_dir / "summary.json")
         raise
-    write_json(result.to_dict(), out_dir / "summary.json")
+    write_json(summary, out_dir / "summary.json")
     return result

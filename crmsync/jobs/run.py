@@ -141,13 +141,6 @@ class RunResult:
             "customers_read": self.bank.customers if self.bank else 0,
         }
 
-    def record(self) -> dict[str, Any]:
-        """What the state store keeps of the run: the summary without its outputs, with the reconciliation."""
-        kept = {k: v for k, v in self.to_dict().items() if k != "outputs"}
-        if self.prepared is not None:
-            kept["reconciliation"] = self.reconciliation
-        return kept
-
 
 def run_nightly(
     settings: Settings,
@@ -193,8 +186,12 @@ def run_nightly(
                 policy=policy, dry_run=dry_run, allow_mass_change=allow_mass_change, key_change=changed
             )
             result.duration_seconds = round(time.monotonic() - started, 2)
-            _write_summary(result, out_dir)
-            open_session.finish(result.status, result.exit_code, result.record())
+            summary = result.to_dict()
+            _write_summary(summary, result.error, out_dir)
+            # the state store keeps the summary (finish drops its outputs) with the reconciliation
+            open_session.finish(
+                result.status, result.exit_code, {**summary, "reconciliation": result.reconciliation}
+            )
     except CrmsyncError as error:
         stopped = RunResult(
             status="interrupted" if isinstance(error, Interrupted) else "failed",
@@ -212,13 +209,13 @@ def run_nightly(
     return result
 
 
-def _write_summary(result: RunResult, out_dir: Path) -> None:
-    if result.error:  # the outputs already failed to be written: try, do not fail again
-        problem = try_write_json(result.to_dict(), out_dir / "summary.json")
+def _write_summary(summary: dict[str, Any], error: str, out_dir: Path) -> None:
+    if error:  # the outputs already failed to be written: try, do not fail again
+        problem = try_write_json(summary, out_dir / "summary.json")
         if problem is not None:
             log.error("%s", problem)
     else:
-        write_json(result.to_dict(), out_dir / "summary.json")
+        write_json(summary, out_dir / "summary.json")
 
 
 class _Night:
