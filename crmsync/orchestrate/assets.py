@@ -40,6 +40,7 @@ import dagster as dg
 
 from crmsync.console import LogProgress, RedactingFilter
 from crmsync.errors import EXIT_USAGE, UsageError
+from crmsync.jobs.accounting import OUTCOMES
 from crmsync.jobs.accounts import Account, AccountRun, AccountsFile, load_accounts, run_account
 from crmsync.reconcile.rules import SEVERITIES
 from crmsync.stopping import StopSignal, stop_on_signals
@@ -74,7 +75,7 @@ STATUS_TAG = "crmsync/status"
 PARTITION_TAG = "dagster/partition"
 #: Dagster's own: false keeps run retries (dagster.yaml run_retries) from re-running a failed step.
 NO_RETRY_TAG = "dagster/retry_on_asset_or_op_failure"
-COUNTS = ("rows_read", "created", "updated", "unchanged", "rejected", "deferred", "failed", "conflicts")
+COUNTS = ("rows_read", *OUTCOMES)
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ __all__ = [
     "STALE_HOURS",
     "Flagged",
     "accounts_sensor",
+    "ensure_partitions",
     "failed_nights_of",
     "nightly_job",
     "nightly_schedules",
@@ -151,7 +152,7 @@ def _schedule(accounts_file: str, timezone: str, name: str) -> dg.ScheduleDefini
             context.log.warning(loaded.problem)
         when = context.scheduled_execution_time or datetime.now(UTC)
         due = _due(loaded, timezone, when)
-        _ensure_partitions(context.instance, [d.name for d in due])
+        ensure_partitions(context.instance, [d.name for d in due])
         busy = _in_progress(context.instance, when)
         requests, skipped = [], []
         for account in due:
@@ -200,7 +201,8 @@ def _in_progress(instance: dg.DagsterInstance, now: datetime) -> set[str]:
     return busy
 
 
-def _ensure_partitions(instance: dg.DagsterInstance, names: list[str]) -> None:
+def ensure_partitions(instance: dg.DagsterInstance, names: list[str]) -> None:
+    """Add the partitions of the accounts ``names`` that the instance does not have yet."""
     missing = [n for n in names if not instance.has_dynamic_partition(ACCOUNTS.name or "", n)]
     if missing:
         instance.add_dynamic_partitions(ACCOUNTS.name or "", missing)

@@ -38,8 +38,8 @@ import dagster as dg
 
 from crmsync.errors import EXIT_USAGE, CrmsyncError, UsageError
 from crmsync.jobs.accounts import load_accounts
-from crmsync.orchestrate.assets import ACCOUNT_TAG, ACCOUNTS, NIGHTLY
-from crmsync.orchestrate.automation import NIGHTLY_JOB
+from crmsync.orchestrate.assets import ACCOUNT_TAG, NIGHTLY
+from crmsync.orchestrate.automation import NIGHTLY_JOB, ensure_partitions
 from crmsync.orchestrate.location import build_definitions
 from crmsync.reconcile.rules import SEVERITIES
 from crmsync.stopping import StopSignal, stop_on_signals
@@ -91,8 +91,7 @@ def fanout(
         raise UsageError(f"{accounts_file}: no account can run as {', '.join(unknown)}")
     (out_root / ".logs").mkdir(parents=True, exist_ok=True)
     with instance_at(out_root) as instance:  # the partitions, before any worker looks them up
-        known = set(instance.get_dynamic_partitions(ACCOUNTS.name or ""))
-        instance.add_dynamic_partitions(ACCOUNTS.name or "", [n for n in accounts.names if n not in known])
+        ensure_partitions(instance, accounts.names)
     workers = _Workers(
         accounts_file.resolve(), out_root.resolve(), stop or StopSignal(), set(allow_mass_change)
     )
