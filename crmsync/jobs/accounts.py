@@ -621,7 +621,7 @@ def _retriable(error: BaseException | None) -> bool:
     Not a refused token (the same token would be refused again), a redirect
     (a wrong URL), or anything with exit code 2.
     """
-    return isinstance(error, HelcimUnavailable) and not isinstance(error, Interrupted)
+    return isinstance(error, HelcimUnavailable)  # a signal (Interrupted) is not one: no subclass of both
 
 
 def _failed(

@@ -345,7 +345,8 @@ class _Night:
                 "interrupted" if interrupted else "failed",
             )
             result.warnings.append(f"stopped writing: {applied.fatal}")
-        elif stop is not None and stop.is_set():  # the signal came while reading bank accounts
+        elif self.session.stopped:  # the signal came while reading bank accounts
+            assert stop is not None
             result.exit_code, result.status = stop.exit_code, "interrupted"
             result.warnings.append(f"stopped: {stop.reason}")
         if result.error:

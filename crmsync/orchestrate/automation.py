@@ -271,7 +271,7 @@ def failed_nights_of(
     if loaded.problem:
         flagged.append(Flagged("(the accounts file)", loaded.problem, "file"))
     for account in loaded.accounts.accounts:
-        outcomes = list(_outcomes(instance, account.name, account))
+        outcomes = list(_outcomes(instance, account))
         newest = max([newest, *(o.finished_at for o in outcomes)])
         found: FailedNights = failed_nights(account.name, outcomes, tonight=account.night(now))
         if found.flagged:
@@ -283,11 +283,11 @@ def failed_nights_of(
     return flagged, newest
 
 
-def _outcomes(instance: dg.DagsterInstance, name: str, account: Account) -> Iterator[RunOutcome]:
+def _outcomes(instance: dg.DagsterInstance, account: Account) -> Iterator[RunOutcome]:
     """The account's runs, newest first: tagged with it, or runs of the asset for its partition (a
     launch from the asset graph that failed before the asset tagged it)."""
     records: dict[str, dg.RunRecord] = {}
-    for tags in ({ACCOUNT_TAG: name}, {PARTITION_TAG: name}):
+    for tags in ({ACCOUNT_TAG: account.name}, {PARTITION_TAG: account.name}):
         for record in instance.get_run_records(
             dg.RunsFilter(tags=tags, statuses=FINISHED + IN_PROGRESS), limit=HISTORY
         ):
