@@ -181,8 +181,12 @@ class Account:
         return check_token(token, name=f"{self.token_env} (the token of account {self.name})")
 
     def settings(self, env: Mapping[str, str]) -> Settings:
-        """The account's settings; ``env`` is read for the token variable only."""
-        return Settings(
+        """The account's settings; ``env`` is read for the token variables only.
+
+        Raises the :meth:`shared_token` error when another account holds the same token for the
+        same API: such settings must never be used.
+        """
+        settings = Settings(
             api_url=self.url,
             api_token=self.token(env),
             rate_limits=self.rate_limits,
@@ -191,6 +195,9 @@ class Account:
             token_source=f"{self.token_env} (the token_env of account {self.name})",
             url_source=f"the url of account {self.name}",
         )
+        if (shared := self.shared_token(env)) is not None:
+            raise shared
+        return settings
 
     def shared_token(self, env: Mapping[str, str]) -> UsageError | None:
         """Another account of the file whose variable holds this one's token for the same API, if any.
@@ -504,9 +511,6 @@ def check_accounts(accounts: AccountsFile, env: Mapping[str, str]) -> list[Accou
             check.fail(error, account)
         try:
             settings = account.settings(env)
-            shared = account.shared_token(env)
-            if shared is not None:
-                raise shared
             check.connection = ping(settings)
         except CrmsyncError as error:
             check.fail(error, account)
@@ -584,9 +588,6 @@ def run_account(
         with state_lock(account.state):  # a first look; run_nightly takes the lock for good
             _clear_outputs(out_dir)
         settings = account.settings(env)
-        shared = account.shared_token(env)
-        if shared is not None:
-            raise shared
         crm_file = account.crm_file()
     except CrmsyncError as error:
         return _failed(
