@@ -84,8 +84,7 @@ def validate_file(
     checked = check_export(path, profile, incomplete_address)
     export, valid, rejects = checked.export, checked.valid, checked.rejects
 
-    rows = len(export.frame)
-    rejected = rows - len(valid)
+    rows, rejected = checked.rows_read, checked.rejected
     rate = rejected / rows if rows else 0.0
     if max_reject_rate is not None and rate > max_reject_rate:
         exit_code = EXIT_USAGE
