@@ -816,7 +816,7 @@ def reconcile(
             stop=stop,
         )
     rec = result.reconciliation
-    severity = rec.findings["severity"].value_counts()
+    severity = result.written["findings_by_severity"]
     click.echo(
         f"{rec.customers} customers, {len(rec.cards)} cards, {len(rec.banks)} bank accounts, {len(rec.pads)} PADs "
         f"as of {rec.today.isoformat()}: {severity.get('critical', 0)} critical, {severity.get('warning', 0)} "
