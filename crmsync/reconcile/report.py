@@ -139,9 +139,11 @@ def _bar_chart(months: dict[str, int]) -> dict[str, Any]:
     return {"width": width, "height": height, "baseline": height - bottom, "bars": bars}
 
 
-def _page_data(review: Triage, proposals: Proposals, resolved_rows: int) -> dict[str, Any]:
-    """What the page's script works from: the groups, every finding (grouped), the actions, the resolved."""
-    findings = review.findings.assign(action_id=proposals.of_finding.to_numpy())
+def _page_data(
+    findings: pd.DataFrame, review: Triage, proposals: Proposals, resolved_rows: int
+) -> dict[str, Any]:
+    """What the page's script works from: the groups, every finding (grouped; ``findings``: the triage's,
+    with their action_id), the actions, the resolved."""
     index = {(g["code"], g["tag"]): i for i, g in enumerate(review.groups)}
     group = pd.Series([index[k] for k in zip(findings["code"], findings["tag"], strict=True)], dtype="int64")
     ordered = findings.assign(_g=group.to_numpy()).sort_values("_g", kind="stable")
@@ -186,14 +188,19 @@ def render_report_html(
     rec: Reconciliation,
     summary: dict[str, Any],
     *,
-    change: dict[str, Any] | None,
     generated_at: str,
     review: Triage,
     proposals: Proposals,
+    findings: pd.DataFrame,
     action_log: pd.DataFrame | None = None,
 ) -> str:
-    """report.html: one self-contained page (inline CSS, JS and SVG; no external URL)."""
+    """report.html: one self-contained page (inline CSS, JS and SVG; no external URL).
+
+    ``summary`` is the reconciliation's summary.json (its triage and change since the previous
+    report included); ``findings`` the triage's findings with their action_id, as findings.csv.
+    """
     figures = headline(summary)
+    change = summary["change_since_previous"]
     tiles = [
         {
             "key": key,
@@ -223,7 +230,7 @@ def render_report_html(
             tiles=tiles,
             change=change,
             groups=review.groups,
-            triage=review.summary(),
+            triage=summary["triage"],
             payment=summary.get("payment_data"),
             actions=summary.get("actions", {}),
             action_log=log.astype("str").to_dict("records"),
@@ -232,7 +239,7 @@ def render_report_html(
             summary=summary,
             thresholds=rec.thresholds,
             notes=summary.get("notes", []),
-            data=_json_for_script(_page_data(review, proposals, HTML_RESOLVED_ROWS)),
+            data=_json_for_script(_page_data(findings, review, proposals, HTML_RESOLVED_ROWS)),
         )
     )
 
@@ -284,7 +291,7 @@ def write_reconciliation(
         "actions": write_csv(proposals.actions, folder / "actions.csv", ACTION_COLUMNS),
     }
     html = render_report_html(
-        rec, summary, change=change, generated_at=generated_at, review=review, proposals=proposals,
+        rec, summary, generated_at=generated_at, review=review, proposals=proposals, findings=findings,
         action_log=action_log,
     )  # fmt: skip
     files["report"] = folder / "report.html"
