@@ -22,7 +22,7 @@ from crmsync.console import Progress
 from crmsync.crm.validate import CheckedExport, check_export
 from crmsync.errors import Interrupted, UsageError
 from crmsync.jobs.session import CallStats, Session
-from crmsync.jobs.steps import morning_outputs, pure_diff
+from crmsync.jobs.steps import morning_outputs, pure_diff, read_bank_data, read_customer_pages
 from crmsync.outputs import prepare_out_dir
 from crmsync.reconcile.findings import Reconciliation
 from crmsync.stopping import StopSignal
@@ -30,13 +30,9 @@ from crmsync.sync.snapshot import (
     REREAD_HOURS,
     BankRefresh,
     CustomerRefresh,
-    bank_calls_after_writes,
     bank_reads_for,
     load_snapshot,
     not_read_since,
-    pages_to_read,
-    refresh_customers,
-    refresh_payment_methods,
 )
 
 __all__ = ["ReconcileResult", "reconcile_account"]
@@ -98,15 +94,9 @@ def _refresh(
     # not the customers read in the last REREAD_HOURS (the night's run, an earlier report, this one)
     recent = not_read_since(REREAD_HOURS)
     try:
-        pages = refresh_customers(
-            session.client, state, max_pages=pages_to_read(state.cache.customer_count(), session.budget),
-            progress=progress,
-        )  # fmt: skip
+        pages = read_customer_pages(session, progress)
         floor = bank_reads_for(state.cache.customer_count(), session.budget)
-        calls = bank_calls_after_writes(session.calls_left(), floor, session.budget)
-        banks = refresh_payment_methods(
-            session.client, state, max_calls=calls, read_before=recent, progress=progress
-        )
+        banks = read_bank_data(session, floor, progress, read_before=recent) or banks
     except Interrupted as error:
         return pages, banks, error
     return pages, banks, None

@@ -44,7 +44,14 @@ from crmsync.errors import (
 )
 from crmsync.jobs.accounting import RowCounts, account, results_frame
 from crmsync.jobs.session import CallStats, Session
-from crmsync.jobs.steps import Prepared, bind_key, morning_outputs, prepare, write_plan_outputs
+from crmsync.jobs.steps import (
+    Prepared,
+    bind_key,
+    morning_outputs,
+    prepare,
+    read_bank_data,
+    write_plan_outputs,
+)
 from crmsync.outputs import prepare_out_dir, try_write_json, write_csv, write_json
 from crmsync.stopping import StopSignal
 from crmsync.sync.diff import Policy
@@ -52,10 +59,8 @@ from crmsync.sync.load import RESULT_COLUMNS, ApplyOutcome, OpResult, apply_plan
 from crmsync.sync.snapshot import (
     REREAD_HOURS,
     BankRefresh,
-    bank_calls_after_writes,
     bank_reserve,
     not_read_since,
-    refresh_payment_methods,
 )
 
 __all__ = ["RunResult", "run_nightly"]
@@ -293,13 +298,11 @@ class _Night:
         session.state.set_deferred(
             [(r.crm_id, r.operation, "budget") for r in applied.results if r.outcome == "deferred"]
         )
-        calls = bank_calls_after_writes(session.calls_left(), prepared.bank_calls, session.budget)
-        if applied.fatal is None and calls > 0:
+        if applied.fatal is None:
             try:  # nor those read in the last REREAD_HOURS: this run, an earlier one tonight, crmsync's creates
-                self.bank = refresh_payment_methods(
-                    session.client, session.state, max_calls=calls, read_before=not_read_since(REREAD_HOURS),
-                    progress=self.progress,
-                )  # fmt: skip
+                self.bank = read_bank_data(
+                    session, prepared.bank_calls, self.progress, read_before=not_read_since(REREAD_HOURS)
+                )
             except Interrupted:
                 pass  # the status says so: the stop signal is set
             except HelcimError as error:  # reads only: the run's writes and outputs stand

@@ -1,5 +1,8 @@
 """The steps several commands share, each in the order the stages must run.
 
+* :func:`read_customer_pages` — the customer pages the budget allows (``plan``,
+  ``run`` and ``reconcile``); :func:`read_bank_data` — then bank accounts and
+  PADs with what is left (``run`` and ``reconcile``);
 * :func:`prepare` — read Helcim within the budget, diff, record what is
   already agreed, plan (``plan`` and ``run``);
 * :func:`write_plan_outputs` — plan.json, plan.csv, conflicts.csv,
@@ -37,13 +40,16 @@ from crmsync.sync.load import record_agreed
 from crmsync.sync.pairing import PROPOSAL_COLUMNS, arrow_column, importable, pair_customers, with_links
 from crmsync.sync.plan import CONFLICT_CSV_COLUMNS, PLAN_CSV_COLUMNS, Plan, build_plan, conflict_rows
 from crmsync.sync.snapshot import (
+    BankRefresh,
     CustomerRefresh,
     Snapshot,
+    bank_calls_after_writes,
     bank_reads_for,
     customers_per_night,
     load_snapshot,
     pages_to_read,
     refresh_customers,
+    refresh_payment_methods,
 )
 
 __all__ = [
@@ -54,6 +60,8 @@ __all__ = [
     "morning_outputs",
     "prepare",
     "pure_diff",
+    "read_bank_data",
+    "read_customer_pages",
     "write_plan_outputs",
 ]
 
@@ -149,6 +157,31 @@ def pure_diff(
     )
 
 
+def read_customer_pages(session: Session, progress: Progress | None) -> CustomerRefresh:
+    """Helcim's customer pages into the cache, as many as the budget allows for the customers it holds."""
+    state = session.state
+    return refresh_customers(
+        session.client,
+        state,
+        max_pages=pages_to_read(state.cache.customer_count(), session.budget),
+        progress=progress,
+    )
+
+
+def read_bank_data(
+    session: Session, floor: int, progress: Progress | None, *, read_before: str
+) -> BankRefresh | None:
+    """Bank accounts and PADs into the cache with what is left of the budget, less a reserve, but at
+    least ``floor`` calls when that many are left (:func:`bank_calls_after_writes`); not the customers
+    read at or after ``read_before``. None, and no read, when no call is left for them."""
+    calls = bank_calls_after_writes(session.calls_left(), floor, session.budget)
+    if calls <= 0:
+        return None
+    return refresh_payment_methods(
+        session.client, session.state, max_calls=calls, read_before=read_before, progress=progress
+    )
+
+
 def prepare(
     session: Session,
     checked: CheckedExport,
@@ -165,12 +198,7 @@ def prepare(
     row left the export on its name alone too (``rekeyed``): they may all be back under new keys.
     """
     state = session.state
-    refresh = refresh_customers(
-        session.client,
-        state,
-        max_pages=pages_to_read(state.cache.customer_count(), session.budget),
-        progress=progress,
-    )
+    refresh = read_customer_pages(session, progress)
     snapshot = load_snapshot(state)
     result = pure_diff(checked, snapshot, session, policy, rekeyed=bool(key_change) or state.rekeyed())
     record_agreed(state, result)
