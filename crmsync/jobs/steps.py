@@ -31,7 +31,7 @@ from crmsync.crm.normalize import cell_phones_in_context
 from crmsync.crm.validate import REJECT_COLUMNS, CheckedExport
 from crmsync.jobs.session import Session
 from crmsync.outputs import write_csv, write_text
-from crmsync.reconcile.findings import Reconciliation, reconcile
+from crmsync.reconcile.findings import DEFAULT_THRESHOLDS, Reconciliation, reconcile
 from crmsync.reconcile.report import ACTION_LOG_COLUMNS, ReportFiles, write_reconciliation
 from crmsync.reconcile.tables import payment_methods
 from crmsync.state import ActionEntry
@@ -286,7 +286,7 @@ def morning_outputs(
     if checked is not None and result is not None:
         pairs = with_links(pd.concat([result.pairs, result.unexamined_pairs]), links, checked.crm_ids)
     day = today or date.today()
-    limits = {"expiring_days": 30, "pad_pending_days": 14, "stale_nights": 7} | (thresholds or {})
+    limits = DEFAULT_THRESHOLDS | (thresholds or {})
     window = (day - timedelta(days=limits["pad_pending_days"])).isoformat()
     asked = state.review.emails_since("request_bank_details", window)
     rec = reconcile(

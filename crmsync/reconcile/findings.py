@@ -33,7 +33,10 @@ import pandas as pd
 from crmsync.reconcile.rules import CRM_CODES, FINDINGS, SEVERITIES, Facts, finding_rows
 from crmsync.reconcile.tables import age_days, bank_table, card_table, identities, pad_table
 
-__all__ = ["TAGS", "Reconciliation", "reconcile"]
+__all__ = ["DEFAULT_THRESHOLDS", "TAGS", "Reconciliation", "reconcile"]
+
+#: The thresholds :func:`reconcile` takes when none is given (days, days, nights).
+DEFAULT_THRESHOLDS: dict[str, int] = {"expiring_days": 30, "pad_pending_days": 14, "stale_nights": 7}
 
 #: Tags a finding may carry, and what they mean in the report.
 TAGS: dict[str, str] = {
@@ -165,9 +168,9 @@ def reconcile(
     *,
     pairs: pd.DataFrame | None = None,
     bank_refreshed: pd.DataFrame | None = None,
-    expiring_days: int = 30,
-    pad_pending_days: int = 14,
-    stale_nights: int = 7,
+    expiring_days: int = DEFAULT_THRESHOLDS["expiring_days"],
+    pad_pending_days: int = DEFAULT_THRESHOLDS["pad_pending_days"],
+    stale_nights: int = DEFAULT_THRESHOLDS["stale_nights"],
     created: Set[int] = frozenset(),
     created_recently: Set[int] = frozenset(),
     requested: Mapping[int, str] | None = None,
