@@ -53,13 +53,13 @@ import pyarrow.compute as pc
 from crmsync.schemas.helcim import SYNCED_FIELDS
 from crmsync.sync.pairing import (
     Pairing,
-    arrow_column,
     as_bool,
     key_of,
     pair_customers,
     positions,
     propose_links,
 )
+from crmsync.text import arrow_strings
 
 Policy = Literal["crm-wins", "helcim-wins", "manual"]
 POLICIES: tuple[Policy, ...] = ("crm-wins", "helcim-wins", "manual")
@@ -207,9 +207,9 @@ def _whole_rows(
 
     def compare(name: str) -> tuple[np.ndarray, np.ndarray | None]:
         """One column: Arrow gathers and compares (releasing the GIL), little memory."""
-        c = pc.take(pc.fill_null(arrow_column(crm[name]), ""), crm_at)
-        h = pc.take(pc.fill_null(arrow_column(helcim[name]), ""), helcim_at)
-        b = as_bool(pc.equal(c, pc.take(arrow_column(base[name]), base_at))) if len(base) else None
+        c = pc.take(pc.fill_null(arrow_strings(crm[name]), ""), crm_at)
+        h = pc.take(pc.fill_null(arrow_strings(helcim[name]), ""), helcim_at)
+        b = as_bool(pc.equal(c, pc.take(arrow_strings(base[name]), base_at))) if len(base) else None
         return as_bool(pc.equal(c, h)), b
 
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
