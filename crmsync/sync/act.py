@@ -46,7 +46,7 @@ from crmsync.errors import (
 )
 from crmsync.helcim.client import HelcimClient
 from crmsync.state import ActionEntry, StateStore
-from crmsync.sync.snapshot import banks_frame, cards_frame_of, pads_frame, store_cards, store_payment_methods
+from crmsync.sync.snapshot import banks_frame, card_signature, cards_frame_of, pads_frame
 
 __all__ = [
     "ACTIONS",
@@ -152,14 +152,16 @@ def read_customer(client: HelcimClient, state: StateStore, helcim_id: int) -> Fr
     cards = client.list_cards(helcim_id)
     banks = client.list_bank_accounts(helcim_id)
     pads = client.list_pads(helcim_id) if banks else []
-    signature = store_cards(state, helcim_id, cards)
-    store_payment_methods(state, helcim_id, banks, pads, signature)
-    return Fresh(
+    fresh = Fresh(
         helcim_id,
         cards_frame_of(helcim_id, cards),
         banks_frame([(helcim_id, b) for b in banks]),
         pads_frame([(helcim_id, p) for p in pads]),
     )
+    signature = card_signature(cards)
+    state.cache.store_cards(helcim_id, fresh.cards, signature)
+    state.cache.store_payment_methods(helcim_id, fresh.banks, fresh.pads, signature)
+    return fresh
 
 
 class _Actor:

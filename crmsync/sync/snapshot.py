@@ -401,13 +401,6 @@ def store_payment_methods(
     )
 
 
-def store_cards(store: StateStore, helcim_id: int, cards: Sequence[Card]) -> str:
-    """One customer's cards, read afresh, into the cache; returns their digest."""
-    signature = card_signature(cards)
-    store.cache.store_cards(helcim_id, cards_frame_of(helcim_id, cards), signature)
-    return signature
-
-
 @dataclass(frozen=True)
 class Snapshot:
     """The cached view of Helcim, and how old it is."""
