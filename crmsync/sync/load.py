@@ -224,13 +224,9 @@ def record_agreed(state: StateStore, result: DiffResult) -> int:
         paired = result.pairs[result.pairs["how"] == "code"]
         linked = set(state.links()["crm_id"])
         fresh = paired[~paired["crm_id"].isin(linked)]
-        codes = dict(zip(result.pairs["helcim_id"].astype("int64"), [""] * len(result.pairs), strict=False))
-        for frame in (result.unchanged, result.updates, result.conflicts, result.exports):
-            codes.update(
-                zip(frame["helcim_id"].astype("int64"), frame["customer_code"].astype("str"), strict=True)
-            )
         for crm_id, helcim_id in zip(fresh["crm_id"].tolist(), fresh["helcim_id"].tolist(), strict=True):
-            state.link(str(crm_id), int(helcim_id), codes.get(int(helcim_id), ""), "code")
+            # paired by code: the Helcim customer's customerCode is exactly the crm_id
+            state.link(str(crm_id), int(helcim_id), str(crm_id), "code")
         state.set_base(result.agreed)
     return len(fresh)
 
