@@ -270,14 +270,16 @@ def apply_plan(
     workers: int = 5,
     progress: Progress | None = None,
 ) -> ApplyOutcome:
-    """Execute ``plan`` (creates first, then updates); see the module docstring."""
-    resolved = resolve_pending(client, state)
+    """Execute ``plan`` (creates first, then updates); see the module docstring.
+
+    The job settles pending writes first (:func:`resolve_pending`) and fills in ``resolved``.
+    """
     done = {
         e.op_id
         for e in state.journal_entries(op_ids=[op.op_id for op in plan.operations])
         if e.state == "done"
     }
-    # a create whose row is linked already happened (an earlier run, or a write settled just now)
+    # a create whose row is linked already happened (an earlier run, or a write resolve_pending settled)
     linked = set(state.links()["crm_id"])
     done |= {op.op_id for op in plan.operations if op.kind == "create" and op.crm_id in linked}
     loader = Loader(client, state, run_id, progress)
@@ -295,4 +297,4 @@ def apply_plan(
     results += [
         OpResult(op.crm_id, op.customer_code, op.kind, "deferred", op.helcim_id) for op in plan.deferred
     ]
-    return ApplyOutcome(results, resolved, loader.fatal)
+    return ApplyOutcome(results, [], loader.fatal)
