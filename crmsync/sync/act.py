@@ -46,6 +46,7 @@ from crmsync.errors import (
 )
 from crmsync.helcim.client import HelcimClient
 from crmsync.state import ActionEntry, StateStore
+from crmsync.state.review import EMAIL_ACTIONS
 from crmsync.sync.snapshot import banks_frame, card_signature, cards_frame_of, pads_frame
 
 __all__ = [
@@ -76,7 +77,8 @@ ACTIONS: dict[str, str] = {
 #: The order a customer's actions run in: defaults first (a delete needs the default elsewhere), e-mail last.
 ACTION_ORDER = tuple(ACTIONS)
 #: Actions that e-mail the customer: never sent twice, never re-sent after an uncertain outcome.
-EMAILING = frozenset({"request_bank_details"})
+#: The state store declares them (its review log blocks them once they may have left).
+EMAILING = frozenset(EMAIL_ACTIONS)
 #: Answers that say Helcim did not perform the request (a 4xx: refused, the token refused, 429s outlasted).
 REFUSALS = (HelcimRequestError, AuthenticationError, RateLimited)
 RESULT_COLUMNS = (
