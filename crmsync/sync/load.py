@@ -41,6 +41,7 @@ from crmsync.errors import (
 )
 from crmsync.helcim.client import HelcimClient
 from crmsync.helcim.models import Address, Customer, CustomerInput
+from crmsync.schemas.address import ADDRESS_FIELDS
 from crmsync.schemas.helcim import SYNCED_FIELDS
 from crmsync.state import StateStore
 from crmsync.sync.diff import DiffResult
@@ -83,17 +84,7 @@ class ApplyOutcome:
 
 
 def _address(values: dict[str, str], prefix: str) -> Address:
-    return Address(
-        name=values.get(f"{prefix}_name", ""),
-        street1=values.get(f"{prefix}_street1", ""),
-        street2=values.get(f"{prefix}_street2", ""),
-        city=values.get(f"{prefix}_city", ""),
-        province=values.get(f"{prefix}_province", ""),
-        country=values.get(f"{prefix}_country", ""),
-        postal_code=values.get(f"{prefix}_postal_code", ""),
-        phone=values.get(f"{prefix}_phone", ""),
-        email=values.get(f"{prefix}_email", ""),
-    )
+    return Address(**{f: values.get(f"{prefix}_{f}", "") for f in ADDRESS_FIELDS})
 
 
 def customer_input(op: Operation) -> CustomerInput:

@@ -42,6 +42,7 @@ from crmsync.crm.normalize import normalize_crm
 from crmsync.errors import AccountMismatchError, BudgetExhausted
 from crmsync.helcim.client import PAGE_SIZE, HelcimClient
 from crmsync.helcim.models import Address, BankAccount, Card, Customer, Pad
+from crmsync.schemas.address import ADDRESS_FIELDS
 from crmsync.schemas.helcim import (
     BANK_COLUMNS,
     CARD_COLUMNS,
@@ -140,17 +141,7 @@ def _when(moment: datetime | None) -> str:
 
 def _address_columns(prefix: str, address: Address | None) -> dict[str, str]:
     a = address or Address()
-    return {
-        f"{prefix}_name": a.name,
-        f"{prefix}_street1": a.street1,
-        f"{prefix}_street2": a.street2,
-        f"{prefix}_city": a.city,
-        f"{prefix}_province": a.province,
-        f"{prefix}_country": a.country,
-        f"{prefix}_postal_code": a.postal_code,
-        f"{prefix}_phone": a.phone,
-        f"{prefix}_email": a.email,
-    }
+    return {f"{prefix}_{f}": getattr(a, f) for f in ADDRESS_FIELDS}
 
 
 def customers_frame(customers: Sequence[Customer]) -> pd.DataFrame:
