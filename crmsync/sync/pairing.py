@@ -258,12 +258,7 @@ def _match_keys(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
             values = frame[column].astype("str").str.lower()
             keep = values.str.len() >= (10 if kind == "phone" else 3)
             parts.append(pd.DataFrame({"id": frame.loc[keep, id_column], "kind": kind, "key": values[keep]}))
-    name = (
-        frame["contact_name"]
-        .where(frame["contact_name"] != "", frame["business_name"])
-        .astype("str")
-        .str.lower()
-    )
+    name = _names(frame)
     postal = frame["billing_postal_code"].astype("str").str.lower()
     keep = (name != "") & (postal != "")
     parts.append(
@@ -278,9 +273,14 @@ def _match_keys(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
 NAME_CANDIDATES = 5
 
 
+def _name(frame: pd.DataFrame) -> pd.Series:
+    """The contact's name, else the business name."""
+    return frame["contact_name"].where(frame["contact_name"] != "", frame["business_name"])
+
+
 def _names(frame: pd.DataFrame) -> pd.Series:
-    name = frame["contact_name"].where(frame["contact_name"] != "", frame["business_name"])
-    return name.astype("str").str.lower()
+    """:func:`_name`, lowercased: the key names are matched on."""
+    return _name(frame).astype("str").str.lower()
 
 
 def _by_name_alone(
@@ -366,17 +366,13 @@ def propose_links(
     per_crm = pairs.groupby("crm_id")["helcim_id"].transform("size")
     per_helcim = pairs.groupby("helcim_id")["crm_id"].transform("size")
     pairs["ambiguous"] = (per_crm > 1) | (per_helcim > 1) | (pairs["matched_on"] == "name")
-
-    def name(frame: pd.DataFrame) -> pd.Series:
-        return frame["contact_name"].where(frame["contact_name"] != "", frame["business_name"])
-
-    crm_side = crm_only.assign(crm_name=name(crm_only))[
+    crm_side = crm_only.assign(crm_name=_name(crm_only))[
         ["crm_id", "crm_name", "billing_email", "billing_postal_code"]
     ]
     crm_side = crm_side.rename(
         columns={"billing_email": "crm_email", "billing_postal_code": "crm_postal_code"}
     )
-    helcim_side = helcim_only.assign(helcim_name=name(helcim_only))[
+    helcim_side = helcim_only.assign(helcim_name=_name(helcim_only))[
         ["helcim_id", "customer_code", "helcim_name", "billing_email", "billing_postal_code", "replaces"]
     ].rename(
         columns={
