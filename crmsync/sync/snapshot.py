@@ -63,7 +63,7 @@ from crmsync.schemas.helcim import (
 from crmsync.schemas.helcim import (
     Pad as PadSchema,
 )
-from crmsync.state import StateStore
+from crmsync.state import StateStore, stored
 
 log = logging.getLogger("crmsync.snapshot")
 
@@ -124,7 +124,7 @@ def bank_calls_after_writes(left: int, floor: int, budget: int) -> int:
 def not_read_since(hours: float) -> str:
     """The stored moment ``hours`` before now (as the state store writes moments): a refresh given it as
     ``read_before`` leaves alone the customers read after it."""
-    return (datetime.now(UTC) - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return stored(datetime.now(UTC) - timedelta(hours=hours))
 
 
 def card_signature(cards: Sequence[Card]) -> str:
