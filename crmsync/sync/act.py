@@ -28,6 +28,7 @@ fresh reads happen, nothing is written or journaled (``would-do``).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -143,10 +144,7 @@ class ActOutcome:
         return pd.DataFrame.from_records([r.row() for r in self.results], columns=list(RESULT_COLUMNS))
 
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for result in self.results:
-            counts[result.outcome] = counts.get(result.outcome, 0) + 1
-        return counts
+        return dict(Counter(r.outcome for r in self.results))
 
 
 def read_customer(client: HelcimClient, state: StateStore, helcim_id: int) -> Fresh:

@@ -139,10 +139,6 @@ class DiffResult:
         return {name: len(getattr(self, name)) for name in BUCKETS}
 
 
-def _frame(values: dict[str, object]) -> pd.DataFrame:
-    return pd.DataFrame(values)
-
-
 # -- the decision table ---------------------------------------------------------------
 
 
@@ -386,8 +382,8 @@ def _agreed_and_targets(
     whole = pd.DataFrame({"crm_id": ident["crm_id"][moving].reset_index(drop=True)})
     for name in fields:
         whole[name] = crm[name].take(at.crm[moving]).reset_index(drop=True)
-    agreed_frame = pd.concat([whole, _frame(agreed)[moves]], ignore_index=True)
-    targets_frame = _frame(targets)[(resolution == PUSH).any(axis=1)].reset_index(drop=True)
+    agreed_frame = pd.concat([whole, pd.DataFrame(agreed)[moves]], ignore_index=True)
+    targets_frame = pd.DataFrame(targets)[(resolution == PUSH).any(axis=1)].reset_index(drop=True)
     return agreed_frame, targets_frame
 
 

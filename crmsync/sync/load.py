@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -77,10 +78,7 @@ class ApplyOutcome:
         return pd.DataFrame.from_records(rows, columns=list(RESULT_COLUMNS))
 
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for result in self.results:
-            counts[result.outcome] = counts.get(result.outcome, 0) + 1
-        return counts
+        return dict(Counter(r.outcome for r in self.results))
 
 
 def _address(values: dict[str, str], prefix: str) -> Address:
