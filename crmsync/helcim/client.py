@@ -190,7 +190,6 @@ class HelcimClient:
         session: requests.Session | None = None,
         *,
         limits: RateLimits | None = None,
-        pacer: Pacer | None = None,
         max_calls: int | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | tuple[float, float] = (5.0, 30.0),
@@ -205,7 +204,7 @@ class HelcimClient:
         self.base_url = check_api_url(base_url, name=url_source, token_name=token_source)
         self.token_source, self.url_source = token_source, url_source  # what messages name
         self.stop = stop
-        self.pacer = pacer or Pacer(limits, max_calls=max_calls, stop=stop)
+        self.pacer = Pacer(limits, max_calls=max_calls, stop=stop)
         self.retry = retry or RetryPolicy()
         self._retries = 0  # retriable failures retried (429s are waited out, not counted here)
         self._retry_lock = threading.Lock()
@@ -418,19 +417,15 @@ class HelcimClient:
         answer = self._call("get-customers", "GET", "/customers", params=params, check=a_list_with_ids)
         return [Customer.from_api(row) for row in answer.body]
 
-    def iter_customers(
-        self, *, include_cards: bool = True, search: str = "", start_page: int = 1
-    ) -> Iterator[tuple[int, list[Customer]]]:
+    def iter_customers(self, *, include_cards: bool = True) -> Iterator[tuple[int, list[Customer]]]:
         """Every customer, a page (of 100) at a time, until a short page: yields (page number, customers).
 
         Only a short page that parsed as a list ends the listing: an answer of
         any other shape is a :class:`ProtocolError`, never an empty page.
         """
-        page = start_page
+        page = 1
         while True:
-            batch = self.list_customers(
-                search=search, limit=PAGE_SIZE, page=page, include_cards=include_cards
-            )
+            batch = self.list_customers(limit=PAGE_SIZE, page=page, include_cards=include_cards)
             yield page, batch
             if len(batch) < PAGE_SIZE:
                 return
@@ -563,13 +558,10 @@ class HelcimClient:
         self,
         customer_id: int,
         *,
-        bank_token: str = "",
         verified: bool | None = None,
         ready: bool | None = None,
     ) -> list[BankAccount]:
         params: dict[str, Any] = {}
-        if bank_token:
-            params["bankToken"] = bank_token
         if verified is not None:
             params["verified"] = int(verified)
         if ready is not None:
@@ -670,7 +662,6 @@ class HelcimClient:
         accepted: bool | None = None,
         active: bool | None = None,
         ip_address: str | None = None,
-        business: bool | None = None,
     ) -> Pad | None:
         """PUT a PAD; accepting an active one makes the bank account ready. Returns the PAD if echoed."""
         body: dict[str, Any] = {}
@@ -680,8 +671,6 @@ class HelcimClient:
             body["status"] = 1 if active else 2
         if ip_address is not None:
             body["ipAddress"] = ip_address
-        if business is not None:
-            body["type"] = 2 if business else 1
         answer = self._call(
             "update-pad",
             "PUT",

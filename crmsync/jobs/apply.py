@@ -16,7 +16,7 @@ from crmsync.jobs.accounting import results_frame
 from crmsync.jobs.session import CallStats, Session
 from crmsync.outputs import prepare_out_dir, write_csv, write_json
 from crmsync.stopping import StopSignal
-from crmsync.sync.load import RESULT_COLUMNS, ApplyOutcome, apply_plan
+from crmsync.sync.load import RESULT_COLUMNS, ApplyOutcome, apply_plan, resolve_pending
 from crmsync.sync.plan import Plan
 
 __all__ = ["ApplyResult", "apply_plan_file"]
@@ -101,7 +101,9 @@ def apply_plan_file(
         state = open_session.state
         if progress:
             progress("writes", 0, total=len(plan.operations))
+        resolved = resolve_pending(open_session.client, state)
         applied = apply_plan(plan, open_session.client, state, open_session.record.run_id, progress=progress)
+        applied.resolved = resolved
         # the nightly carry-over stays; what this plan wrote leaves it, what it deferred joins it
         written = {r.crm_id for r in applied.results if r.outcome not in ("deferred", "failed")}
         carried = [

@@ -266,7 +266,7 @@ class _Night:
                 log.error("mass-change guard: %s", message)
         elif not dry_run:
             applied = self._apply(prepared)
-            applied.resolved = pending + applied.resolved
+            applied.resolved = pending
         not_applied = "held by the mass-change guard" if guarded else "dry run"
         counts, extra = account(self.checked, prepared.result, plan, applied, not_applied)
         result = RunResult(

@@ -37,7 +37,7 @@ from crmsync.reconcile.tables import payment_methods
 from crmsync.state import ActionEntry
 from crmsync.sync.diff import DiffResult, Policy, diff
 from crmsync.sync.load import record_agreed
-from crmsync.sync.pairing import PROPOSAL_COLUMNS, arrow_column, importable, pair_customers, with_links
+from crmsync.sync.pairing import PROPOSAL_COLUMNS, importable, pair_customers, with_links
 from crmsync.sync.plan import CONFLICT_CSV_COLUMNS, PLAN_CSV_COLUMNS, Plan, build_plan, conflict_rows
 from crmsync.sync.snapshot import (
     BankRefresh,
@@ -51,6 +51,7 @@ from crmsync.sync.snapshot import (
     refresh_customers,
     refresh_payment_methods,
 )
+from crmsync.text import arrow_strings
 
 __all__ = [
     "MorningOutputs",
@@ -108,8 +109,8 @@ def keep_helcim_addresses(
             continue
         mask, taken = pa.array(rows), pa.array(helcim_at[rows])
         for name in (c for c in valid.columns if c.startswith(f"{prefix}_")):
-            helcim_values = pc.take(arrow_column(customers[name]), taken)
-            values = pc.replace_with_mask(arrow_column(out[name]), mask, helcim_values)
+            helcim_values = pc.take(arrow_strings(customers[name]), taken)
+            values = pc.replace_with_mask(arrow_strings(out[name]), mask, helcim_values)
             out[name] = pd.Series(values, index=out.index, dtype="str")
         if prefix == "billing":  # the cell phone, in the context of the billing country Helcim holds
             out = cell_phones_in_context(out, rows, checked.exported_cell_phones)

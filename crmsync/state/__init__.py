@@ -7,7 +7,7 @@ the journal of approved actions; :mod:`.lock` keeps one run per store.
 """
 
 from crmsync.state.cache import SnapshotCache
-from crmsync.state.clock import utcnow
+from crmsync.state.clock import stored, utcnow
 from crmsync.state.lock import state_lock
 from crmsync.state.review import ActionEntry, ReviewLog
 from crmsync.state.store import JournalEntry, RunRecord, StateStore, open_state, real_state_path
@@ -22,5 +22,6 @@ __all__ = [
     "open_state",
     "real_state_path",
     "state_lock",
+    "stored",
     "utcnow",
 ]

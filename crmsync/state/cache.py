@@ -67,7 +67,7 @@ class SnapshotCache:
         cards: pd.DataFrame,
         *,
         last: bool,
-        signatures: dict[int, str] | None = None,
+        signatures: dict[int, str],
     ) -> list[int]:
         """Cache one page of customers (in id order) with their cards; return the ids it proves gone.
 
@@ -98,11 +98,10 @@ class SnapshotCache:
                 db.execute(f"DELETE FROM helcim_cards WHERE helcim_id IN ({','.join('?' * len(ids))})", ids)
             self._replace_rows("helcim_customers", customers.assign(page=page), now)
             self._replace_rows("helcim_cards", cards, now)
-            if signatures:
-                db.executemany(
-                    "INSERT OR REPLACE INTO card_signatures (helcim_id, signature) VALUES (?, ?)",
-                    signatures.items(),
-                )
+            db.executemany(
+                "INSERT OR REPLACE INTO card_signatures (helcim_id, signature) VALUES (?, ?)",
+                signatures.items(),
+            )
         return gone
 
     def store_cards(self, helcim_id: int, cards: pd.DataFrame, signature: str) -> None:

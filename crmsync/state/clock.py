@@ -5,5 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 
+def stored(moment: datetime) -> str:
+    """``moment`` (in UTC) as the state store writes moments."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def utcnow() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return stored(datetime.now(UTC))

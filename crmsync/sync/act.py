@@ -28,6 +28,7 @@ fresh reads happen, nothing is written or journaled (``would-do``).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -46,7 +47,8 @@ from crmsync.errors import (
 )
 from crmsync.helcim.client import HelcimClient
 from crmsync.state import ActionEntry, StateStore
-from crmsync.sync.snapshot import banks_frame, cards_frame_of, pads_frame, store_cards, store_payment_methods
+from crmsync.state.review import EMAIL_ACTIONS
+from crmsync.sync.snapshot import banks_frame, card_signature, cards_frame_of, pads_frame
 
 __all__ = [
     "ACTIONS",
@@ -76,7 +78,8 @@ ACTIONS: dict[str, str] = {
 #: The order a customer's actions run in: defaults first (a delete needs the default elsewhere), e-mail last.
 ACTION_ORDER = tuple(ACTIONS)
 #: Actions that e-mail the customer: never sent twice, never re-sent after an uncertain outcome.
-EMAILING = frozenset({"request_bank_details"})
+#: The state store declares them (its review log blocks them once they may have left).
+EMAILING = frozenset(EMAIL_ACTIONS)
 #: Answers that say Helcim did not perform the request (a 4xx: refused, the token refused, 429s outlasted).
 REFUSALS = (HelcimRequestError, AuthenticationError, RateLimited)
 RESULT_COLUMNS = (
@@ -141,10 +144,7 @@ class ActOutcome:
         return pd.DataFrame.from_records([r.row() for r in self.results], columns=list(RESULT_COLUMNS))
 
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for result in self.results:
-            counts[result.outcome] = counts.get(result.outcome, 0) + 1
-        return counts
+        return dict(Counter(r.outcome for r in self.results))
 
 
 def read_customer(client: HelcimClient, state: StateStore, helcim_id: int) -> Fresh:
@@ -152,14 +152,16 @@ def read_customer(client: HelcimClient, state: StateStore, helcim_id: int) -> Fr
     cards = client.list_cards(helcim_id)
     banks = client.list_bank_accounts(helcim_id)
     pads = client.list_pads(helcim_id) if banks else []
-    signature = store_cards(state, helcim_id, cards)
-    store_payment_methods(state, helcim_id, banks, pads, signature)
-    return Fresh(
+    fresh = Fresh(
         helcim_id,
         cards_frame_of(helcim_id, cards),
         banks_frame([(helcim_id, b) for b in banks]),
         pads_frame([(helcim_id, p) for p in pads]),
     )
+    signature = card_signature(cards)
+    state.cache.store_cards(helcim_id, fresh.cards, signature)
+    state.cache.store_payment_methods(helcim_id, fresh.banks, fresh.pads, signature)
+    return fresh
 
 
 class _Actor:

@@ -53,13 +53,13 @@ import pyarrow.compute as pc
 from crmsync.schemas.helcim import SYNCED_FIELDS
 from crmsync.sync.pairing import (
     Pairing,
-    arrow_column,
     as_bool,
     key_of,
     pair_customers,
     positions,
     propose_links,
 )
+from crmsync.text import arrow_strings
 
 Policy = Literal["crm-wins", "helcim-wins", "manual"]
 POLICIES: tuple[Policy, ...] = ("crm-wins", "helcim-wins", "manual")
@@ -139,10 +139,6 @@ class DiffResult:
         return {name: len(getattr(self, name)) for name in BUCKETS}
 
 
-def _frame(values: dict[str, object]) -> pd.DataFrame:
-    return pd.DataFrame(values)
-
-
 # -- the decision table ---------------------------------------------------------------
 
 
@@ -207,9 +203,9 @@ def _whole_rows(
 
     def compare(name: str) -> tuple[np.ndarray, np.ndarray | None]:
         """One column: Arrow gathers and compares (releasing the GIL), little memory."""
-        c = pc.take(pc.fill_null(arrow_column(crm[name]), ""), crm_at)
-        h = pc.take(pc.fill_null(arrow_column(helcim[name]), ""), helcim_at)
-        b = as_bool(pc.equal(c, pc.take(arrow_column(base[name]), base_at))) if len(base) else None
+        c = pc.take(pc.fill_null(arrow_strings(crm[name]), ""), crm_at)
+        h = pc.take(pc.fill_null(arrow_strings(helcim[name]), ""), helcim_at)
+        b = as_bool(pc.equal(c, pc.take(arrow_strings(base[name]), base_at))) if len(base) else None
         return as_bool(pc.equal(c, h)), b
 
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
@@ -386,8 +382,8 @@ def _agreed_and_targets(
     whole = pd.DataFrame({"crm_id": ident["crm_id"][moving].reset_index(drop=True)})
     for name in fields:
         whole[name] = crm[name].take(at.crm[moving]).reset_index(drop=True)
-    agreed_frame = pd.concat([whole, _frame(agreed)[moves]], ignore_index=True)
-    targets_frame = _frame(targets)[(resolution == PUSH).any(axis=1)].reset_index(drop=True)
+    agreed_frame = pd.concat([whole, pd.DataFrame(agreed)[moves]], ignore_index=True)
+    targets_frame = pd.DataFrame(targets)[(resolution == PUSH).any(axis=1)].reset_index(drop=True)
     return agreed_frame, targets_frame
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from crmsync.errors import (
 )
 from crmsync.helcim.client import HelcimClient
 from crmsync.helcim.models import Address, Customer, CustomerInput
+from crmsync.schemas.address import ADDRESS_FIELDS
 from crmsync.schemas.helcim import SYNCED_FIELDS
 from crmsync.state import StateStore
 from crmsync.sync.diff import DiffResult
@@ -76,24 +78,11 @@ class ApplyOutcome:
         return pd.DataFrame.from_records(rows, columns=list(RESULT_COLUMNS))
 
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for result in self.results:
-            counts[result.outcome] = counts.get(result.outcome, 0) + 1
-        return counts
+        return dict(Counter(r.outcome for r in self.results))
 
 
 def _address(values: dict[str, str], prefix: str) -> Address:
-    return Address(
-        name=values.get(f"{prefix}_name", ""),
-        street1=values.get(f"{prefix}_street1", ""),
-        street2=values.get(f"{prefix}_street2", ""),
-        city=values.get(f"{prefix}_city", ""),
-        province=values.get(f"{prefix}_province", ""),
-        country=values.get(f"{prefix}_country", ""),
-        postal_code=values.get(f"{prefix}_postal_code", ""),
-        phone=values.get(f"{prefix}_phone", ""),
-        email=values.get(f"{prefix}_email", ""),
-    )
+    return Address(**{f: values.get(f"{prefix}_{f}", "") for f in ADDRESS_FIELDS})
 
 
 def customer_input(op: Operation) -> CustomerInput:
@@ -224,13 +213,9 @@ def record_agreed(state: StateStore, result: DiffResult) -> int:
         paired = result.pairs[result.pairs["how"] == "code"]
         linked = set(state.links()["crm_id"])
         fresh = paired[~paired["crm_id"].isin(linked)]
-        codes = dict(zip(result.pairs["helcim_id"].astype("int64"), [""] * len(result.pairs), strict=False))
-        for frame in (result.unchanged, result.updates, result.conflicts, result.exports):
-            codes.update(
-                zip(frame["helcim_id"].astype("int64"), frame["customer_code"].astype("str"), strict=True)
-            )
         for crm_id, helcim_id in zip(fresh["crm_id"].tolist(), fresh["helcim_id"].tolist(), strict=True):
-            state.link(str(crm_id), int(helcim_id), codes.get(int(helcim_id), ""), "code")
+            # paired by code: the Helcim customer's customerCode is exactly the crm_id
+            state.link(str(crm_id), int(helcim_id), str(crm_id), "code")
         state.set_base(result.agreed)
     return len(fresh)
 
@@ -274,14 +259,16 @@ def apply_plan(
     workers: int = 5,
     progress: Progress | None = None,
 ) -> ApplyOutcome:
-    """Execute ``plan`` (creates first, then updates); see the module docstring."""
-    resolved = resolve_pending(client, state)
+    """Execute ``plan`` (creates first, then updates); see the module docstring.
+
+    The job settles pending writes first (:func:`resolve_pending`) and fills in ``resolved``.
+    """
     done = {
         e.op_id
         for e in state.journal_entries(op_ids=[op.op_id for op in plan.operations])
         if e.state == "done"
     }
-    # a create whose row is linked already happened (an earlier run, or a write settled just now)
+    # a create whose row is linked already happened (an earlier run, or a write resolve_pending settled)
     linked = set(state.links()["crm_id"])
     done |= {op.op_id for op in plan.operations if op.kind == "create" and op.crm_id in linked}
     loader = Loader(client, state, run_id, progress)
@@ -299,4 +286,4 @@ def apply_plan(
     results += [
         OpResult(op.crm_id, op.customer_code, op.kind, "deferred", op.helcim_id) for op in plan.deferred
     ]
-    return ApplyOutcome(results, resolved, loader.fatal)
+    return ApplyOutcome(results, [], loader.fatal)

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmsync.crm.keys import EMAIL_CODE_PREFIX
+from crmsync.text import arrow_strings
 
 __all__ = [
     "PAIR_COLUMNS",
@@ -66,14 +67,6 @@ class Pairing:
     unexamined: pd.DataFrame  # crm_id, helcim_id: rows of the export the diff does not compare (rejected)
 
 
-def arrow_column(values: pd.Series) -> pa.Array:
-    """A column as an Arrow large_string array (zero-copy for pandas' Arrow-backed strings); nulls kept."""
-    if not isinstance(values.dtype, pd.StringDtype):
-        values = values.astype(object).where(values.notna(), None)
-    array = pa.array(values, type=pa.large_string(), from_pandas=True)
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-
-
 def key_of(values: np.ndarray) -> pa.Array:
     """:func:`_key` of an object array (None / NaN are missing)."""
     array = pa.array(values, type=pa.large_string(), from_pandas=True)
@@ -90,7 +83,7 @@ def isin(values: pd.Series, pool: pd.Series) -> np.ndarray:
         return np.zeros(len(values), dtype=bool)
     if pd.api.types.is_integer_dtype(values.dtype):
         return np.isin(values.to_numpy(dtype="int64"), pool.to_numpy(dtype="int64"))
-    return as_bool(pc.is_in(arrow_column(values), value_set=pc.unique(arrow_column(pool))))
+    return as_bool(pc.is_in(arrow_strings(values), value_set=pc.unique(arrow_strings(pool))))
 
 
 def positions(keys: pd.Series, wanted: pd.Series) -> np.ndarray:
@@ -102,7 +95,7 @@ def positions(keys: pd.Series, wanted: pd.Series) -> np.ndarray:
             pa.array(wanted.to_numpy(dtype="int64")), value_set=pa.array(keys.to_numpy(dtype="int64"))
         )
     else:
-        found = pc.index_in(arrow_column(wanted), value_set=arrow_column(keys))
+        found = pc.index_in(arrow_strings(wanted), value_set=arrow_strings(keys))
     return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
@@ -145,7 +138,7 @@ def _by_code(
     if len(free_ids) > 1 and not bool(np.all(free_ids[1:] >= free_ids[:-1])):
         free_helcim = free_helcim[np.argsort(free_ids, kind="stable")]
     free_codes = helcim["customer_code"].take(free_helcim)
-    codes_arrow = arrow_column(free_codes)
+    codes_arrow = arrow_strings(free_codes)
     if pc.count_distinct(codes_arrow, mode="all").as_py() == len(codes_arrow):  # the usual case
         first = np.ones(len(free_codes), dtype=bool)
     else:
@@ -265,12 +258,7 @@ def _match_keys(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
             values = frame[column].astype("str").str.lower()
             keep = values.str.len() >= (10 if kind == "phone" else 3)
             parts.append(pd.DataFrame({"id": frame.loc[keep, id_column], "kind": kind, "key": values[keep]}))
-    name = (
-        frame["contact_name"]
-        .where(frame["contact_name"] != "", frame["business_name"])
-        .astype("str")
-        .str.lower()
-    )
+    name = _names(frame)
     postal = frame["billing_postal_code"].astype("str").str.lower()
     keep = (name != "") & (postal != "")
     parts.append(
@@ -285,9 +273,14 @@ def _match_keys(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
 NAME_CANDIDATES = 5
 
 
+def _name(frame: pd.DataFrame) -> pd.Series:
+    """The contact's name, else the business name."""
+    return frame["contact_name"].where(frame["contact_name"] != "", frame["business_name"])
+
+
 def _names(frame: pd.DataFrame) -> pd.Series:
-    name = frame["contact_name"].where(frame["contact_name"] != "", frame["business_name"])
-    return name.astype("str").str.lower()
+    """:func:`_name`, lowercased: the key names are matched on."""
+    return _name(frame).astype("str").str.lower()
 
 
 def _by_name_alone(
@@ -373,17 +366,13 @@ def propose_links(
     per_crm = pairs.groupby("crm_id")["helcim_id"].transform("size")
     per_helcim = pairs.groupby("helcim_id")["crm_id"].transform("size")
     pairs["ambiguous"] = (per_crm > 1) | (per_helcim > 1) | (pairs["matched_on"] == "name")
-
-    def name(frame: pd.DataFrame) -> pd.Series:
-        return frame["contact_name"].where(frame["contact_name"] != "", frame["business_name"])
-
-    crm_side = crm_only.assign(crm_name=name(crm_only))[
+    crm_side = crm_only.assign(crm_name=_name(crm_only))[
         ["crm_id", "crm_name", "billing_email", "billing_postal_code"]
     ]
     crm_side = crm_side.rename(
         columns={"billing_email": "crm_email", "billing_postal_code": "crm_postal_code"}
     )
-    helcim_side = helcim_only.assign(helcim_name=name(helcim_only))[
+    helcim_side = helcim_only.assign(helcim_name=_name(helcim_only))[
         ["helcim_id", "customer_code", "helcim_name", "billing_email", "billing_postal_code", "replaces"]
     ].rename(
         columns={

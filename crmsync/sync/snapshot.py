@@ -42,6 +42,7 @@ from crmsync.crm.normalize import normalize_crm
 from crmsync.errors import AccountMismatchError, BudgetExhausted
 from crmsync.helcim.client import PAGE_SIZE, HelcimClient
 from crmsync.helcim.models import Address, BankAccount, Card, Customer, Pad
+from crmsync.schemas.address import ADDRESS_FIELDS
 from crmsync.schemas.helcim import (
     BANK_COLUMNS,
     CARD_COLUMNS,
@@ -62,7 +63,7 @@ from crmsync.schemas.helcim import (
 from crmsync.schemas.helcim import (
     Pad as PadSchema,
 )
-from crmsync.state import StateStore
+from crmsync.state import StateStore, stored
 
 log = logging.getLogger("crmsync.snapshot")
 
@@ -123,7 +124,7 @@ def bank_calls_after_writes(left: int, floor: int, budget: int) -> int:
 def not_read_since(hours: float) -> str:
     """The stored moment ``hours`` before now (as the state store writes moments): a refresh given it as
     ``read_before`` leaves alone the customers read after it."""
-    return (datetime.now(UTC) - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return stored(datetime.now(UTC) - timedelta(hours=hours))
 
 
 def card_signature(cards: Sequence[Card]) -> str:
@@ -140,17 +141,7 @@ def _when(moment: datetime | None) -> str:
 
 def _address_columns(prefix: str, address: Address | None) -> dict[str, str]:
     a = address or Address()
-    return {
-        f"{prefix}_name": a.name,
-        f"{prefix}_street1": a.street1,
-        f"{prefix}_street2": a.street2,
-        f"{prefix}_city": a.city,
-        f"{prefix}_province": a.province,
-        f"{prefix}_country": a.country,
-        f"{prefix}_postal_code": a.postal_code,
-        f"{prefix}_phone": a.phone,
-        f"{prefix}_email": a.email,
-    }
+    return {f"{prefix}_{f}": getattr(a, f) for f in ADDRESS_FIELDS}
 
 
 def customers_frame(customers: Sequence[Customer]) -> pd.DataFrame:
@@ -399,13 +390,6 @@ def store_payment_methods(
         None if pads is None else pads_frame([(helcim_id, p) for p in pads]),
         cards_seen,
     )
-
-
-def store_cards(store: StateStore, helcim_id: int, cards: Sequence[Card]) -> str:
-    """One customer's cards, read afresh, into the cache; returns their digest."""
-    signature = card_signature(cards)
-    store.cache.store_cards(helcim_id, cards_frame_of(helcim_id, cards), signature)
-    return signature
 
 
 @dataclass(frozen=True)
