@@ -257,17 +257,15 @@ def updates(
     if exported.empty:
         return pd.DataFrame(columns=columns)
     before, after, fields_of, crm_ids = _before_after(changes, exported, customers, profile)
+    changed = _changed_cells(before, after, fields_of, profile)
     rows = []
     for column in crm_columns(profile):
         if column.fields == ("crm_id",) or column.kind == "empty":
             continue
-        for helcim_id in before.index:
-            if not set(column.fields) & fields_of[helcim_id]:
-                continue
-            old = str(before.at[helcim_id, column.header])
-            new = str(after.at[helcim_id, column.header])
-            if old != new:
-                rows.append((crm_ids[int(helcim_id)], int(helcim_id), column.header, old, new))
+        old, new = before[column.header], after[column.header]
+        for at in np.flatnonzero(changed[column.header].to_numpy()).tolist():
+            helcim_id = int(before.index[at])
+            rows.append((crm_ids[helcim_id], helcim_id, column.header, str(old.iat[at]), str(new.iat[at])))
     table = pd.DataFrame(rows, columns=columns)
     table[id_header] = _record_keys(table[id_header], crm).to_numpy()
     return table.sort_values([id_header, "field"], kind="stable").reset_index(drop=True)
