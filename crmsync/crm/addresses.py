@@ -39,6 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crmsync.crm.normalize import province_code
 from crmsync.schemas.address import ADDRESS_FIELDS
 from crmsync.schemas.crm import ADDRESS_PREFIXES
 from crmsync.text import arrow_strings, as_series, layout, matches, province_codes
@@ -74,9 +75,7 @@ _POSTAL_AT_END = r"(?:[0-9]{5}(?:-[0-9]{4})?|[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z
 
 def _region_code(region: str, country: str) -> str | None:
     """The region's 2-letter code when it is one of ``country``'s (by code or name), else None."""
-    from crmsync.crm.normalize import normalize_province  # the same tables as the normaliser
-
-    code = str(normalize_province(pd.Series([region.strip()]), pd.Series([country])).iloc[0])
+    code = province_code(region.strip(), country)  # the same tables as the normaliser
     return code if code in province_codes(country) else None
 
 

@@ -64,6 +64,7 @@ __all__ = [
     "normalize_postal_code",
     "normalize_province",
     "normalize_text",
+    "province_code",
 ]
 
 #: Countries of the North American Numbering Plan whose phones we keep as 10 national digits.
@@ -257,7 +258,8 @@ def _filled_rows(values: Any) -> np.ndarray[Any, Any]:
     return np.asarray(offsets[1:] > offsets[:-1])
 
 
-def _province(text: str, country: str) -> str:
+def province_code(text: str, country: str) -> str:
+    """One province or state of ``CAN``/``USA`` (by code, name or alias) → its 2-letter code, else ``text``."""
     return _province_table(country).get(_key(text), text)
 
 
@@ -270,7 +272,7 @@ def normalize_province(values: pd.Series[Any], country: pd.Series[Any]) -> pd.Se
     cleaned = clean(values)
     country_array = pc.fill_null(arrow_strings(country), "")
     rows = _country_rows(country_array, PROVINCE_COUNTRIES) & _filled_rows(cleaned)
-    return as_series(_map_pairs(cleaned, country_array, _province, rows), values.index)
+    return as_series(_map_pairs(cleaned, country_array, province_code, rows), values.index)
 
 
 # -- postal codes ----------------------------------------------------------------
