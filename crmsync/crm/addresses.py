@@ -46,7 +46,6 @@ from crmsync.text import arrow_strings, as_series, layout, matches, province_cod
 
 __all__ = [
     "INCOMPLETE_ADDRESS_MODES",
-    "WARNING_COLUMNS",
     "WARNING_SCHEMA",
     "Omitted",
     "drop_phone_extensions",
@@ -57,8 +56,6 @@ __all__ = [
 ]
 
 INCOMPLETE_ADDRESS_MODES = ("omit", "reject")
-#: warnings.csv: the columns of rejects.csv.
-WARNING_COLUMNS = ("source_line", "crm_id", "column", "value", "reason")
 
 _POSTAL = r"(?P<postal>[0-9]{5}(?:-[0-9]{4})?|[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z][0-9])"
 _TAIL = re.compile(
@@ -189,7 +186,7 @@ class Omitted:
     """What :func:`omit_incomplete_addresses` dropped."""
 
     frame: pd.DataFrame  # the normalised frame, incomplete addresses emptied
-    warnings: pa.Table  # WARNING_COLUMNS + rule, one row per value not stored (in no particular order)
+    warnings: pa.Table  # REJECT_COLUMNS + rule, one row per value not stored (in no particular order)
     rows: dict[str, np.ndarray[Any, Any]]  # prefix → row mask of omitted addresses
 
 
