@@ -75,7 +75,7 @@ import pyarrow.compute as pc
 
 from crmsync.errors import InputFileError, MissingColumnsError, UsageError
 from crmsync.schemas.crm import CRM_COLUMNS
-from crmsync.text import byte_table, keep_bytes, layout
+from crmsync.text import arrow_strings, byte_table, keep_bytes, layout
 
 __all__ = [
     "KEY_KINDS",
@@ -414,11 +414,7 @@ def _text(values: pd.Series[Any], missing: tuple[str, ...] = ()) -> Any:
     A spreadsheet's leading ``'`` text marker is removed (before a digit, ``(``
     or a formula character), and whole cells in ``missing`` become "".
     """
-    array: Any = values.astype("str").array
-    text = pc.fill_null(array.__arrow_array__().cast(pa.large_string()), "")
-    if isinstance(text, pa.ChunkedArray):
-        text = text.combine_chunks()
-    text = _unmark(text)
+    text = _unmark(pc.fill_null(arrow_strings(values), ""))
     if missing:  # a hash look-up per cell; a token with spaces around it is listed as such in the profile
         nothing = pc.is_in(text, value_set=pa.array(list(missing), pa.large_string()))
         if pc.any(nothing).as_py():
