@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 from crmsync.crm.normalize import province_code
 from crmsync.schemas.address import ADDRESS_FIELDS
 from crmsync.schemas.crm import ADDRESS_PREFIXES
-from crmsync.text import arrow_strings, as_series, layout, matches, province_codes
+from crmsync.text import arrow_strings, as_series, filled_rows, matches, province_codes
 
 __all__ = [
     "INCOMPLETE_ADDRESS_MODES",
@@ -231,8 +231,7 @@ def _lacking_codes(street: np.ndarray[Any, Any], postal: np.ndarray[Any, Any]) -
 
 def _filled(values: pd.Series[Any]) -> np.ndarray[Any, Any]:
     """Rows whose (normalised: trimmed, missing as "") value is not empty, from the Arrow offsets."""
-    offsets, _ = layout(pc.fill_null(arrow_strings(values), ""))
-    return np.asarray(offsets[1:] > offsets[:-1])
+    return filled_rows(pc.fill_null(arrow_strings(values), ""))
 
 
 @dataclass
