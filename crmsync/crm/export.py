@@ -42,7 +42,9 @@ not written. Every cell goes through the formula-neutralising CSV writer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -180,8 +182,14 @@ def _fill(column: CrmColumn, frame: pd.DataFrame) -> pd.Series:
     return pieces[column.part].fillna("").astype("str")
 
 
+@lru_cache(maxsize=1)
+def _alpha2_codes() -> Mapping[str, str]:
+    """ISO 3166-1 alpha-3 → alpha-2 (built once: to_crm runs several times a run)."""
+    return {str(c.alpha_3): str(c.alpha_2) for c in pycountry.countries}
+
+
 def _alpha2(values: pd.Series) -> pd.Series:
-    codes = {str(c.alpha_3): str(c.alpha_2) for c in pycountry.countries}
+    codes = _alpha2_codes()
     return values.map(lambda v: codes.get(str(v), v)).astype("str")
 
 
