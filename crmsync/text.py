@@ -39,6 +39,7 @@ __all__ = [
     "email_error",
     "email_errors",
     "emails",
+    "filled_rows",
     "join_with",
     "keep_bytes",
     "layout",
@@ -83,6 +84,12 @@ def layout(array: Any) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     offsets = np.frombuffer(buffers[1], dtype=np.int64)[array.offset : array.offset + len(array) + 1]
     data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
     return offsets, data[: offsets[-1]]  # bytes past the last value (buffer padding) belong to no row
+
+
+def filled_rows(array: Any) -> np.ndarray[Any, Any]:
+    """A row mask: True for the non-empty values of a null-free large_string array (from its offsets)."""
+    offsets, _ = layout(array)
+    return np.asarray(offsets[1:] > offsets[:-1])
 
 
 def rows_holding(offsets: np.ndarray[Any, Any], positions: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -147,7 +154,7 @@ def untidy_rows(array: Any) -> np.ndarray[Any, Any]:
     space = data == 0x20
     suspicious[:-1] |= space[:-1] & space[1:]
     rows = rows_holding(offsets, np.flatnonzero(suspicious))
-    filled = offsets[1:] > offsets[:-1]
+    filled = filled_rows(array)
     if len(data):
         rows |= filled & (
             space[np.minimum(offsets[:-1], len(data) - 1)] | space[np.maximum(offsets[1:] - 1, 0)]
@@ -307,7 +314,7 @@ def emails(values: pd.Series[Any], *, errors_only: bool = False) -> tuple[Any, A
     cleaned = pc.fill_null(arrow_strings(values), "")
     errors = pc.utf8_slice_codeunits(cleaned, 0, 0)
     offsets, data = layout(cleaned)
-    filled = offsets[1:] > offsets[:-1]
+    filled = filled_rows(cleaned)
     if not filled.any():
         return cleaned, errors
     rows = len(cleaned)

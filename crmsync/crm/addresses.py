@@ -39,13 +39,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crmsync.crm.normalize import province_code
 from crmsync.schemas.address import ADDRESS_FIELDS
 from crmsync.schemas.crm import ADDRESS_PREFIXES
-from crmsync.text import arrow_strings, as_series, layout, matches, province_codes
+from crmsync.text import arrow_strings, as_series, filled_rows, matches, province_codes
 
 __all__ = [
     "INCOMPLETE_ADDRESS_MODES",
-    "WARNING_COLUMNS",
     "WARNING_SCHEMA",
     "Omitted",
     "drop_phone_extensions",
@@ -56,8 +56,6 @@ __all__ = [
 ]
 
 INCOMPLETE_ADDRESS_MODES = ("omit", "reject")
-#: warnings.csv: the columns of rejects.csv.
-WARNING_COLUMNS = ("source_line", "crm_id", "column", "value", "reason")
 
 _POSTAL = r"(?P<postal>[0-9]{5}(?:-[0-9]{4})?|[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z][0-9])"
 _TAIL = re.compile(
@@ -74,9 +72,7 @@ _POSTAL_AT_END = r"(?:[0-9]{5}(?:-[0-9]{4})?|[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z
 
 def _region_code(region: str, country: str) -> str | None:
     """The region's 2-letter code when it is one of ``country``'s (by code or name), else None."""
-    from crmsync.crm.normalize import normalize_province  # the same tables as the normaliser
-
-    code = str(normalize_province(pd.Series([region.strip()]), pd.Series([country])).iloc[0])
+    code = province_code(region.strip(), country)  # the same tables as the normaliser
     return code if code in province_codes(country) else None
 
 
@@ -190,7 +186,7 @@ class Omitted:
     """What :func:`omit_incomplete_addresses` dropped."""
 
     frame: pd.DataFrame  # the normalised frame, incomplete addresses emptied
-    warnings: pa.Table  # WARNING_COLUMNS + rule, one row per value not stored (in no particular order)
+    warnings: pa.Table  # REJECT_COLUMNS + rule, one row per value not stored (in no particular order)
     rows: dict[str, np.ndarray[Any, Any]]  # prefix → row mask of omitted addresses
 
 
@@ -235,8 +231,7 @@ def _lacking_codes(street: np.ndarray[Any, Any], postal: np.ndarray[Any, Any]) -
 
 def _filled(values: pd.Series[Any]) -> np.ndarray[Any, Any]:
     """Rows whose (normalised: trimmed, missing as "") value is not empty, from the Arrow offsets."""
-    offsets, _ = layout(pc.fill_null(arrow_strings(values), ""))
-    return np.asarray(offsets[1:] > offsets[:-1])
+    return filled_rows(pc.fill_null(arrow_strings(values), ""))
 
 
 @dataclass

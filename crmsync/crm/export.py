@@ -42,7 +42,9 @@ not written. Every cell goes through the formula-neutralising CSV writer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -180,8 +182,14 @@ def _fill(column: CrmColumn, frame: pd.DataFrame) -> pd.Series:
     return pieces[column.part].fillna("").astype("str")
 
 
+@lru_cache(maxsize=1)
+def _alpha2_codes() -> Mapping[str, str]:
+    """ISO 3166-1 alpha-3 → alpha-2 (built once: to_crm runs several times a run)."""
+    return {str(c.alpha_3): str(c.alpha_2) for c in pycountry.countries}
+
+
 def _alpha2(values: pd.Series) -> pd.Series:
-    codes = {str(c.alpha_3): str(c.alpha_2) for c in pycountry.countries}
+    codes = _alpha2_codes()
     return values.map(lambda v: codes.get(str(v), v)).astype("str")
 
 
@@ -251,26 +259,49 @@ def updates(
     The first column names the record as the CRM knows it (``crm``: its e-mail
     where the e-mail is the key).
     """
+    return _updates(_exported(changes, customers, profile), profile, crm)
+
+
+def _updates(sides: _Exported | None, profile: Profile, crm: CrmRows | None) -> pd.DataFrame:
+    """:func:`updates` of the exported changes ``sides``."""
     id_header = _key_header(profile, crm)
     columns = [id_header, "helcim_id", "field", "crm_value", "helcim_value"]
-    exported = changes[changes["resolution"] == "export"] if not changes.empty else changes
-    if exported.empty:
+    if sides is None:
         return pd.DataFrame(columns=columns)
-    before, after, fields_of, crm_ids = _before_after(changes, exported, customers, profile)
     rows = []
     for column in crm_columns(profile):
         if column.fields == ("crm_id",) or column.kind == "empty":
             continue
-        for helcim_id in before.index:
-            if not set(column.fields) & fields_of[helcim_id]:
-                continue
-            old = str(before.at[helcim_id, column.header])
-            new = str(after.at[helcim_id, column.header])
-            if old != new:
-                rows.append((crm_ids[int(helcim_id)], int(helcim_id), column.header, old, new))
+        old, new = sides.before[column.header], sides.after[column.header]
+        for at in np.flatnonzero(sides.changed[column.header].to_numpy()).tolist():
+            helcim_id = int(sides.before.index[at])
+            rows.append(
+                (sides.crm_ids[helcim_id], helcim_id, column.header, str(old.iat[at]), str(new.iat[at]))
+            )
     table = pd.DataFrame(rows, columns=columns)
     table[id_header] = _record_keys(table[id_header], crm).to_numpy()
     return table.sort_values([id_header, "field"], kind="stable").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class _Exported:
+    """The changes resolved ``export``, as the CRM's columns by helcim_id: as the CRM holds them, as
+    they should become, which cells Helcim changed, and each customer's crm_id."""
+
+    before: pd.DataFrame
+    after: pd.DataFrame
+    changed: pd.DataFrame
+    crm_ids: dict[int, str]
+
+
+def _exported(changes: pd.DataFrame, customers: pd.DataFrame, profile: Profile) -> _Exported | None:
+    """The changes resolved ``export`` (see :func:`updates`) as the CRM's columns; None without any.
+    updates.csv and import_updates.csv both read them: computed once, to_crm runs twice, not four times."""
+    exported = changes[changes["resolution"] == "export"] if not changes.empty else changes
+    if exported.empty:
+        return None
+    before, after, fields_of, crm_ids = _before_after(changes, exported, customers, profile)
+    return _Exported(before, after, _changed_cells(before, after, fields_of, profile), crm_ids)
 
 
 def _before_after(
@@ -329,15 +360,20 @@ def import_updates(
     (Shopify's ``Email``, Salesforce's ``Id`` in a report without it) cannot be
     matched: it is left out, and counted, so that the caller says so.
     """
+    return _import_updates(_exported(changes, customers, profile), profile, crm)
+
+
+def _import_updates(
+    sides: _Exported | None, profile: Profile, crm: CrmRows | None
+) -> tuple[pd.DataFrame, int]:
+    """:func:`import_updates` of the exported changes ``sides``."""
     assert profile.crm_import is not None
     columns = [c.header for c in crm_columns(profile)]
     match = next((c for c in columns if header_key(c) == header_key(profile.crm_import.match)), None)
     match = match or profile.crm_import.match
-    exported = changes[changes["resolution"] == "export"] if not changes.empty else changes
-    if exported.empty:
+    if sides is None:
         return pd.DataFrame(columns=[match]), 0
-    before, after, fields_of, crm_ids = _before_after(changes, exported, customers, profile)
-    changed = _changed_cells(before, after, fields_of, profile)
+    before, after, changed, crm_ids = sides.before, sides.after, sides.changed, sides.crm_ids
     ids = [crm_ids[int(h)] for h in before.index]
     own = (
         crm.own if crm is not None and crm.own is not None else pd.DataFrame(index=pd.Index([], dtype="str"))
@@ -384,19 +420,20 @@ def write_crm_import(
     mapping = profile if isinstance(profile, Profile) else load_profile(profile)
     key_header = _key_header(mapping, crm)
     folder = out_dir / "crm_import"
+    sides = _exported(changes, customers, mapping)
     renamed = methods.assign(crm_id=_record_keys(methods["crm_id"], crm)).rename(
         columns={"crm_id": key_header}
     )
     files = {
         "new_customers": str(write_csv(new_customers(new, mapping), folder / "new_customers.csv")),
-        "updates": str(write_csv(updates(changes, customers, mapping, crm), folder / "updates.csv")),
+        "updates": str(write_csv(_updates(sides, mapping, crm), folder / "updates.csv")),
         "payment_methods": str(
             write_csv(renamed, folder / "payment_methods.csv", [key_header, *PAYMENT_METHOD_COLUMNS])
         ),
     }
     warnings: list[str] = []
     if mapping.crm_import is not None:
-        shaped, unmatched = import_updates(changes, customers, mapping, crm)
+        shaped, unmatched = _import_updates(sides, mapping, crm)
         files["import_updates"] = str(write_csv(shaped, folder / "import_updates.csv"))
         if unmatched:
             warnings.append(

@@ -55,6 +55,7 @@ import pyarrow.csv as pa_csv
 from crmsync.crm.fit import ProfileFit, rank_profiles
 from crmsync.crm.profiles import Profile, apply_profile, builtin_profiles
 from crmsync.errors import InputFileError, MissingColumnsError, NoProfileFitsError
+from crmsync.text import layout
 
 log = logging.getLogger("crmsync.crm")
 
@@ -333,14 +334,11 @@ def _newlines_per_row(table: pa.Table) -> Any:
     for column in table.columns:
         first_row = 0
         for chunk in column.chunks:
-            buffers = chunk.buffers()
-            offsets = np.frombuffer(buffers[1], dtype=np.int64)[chunk.offset : chunk.offset + len(chunk) + 1]
-            if buffers[2] is not None and len(chunk):
-                values = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-                found = np.flatnonzero(values == _NEWLINE) + offsets[0]
-                if len(found):
-                    rows = np.searchsorted(offsets, found, side="right") - 1
-                    counts += np.bincount(rows + first_row, minlength=table.num_rows)
+            offsets, data = layout(chunk)
+            found = np.flatnonzero(data[offsets[0] :] == _NEWLINE) + offsets[0]
+            if len(found):
+                rows = np.searchsorted(offsets, found, side="right") - 1
+                counts += np.bincount(rows + first_row, minlength=table.num_rows)
             first_row += len(chunk)
     return counts
 

@@ -18,7 +18,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from crmsync.crm.profiles import Headers, Profile, builtin_profiles, header_key
+from crmsync.crm.profiles import Headers, Profile, builtin_profiles, fills, header_key, key_columns
 from crmsync.schemas.crm import CRM_COLUMNS
 
 __all__ = ["MIN_HEADERS_READ", "ProfileFit", "draft_profile", "fit_profile", "rank_profiles"]
@@ -73,10 +73,6 @@ class ProfileFit:
         }
 
 
-def _present(profile: Profile, headers: Headers, column: str) -> bool:
-    return any(all(headers.has(h) for h in way) for way in profile.sources_of(column))
-
-
 def fit_profile(profile: Profile, names: list[str]) -> ProfileFit:
     """How well ``profile`` fits an export with these headers."""
     headers = Headers(names, profile.sections)
@@ -84,10 +80,10 @@ def fit_profile(profile: Profile, names: list[str]) -> ProfileFit:
     qualified = [header_key(name) for name in headers.names()]
     read = sum(key in known for key in qualified)
     share = len(known & set(qualified)) / len(known) if known else 0.0
-    missing = [column for column in profile.required if not _present(profile, headers, column)]
+    missing = [column for column in profile.required if not fills(profile, headers, column)]
     key = ""
-    for kind in profile.key:
-        if _present(profile, headers, "crm_id" if kind == "crm_id" else "billing_email"):
+    for kind, column in zip(profile.key, key_columns(profile), strict=True):
+        if fills(profile, headers, column):
             key = kind
             break
     if not key:

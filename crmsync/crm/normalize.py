@@ -47,6 +47,7 @@ from crmsync.text import (
     clean,
     digit_bytes,
     emails,
+    filled_rows,
     join_with,
     keep_bytes,
     layout,
@@ -64,6 +65,7 @@ __all__ = [
     "normalize_postal_code",
     "normalize_province",
     "normalize_text",
+    "province_code",
 ]
 
 #: Countries of the North American Numbering Plan whose phones we keep as 10 national digits.
@@ -252,12 +254,8 @@ def _country_rows(country: Any, names: Iterable[str]) -> np.ndarray[Any, Any]:
     )
 
 
-def _filled_rows(values: Any) -> np.ndarray[Any, Any]:
-    offsets, _ = layout(values)
-    return np.asarray(offsets[1:] > offsets[:-1])
-
-
-def _province(text: str, country: str) -> str:
+def province_code(text: str, country: str) -> str:
+    """One province or state of ``CAN``/``USA`` (by code, name or alias) → its 2-letter code, else ``text``."""
     return _province_table(country).get(_key(text), text)
 
 
@@ -269,8 +267,8 @@ def normalize_province(values: pd.Series[Any], country: pd.Series[Any]) -> pd.Se
     """
     cleaned = clean(values)
     country_array = pc.fill_null(arrow_strings(country), "")
-    rows = _country_rows(country_array, PROVINCE_COUNTRIES) & _filled_rows(cleaned)
-    return as_series(_map_pairs(cleaned, country_array, _province, rows), values.index)
+    rows = _country_rows(country_array, PROVINCE_COUNTRIES) & filled_rows(cleaned)
+    return as_series(_map_pairs(cleaned, country_array, province_code, rows), values.index)
 
 
 # -- postal codes ----------------------------------------------------------------
@@ -387,8 +385,7 @@ def normalize_phone(values: pd.Series[Any], country: pd.Series[Any]) -> pd.Serie
     cleaned = clean(values)
     country_array = pc.fill_null(arrow_strings(country), "")
     offsets, data = layout(cleaned)
-    is_digit = (data >= 0x30) & (data <= 0x39)
-    digits = keep_bytes(cleaned, is_digit)
+    digits = keep_bytes(cleaned, digit_bytes(data))
     digit_offsets, digit_data = layout(digits)
     count = np.diff(digit_offsets)
     # Only digits, spaces and ( ) - . / — and "+" as the first character.
@@ -406,13 +403,13 @@ def normalize_phone(values: pd.Series[Any], country: pd.Series[Any]) -> pd.Serie
     shape = (count == 10) | ((count == 11) & (first == 0x31))
     shape &= (padded[area] >= 0x32) & (padded[area + 3] >= 0x32)
     shape &= ~plus | (count == 11)
-    nanp_row = pc.is_in(country_array, value_set=pa.array(_NANP_COUNTRIES)).to_numpy(zero_copy_only=False)
+    nanp_row = _country_rows(country_array, _NANP_COUNTRIES)
     fast_mask = shape & ~bad_rows & nanp_row
     fast = pa.array(fast_mask)
     national = pc.utf8_slice_codeunits(digits, -10)
     result = pc.if_else(fast, national, cleaned)
-    slow = ~fast_mask & _filled_rows(cleaned)
-    result = _map_pairs(result, country_array, lambda text, country: _phone(text, country), slow)
+    slow = ~fast_mask & filled_rows(cleaned)
+    result = _map_pairs(result, country_array, _phone, slow)
     return as_series(result, values.index)
 
 

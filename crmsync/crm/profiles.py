@@ -75,7 +75,7 @@ import pyarrow.compute as pc
 
 from crmsync.errors import InputFileError, MissingColumnsError, UsageError
 from crmsync.schemas.crm import CRM_COLUMNS
-from crmsync.text import byte_table, keep_bytes, layout
+from crmsync.text import arrow_strings, byte_table, keep_bytes, layout
 
 __all__ = [
     "KEY_KINDS",
@@ -88,7 +88,9 @@ __all__ = [
     "apply_profile",
     "available_profiles",
     "builtin_profiles",
+    "fills",
     "header_key",
+    "key_columns",
     "load_profile",
 ]
 
@@ -274,7 +276,7 @@ def parse_profile(name: str, document: dict[str, Any]) -> Profile:
         missing_values=tuple(missing_values), sections={str(k): v for k, v in sections.items()},
         crm_import=_import_shape(document.get("crm_import"), where),
     )  # fmt: skip
-    for column in required + tuple("billing_email" if k == "email" else k for k in profile.key):
+    for column in required + key_columns(profile):
         if not profile.sources_of(column):
             raise UsageError(
                 f"{where}: required column {column} is neither mapped nor produced by a transform"
@@ -412,11 +414,7 @@ def _text(values: pd.Series[Any], missing: tuple[str, ...] = ()) -> Any:
     A spreadsheet's leading ``'`` text marker is removed (before a digit, ``(``
     or a formula character), and whole cells in ``missing`` become "".
     """
-    array: Any = values.astype("str").array
-    text = pc.fill_null(array.__arrow_array__().cast(pa.large_string()), "")
-    if isinstance(text, pa.ChunkedArray):
-        text = text.combine_chunks()
-    text = _unmark(text)
+    text = _unmark(pc.fill_null(arrow_strings(values), ""))
     if missing:  # a hash look-up per cell; a token with spaces around it is listed as such in the profile
         nothing = pc.is_in(text, value_set=pa.array(list(missing), pa.large_string()))
         if pc.any(nothing).as_py():
@@ -460,23 +458,29 @@ def _split_fields(array: Any, separator: str, count: int) -> list[Any]:
     return outputs
 
 
-def _key_columns(profile: Profile) -> tuple[str, ...]:
+def _key_column(kind: str) -> str:
+    """The generic column a key kind (KEY_KINDS) comes from."""
+    return "billing_email" if kind == "email" else "crm_id"
+
+
+def key_columns(profile: Profile) -> tuple[str, ...]:
     """The generic columns a row's key comes from, as alternatives (the first the export carries wins)."""
-    return tuple("billing_email" if kind == "email" else "crm_id" for kind in profile.key)
+    return tuple(_key_column(kind) for kind in profile.key)
+
+
+def fills(profile: Profile, headers: Headers, column: str) -> bool:
+    """Whether the export fills the generic ``column``: it has every header of one of its sources."""
+    return any(all(headers.has(h) for h in way) for way in profile.sources_of(column))
 
 
 def _missing(profile: Profile, headers: Headers) -> list[str]:
     """The required generic columns no alternative of which is present, each with the nearest header."""
-
-    def present(column: str) -> bool:
-        return any(all(headers.has(h) for h in way) for way in profile.sources_of(column))
-
     missing = []
-    key = _key_columns(profile)
-    if not any(present(column) for column in key):
+    key = key_columns(profile)
+    if not any(fills(profile, headers, column) for column in key):
         missing.append(_describe(key[0], profile, headers, " or ".join(key)))
     for column in profile.required:
-        if not present(column):
+        if not fills(profile, headers, column):
             missing.append(_describe(column, profile, headers, column))
     return missing
 
@@ -608,7 +612,7 @@ def _mapped(profile: Profile, export: pd.DataFrame, headers: Headers) -> MappedE
         ignored,
         tuple(c for c in CRM_COLUMNS if c in carried),
         key,
-        read_from.get("crm_id" if key == "crm_id" else "billing_email", ""),
+        read_from.get(_key_column(key), ""),
         _own_columns(profile, export, headers, read_from, text),
     )
 

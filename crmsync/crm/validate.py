@@ -429,7 +429,6 @@ def check_export(path: Path, profile: str | Profile, incomplete_address: str = "
     frame, notes = _prepare(export.frame)
     if export.key == "email":  # the rejects show the e-mail where the key is missing or repeated
         frame = frame.assign(crm_id=frame["billing_email"])
-        export.frame["crm_id"] = frame["crm_id"]
     normalised = normalize_crm(frame)
     if export.key == "email":
         normalised["crm_id"] = email_codes(normalised["billing_email"])
@@ -441,7 +440,7 @@ def check_export(path: Path, profile: str | Profile, incomplete_address: str = "
         omitted = omit_incomplete_addresses(normalised, frame)
         normalised, omitted_rows = omitted.frame, omitted.rows
         exported_phones = normalised["cell_phone"]
-        normalised = cell_phones_in_context(normalised, omitted_rows.get("billing", np.zeros(0, dtype=bool)))
+        normalised = cell_phones_in_context(normalised, omitted_rows["billing"])
         warnings.append(omitted.warnings)
         del omitted
     valid, rejects = validate_frame(normalised, frame)

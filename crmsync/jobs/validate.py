@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crmsync.crm.addresses import WARNING_COLUMNS
 from crmsync.crm.extract import DELIMITER_NAMES
 from crmsync.crm.validate import REJECT_COLUMNS, VALID_COLUMNS, check_export
 from crmsync.errors import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UsageError
@@ -97,7 +96,7 @@ def validate_file(
     outputs = {
         "valid": str(write_csv(valid, out_dir / "valid.csv", VALID_COLUMNS)),
         "rejects": str(write_csv(rejects, out_dir / "rejects.csv", REJECT_COLUMNS)),
-        "warnings": str(write_csv(checked.warnings, out_dir / "warnings.csv", WARNING_COLUMNS)),
+        "warnings": str(write_csv(checked.warnings, out_dir / "warnings.csv", REJECT_COLUMNS)),
     }
     summary = ValidationSummary(
         source_file=export.source_file,
